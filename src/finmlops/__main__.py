@@ -1,0 +1,5 @@
+import sys
+
+from finmlops.cli import main
+
+sys.exit(main())

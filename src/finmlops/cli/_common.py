@@ -1,0 +1,36 @@
+"""What every command shares: loading settings once, printing, and ``--json`` output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from finmlops.config import Settings, load_settings
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config file (default: $FINMLOPS_CONFIG or ./finmlops.yaml)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def settings_from(ctx: typer.Context, overrides: dict[str, Any] | None = None) -> Settings:
+    """The settings for this invocation: the app-level ``--config`` plus command overrides."""
+    root = ctx.find_root()
+    config: Path | None = (root.obj or {}).get("config")
+    return load_settings(config, overrides={k: v for k, v in (overrides or {}).items()
+                                            if v is not None})
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)

@@ -1,0 +1,333 @@
+"""The one settings tree: defaults < finmlops.yaml < FINMLOPS_* environment variables.
+
+Every section forbids unknown keys so a typo is an error naming the key, not a silently
+ignored setting. Paths that are not set explicitly are derived from ``home``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSettings(_Section):
+    """Where bars come from and where versions are stored."""
+
+    source: Literal["bundled", "yahoo", "stooq", "csv"] = "bundled"
+    tickers: list[str] = Field(default_factory=lambda: ["IBB", "SPY"], min_length=1)
+    start: dt.date = dt.date(2001, 1, 1)
+    end: dt.date | None = None
+    csv_path: Path | None = None
+    store_uri: str | None = None
+    """``None`` means ``<home>/store``; ``s3://bucket/prefix`` for MinIO/S3."""
+    s3_endpoint_url: str | None = None
+    timeout_s: float = Field(20.0, gt=0)
+    max_retries: int = Field(4, ge=0, le=10)
+    backoff_s: float = Field(1.0, ge=0)
+
+    @field_validator("tickers")
+    @classmethod
+    def _upper(cls, v: list[str]) -> list[str]:
+        out = [t.strip().upper() for t in v if t.strip()]
+        if len(set(out)) != len(out):
+            raise ValueError("tickers must be unique")
+        return out
+
+
+class FeatureSettings(_Section):
+    """What is predicted, from what."""
+
+    target: list[str] = Field(default_factory=lambda: ["IBB"], min_length=1)
+    """One ticker, or several for a pooled universe model."""
+    context: list[str] = Field(default_factory=lambda: ["SPY"])
+    horizon: int = Field(1, ge=1, le=20)
+    dead_band: float = Field(0.0, ge=0.0, lt=0.05)
+    """Label rows with |forward return| below this are dropped from training."""
+
+    @field_validator("target", "context")
+    @classmethod
+    def _upper(cls, v: list[str]) -> list[str]:
+        return [t.strip().upper() for t in v if t.strip()]
+
+
+class VariantSettings(_Section):
+    """One trainable model variant; adding a variant is adding one of these."""
+
+    architecture: Literal["lstm", "gru", "tcn", "mlp"] = "lstm"
+    features: Literal["core", "full"] = "core"
+    window: int = Field(10, ge=1, le=250)
+    hidden: int = Field(24, ge=1, le=1024)
+    layers: int = Field(1, ge=1, le=8)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    epochs: int = Field(30, ge=1, le=1000)
+    patience: int = Field(5, ge=1)
+    batch_size: int = Field(256, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+def _default_variants() -> dict[str, VariantSettings]:
+    return {
+        "baseline": VariantSettings(architecture="lstm", features="core", window=10, hidden=24),
+        "enhanced": VariantSettings(
+            architecture="gru", features="full", window=20, hidden=64, layers=2, dropout=0.2
+        ),
+    }
+
+
+class TrainSettings(_Section):
+    variants: dict[str, VariantSettings] = Field(default_factory=_default_variants)
+    seed: int = 42
+    min_train_years: int = Field(4, ge=1)
+    test_block_years: int = Field(1, ge=1)
+    embargo_days: int = Field(5, ge=0)
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
+    cutoff: dt.date | None = dt.date(2018, 12, 31)
+    """Deployable models see data up to this date; later days are the A/B replay period.
+    ``None`` trains the deployable model on everything."""
+    torch_threads: int = Field(2, ge=1)
+
+    @field_validator("variants")
+    @classmethod
+    def _some(cls, v: dict[str, VariantSettings]) -> dict[str, VariantSettings]:
+        if not v:
+            raise ValueError("at least one variant is required")
+        return v
+
+
+class CostSettings(_Section):
+    commission_bps: float = Field(1.0, ge=0)
+    half_spread_bps: float = Field(1.0, ge=0)
+    slippage_bps: float = Field(1.0, ge=0)
+    impact_coefficient: float = Field(0.0, ge=0)
+    """Square-root market impact: coefficient * sigma * sqrt(traded_notional / ADV)."""
+    notional: float = Field(1_000_000.0, gt=0)
+
+
+class StressWindow(_Section):
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StressWindow:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+def _default_windows() -> dict[str, StressWindow]:
+    return {
+        "gfc_2008": StressWindow(start=dt.date(2007, 10, 9), end=dt.date(2009, 3, 9)),
+        "covid_crash": StressWindow(start=dt.date(2020, 2, 19), end=dt.date(2020, 3, 23)),
+        "bear_2022": StressWindow(start=dt.date(2022, 1, 3), end=dt.date(2022, 10, 12)),
+    }
+
+
+class EvaluationSettings(_Section):
+    rule: Literal["long_flat", "long_short"] = "long_flat"
+    threshold: float = Field(0.5, gt=0, lt=1)
+    dead_band: float = Field(0.0, ge=0, lt=0.5)
+    """Probabilities within threshold ± dead_band keep the previous position... or go flat."""
+    costs: CostSettings = Field(default_factory=CostSettings)
+    stress_windows: dict[str, StressWindow] = Field(default_factory=_default_windows)
+    cost_sweep_bps: list[float] = Field(
+        default_factory=lambda: [0.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0]
+    )
+    periods_per_year: int = Field(252, ge=1)
+
+
+class TrackingSettings(_Section):
+    uri: str | None = None
+    """``None`` means ``sqlite:///<home>/mlflow.db``."""
+    experiment: str = "finmlops"
+    registered_model: str | None = None
+    """``None`` means ``<first target, lower case>-direction``."""
+
+
+class Candidate(_Section):
+    name: str
+    weight: int = Field(ge=0)
+
+
+class Mirror(_Section):
+    name: str
+    percent: int = Field(100, ge=0, le=100)
+
+
+class ExperimentSettings(_Section):
+    """The fields of a Seldon Core v2 Experiment, so one definition drives both."""
+
+    name: str = "direction-ab"
+    default: str | None = "baseline"
+    candidates: list[Candidate] = Field(
+        default_factory=lambda: [
+            Candidate(name="baseline", weight=70),
+            Candidate(name="enhanced", weight=30),
+        ],
+        min_length=1,
+    )
+    mirror: Mirror | None = None
+    shadow: bool = False
+    """Score every candidate on every request (counterfactual A/B, paired statistics)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentSettings:
+        names = [c.name for c in self.candidates]
+        if len(set(names)) != len(names):
+            raise ValueError("candidate names must be unique")
+        if sum(c.weight for c in self.candidates) <= 0:
+            raise ValueError("candidate weights must sum to more than 0")
+        if self.default is not None and self.default not in names:
+            raise ValueError(f"default {self.default!r} is not a candidate")
+        return self
+
+
+class ServeSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    api_token: SecretStr | None = None
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    request_timeout_s: float = Field(10.0, gt=0)
+    model_dir: Path | None = None
+    """Serve from a local directory of exported models instead of the MLflow registry."""
+    log_path: Path | None = None
+    """``None`` means ``<home>/predictions.db``."""
+    log_batch_size: int = Field(256, ge=1)
+    log_flush_interval_s: float = Field(0.5, gt=0)
+
+
+class ABTestSettings(_Section):
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    min_effect: float = Field(0.0, ge=0)
+    """Smallest improvement in mean daily net return worth promoting for."""
+    min_samples: int = Field(100, ge=2)
+    srm_alpha: float = Field(0.001, gt=0, lt=0.5)
+    metric: Literal["net_return", "hit_rate"] = "net_return"
+    replay_start: dt.date | None = None
+    """``None`` means the day after ``train.cutoff``."""
+    replay_end: dt.date | None = None
+    replay_seed: int = 7
+
+
+class MonitoringSettings(_Section):
+    psi_threshold: float = Field(0.2, gt=0)
+    ks_alpha: float = Field(0.01, gt=0, lt=1)
+    drift_window_days: int = Field(60, ge=5)
+    bins: int = Field(10, ge=2, le=100)
+
+
+class DeploySettings(_Section):
+    image: str = "ghcr.io/finmlops/finmlops:0.1.0"
+    training_image: str = "ghcr.io/finmlops/finmlops-train:0.1.0"
+    namespace_prefix: str = "finmlops"
+    bucket: str = "finmlops"
+    s3_endpoint: str = "http://minio.finmlops-pipelines.svc:9000"
+    mlflow_uri: str = "http://mlflow.finmlops-pipelines.svc:5000"
+    schedule: str = "30 22 * * 1-5"
+    timezone: str = "America/New_York"
+    replicas: int = Field(2, ge=1)
+    max_replicas: int = Field(6, ge=1)
+    s3_secret: str = "finmlops-s3"
+    mlflow_secret: str = "finmlops-mlflow"
+    api_token_secret: str = "finmlops-api-token"
+    hostname: str = "finmlops.example.com"
+    gateway: str = "finmlops-gateway"
+    git_repo: str = "https://github.com/finmlops/finmlops.git"
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Load with :func:`finmlops.config.load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FINMLOPS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    home: Path = Path(".finmlops")
+    data: DataSettings = Field(default_factory=DataSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    abtest: ABTestSettings = Field(default_factory=ABTestSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        missing = [t for t in self.features.target + self.features.context
+                   if t not in self.data.tickers]
+        if missing:
+            raise ValueError(
+                f"features.target/context name tickers not in data.tickers: {', '.join(missing)}"
+            )
+        variants = set(self.train.variants)
+        for c in self.experiment.candidates:
+            if c.name not in variants:
+                raise ValueError(f"experiment candidate {c.name!r} is not a train.variants entry")
+        return self
+
+    # Derived locations: every embedded default lives under ``home``.
+    @property
+    def store_uri(self) -> str:
+        return self.data.store_uri or str((self.home / "store").resolve())
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.tracking.uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return (self.home / "mlartifacts").resolve()
+
+    @property
+    def registered_model(self) -> str:
+        return self.tracking.registered_model or f"{self.features.target[0].lower()}-direction"
+
+    @property
+    def prediction_log(self) -> Path:
+        return (self.serve.log_path or self.home / "predictions.db").resolve()
+
+    @property
+    def reports_dir(self) -> Path:
+        return (self.home / "reports").resolve()
+
+    @property
+    def runs_dir(self) -> Path:
+        """Stage outputs of ``finmlops run`` (content-addressed cache)."""
+        return (self.home / "runs").resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings() merges file and environment itself (so tests can pass their own
+        # environment); the model only validates what it is given.
+        return (init_settings,)
+
+
+def public_dict(settings: Settings) -> dict[str, Any]:
+    """The settings as plain JSON-able data with secrets masked (for MLflow params, logs)."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    if settings.serve.api_token is not None:
+        data["serve"]["api_token"] = "***"
+    return data

@@ -1,0 +1,86 @@
+"""Typed errors, mapped once: to an HTTP response by the service, to a message and exit code by the CLI."""
+
+from __future__ import annotations
+
+
+class FinmlopsError(Exception):
+    """Base of every error a user can cause or fix; never shown with a traceback."""
+
+    http_status: int = 500
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(FinmlopsError):
+    """A configuration key is unknown or its value is invalid."""
+
+    http_status = 500
+    exit_code = 2
+
+
+class DataValidationError(FinmlopsError):
+    """Bars broke the schema; the message lists every violation (row and rule)."""
+
+    http_status = 400
+    exit_code = 3
+
+    def __init__(self, message: str, violations: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.violations = violations or []
+
+
+class SourceError(FinmlopsError):
+    """An upstream data source failed or answered something unusable."""
+
+    http_status = 502
+    exit_code = 4
+
+
+class StoreError(FinmlopsError):
+    """The dataset store is missing a version or cannot be read/written."""
+
+    http_status = 500
+    exit_code = 5
+
+
+class ModelNotFoundError(FinmlopsError):
+    """No model, version, alias or experiment of that name."""
+
+    http_status = 404
+    exit_code = 6
+
+
+class BadRequestError(FinmlopsError):
+    """A client sent something malformed (serving)."""
+
+    http_status = 400
+    exit_code = 7
+
+
+class UnauthorizedError(FinmlopsError):
+    http_status = 401
+    exit_code = 7
+
+
+class PayloadTooLargeError(FinmlopsError):
+    http_status = 413
+    exit_code = 7
+
+
+class NotReadyError(FinmlopsError):
+    """A model or the service is not loaded yet."""
+
+    http_status = 503
+    exit_code = 8
+
+
+class StageError(FinmlopsError):
+    """A pipeline stage cannot run (e.g. a stage it needs has not produced its output)."""
+
+    exit_code = 9

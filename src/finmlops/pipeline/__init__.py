@@ -1,0 +1,27 @@
+"""The stage graph and its local runner."""
+
+from finmlops.pipeline.runner import (
+    Reporter,
+    RunContext,
+    SilentReporter,
+    Stage,
+    StageResult,
+    load_state,
+    run_stages,
+    save_state,
+    select,
+)
+from finmlops.pipeline.stages import STAGES
+
+__all__ = [
+    "STAGES",
+    "Reporter",
+    "RunContext",
+    "SilentReporter",
+    "Stage",
+    "StageResult",
+    "load_state",
+    "run_stages",
+    "save_state",
+    "select",
+]
