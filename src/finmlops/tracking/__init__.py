@@ -1,0 +1,1 @@
+"""tracking package (being built)."""
