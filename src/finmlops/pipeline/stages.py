@@ -5,6 +5,6 @@ from __future__ import annotations
 from finmlops.pipeline.runner import Stage
 
 STAGES: tuple[Stage, ...] = (
-    Stage("ingest", "finmlops.data.stage:run_ingest",
+    Stage("ingest", "finmlops.pipeline._ingest:run",
           "fetch, validate and store daily bars as a versioned dataset"),
 )

@@ -1,0 +1,115 @@
+"""Settings: defaults < YAML < environment < overrides; every mistake is a ConfigError naming its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from finmlops.config import load_settings, public_dict
+from finmlops.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_describe_the_reference_workload() -> None:
+    s = load_settings(environ={})
+    assert s.data.tickers == ["IBB", "SPY"]
+    assert s.features.target == ["IBB"] and s.features.context == ["SPY"]
+    assert {c.name: c.weight for c in s.experiment.candidates} == {"baseline": 70, "enhanced": 30}
+    assert set(s.train.variants) == {"baseline", "enhanced"}
+
+
+def test_every_embedded_default_lives_under_home(tmp_path: Path) -> None:
+    a = load_settings(environ={"FINMLOPS_HOME": str(tmp_path / "a")})
+    b = load_settings(environ={"FINMLOPS_HOME": str(tmp_path / "b")})
+    for s, home in ((a, tmp_path / "a"), (b, tmp_path / "b")):
+        for p in (s.store_uri, str(s.prediction_log), str(s.reports_dir), str(s.runs_dir),
+                  s.tracking_uri.removeprefix("sqlite:///")):
+            assert Path(p).is_relative_to(home), p
+    assert a.tracking_uri != b.tracking_uri
+
+
+def test_yaml_then_environment_then_overrides(tmp_path: Path) -> None:
+    cfg = tmp_path / "f.yaml"
+    cfg.write_text("train:\n  seed: 1\n  embargo_days: 3\nserve:\n  port: 9000\n")
+    s = load_settings(cfg, environ={"FINMLOPS_TRAIN__SEED": "2"},
+                      overrides={"serve.port": 9100})
+    assert s.train.seed == 2  # env beats file
+    assert s.train.embargo_days == 3  # file beats default
+    assert s.serve.port == 9100  # override beats all
+
+
+def test_config_path_from_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "x.yaml"
+    cfg.write_text("abtest:\n  alpha: 0.01\n")
+    assert load_settings(environ={"FINMLOPS_CONFIG": str(cfg)}).abtest.alpha == 0.01
+
+
+def test_lists_from_environment_are_comma_separated() -> None:
+    s = load_settings(environ={"FINMLOPS_DATA__TICKERS": "ibb, spy,qqq"})
+    assert s.data.tickers == ["IBB", "SPY", "QQQ"]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key"),
+    [
+        ("data:\n  tickrs: [IBB]\n", "data.tickrs: unknown key"),
+        ("trian: {}\n", "trian: unknown key"),
+        ("train:\n  seed: abc\n", "train.seed"),
+        ("serve:\n  port: 70000\n", "serve.port"),
+        ("evaluation:\n  stress_windows:\n    x: {start: 2020-03-01, end: 2020-01-01}\n",
+         "evaluation.stress_windows.x"),
+        ("experiment:\n  default: nope\n", "experiment"),
+        ("features:\n  target: [XBI]\n", "data.tickers"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, yaml_text: str, key: str) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml_text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg, environ={})
+    assert key in str(err.value)
+    assert str(cfg) in str(err.value)
+
+
+def test_unknown_environment_key_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="data.tickrs: unknown key"):
+        load_settings(environ={"FINMLOPS_DATA__TICKRS": "IBB"})
+
+
+def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "broken.yaml"
+    cfg.write_text("train: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(cfg, environ={})
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "absent.yaml", environ={})
+
+
+def test_secrets_are_masked_in_public_dict() -> None:
+    s = load_settings(environ={"FINMLOPS_API_TOKEN": "s3cr3t-token"})
+    assert s.serve.api_token is not None
+    assert s.serve.api_token.get_secret_value() == "s3cr3t-token"
+    assert "s3cr3t-token" not in repr(s)
+    assert "s3cr3t-token" not in str(public_dict(s))
+
+
+def test_example_config_is_valid_and_documents_defaults() -> None:
+    example = REPO / "finmlops.example.yaml"
+    s = load_settings(example, environ={})
+    assert s == load_settings(environ={}), "the example should restate the defaults"
+
+
+@given(weights=st.lists(st.integers(min_value=0, max_value=100), min_size=2, max_size=2))
+def test_experiment_weights_must_not_all_be_zero(weights: list[int]) -> None:
+    over = {"experiment.candidates": [{"name": "baseline", "weight": weights[0]},
+                                      {"name": "enhanced", "weight": weights[1]}]}
+    if sum(weights) == 0:
+        with pytest.raises(ConfigError, match="weights"):
+            load_settings(environ={}, overrides=over)
+    else:
+        s = load_settings(environ={}, overrides=over)
+        assert [c.weight for c in s.experiment.candidates] == weights
