@@ -1,0 +1,119 @@
+"""``finmlops ingest`` and ``finmlops data list|show``: building and inspecting dataset versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from finmlops.cli._common import JsonOption, console, print_json, settings_from
+
+data_app = typer.Typer(name="data", help="Inspect the versioned dataset store.",
+                       no_args_is_help=True)
+
+DateOption = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest_command)
+    app.add_typer(data_app, name="data")
+
+
+def ingest_command(
+    ctx: typer.Context,
+    source: Annotated[str | None, typer.Option(
+        help="bundled | yahoo | stooq | csv (default: data.source).")] = None,
+    tickers: Annotated[str | None, typer.Option(
+        help="Comma-separated tickers (default: data.tickers, or --ticker).")] = None,
+    start: DateOption = None,
+    end: DateOption = None,
+    csv: Annotated[Path | None, typer.Option(
+        "--csv", help="Bar file for --source csv (format: see `finmlops.data.sources`).")] = None,
+    ticker: Annotated[str | None, typer.Option(
+        help="Ticker of a per-ticker CSV file (one without a ticker column).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch, validate and store daily bars as a dataset version; prints the version."""
+    from finmlops.cli._progress import ConsoleReporter
+    from finmlops.cli._run import console_to_stderr
+    from finmlops.data import CsvSource, ingest, make_source
+
+    if csv is not None and source is None:
+        source = "csv"
+    settings = settings_from(ctx, {
+        "data.source": source,
+        "data.start": start.date() if start else None,
+        "data.end": end.date() if end else None,
+        "data.csv_path": str(csv) if csv else None,
+    })
+    # Tickers go to the ingest directly: they need not be the modelled ones in `features`.
+    src = make_source(settings, ticker=ticker)
+    names = [t for t in (tickers or "").split(",") if t.strip()] or (
+        [ticker] if ticker else None)
+    if names is None and isinstance(src, CsvSource):
+        single = src.file_ticker()  # a per-ticker file ingests its own ticker by default
+        names = [single] if single else None
+    t0 = time.perf_counter()
+    with ConsoleReporter(console_to_stderr() if as_json else console()) as reporter:
+        reporter.stage_started("ingest", "fetching")
+        result = ingest(settings, source=src, tickers=names,
+                        progress=reporter.progress)
+        reporter.stage_finished("ingest", time.perf_counter() - t0, result.summary())
+    if as_json:
+        print_json({"version": result.version, "created": result.created,
+                    **result.manifest.summary()})
+
+
+@data_app.command("list")
+def list_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Dataset versions in the store, newest first."""
+    from finmlops.data import list_versions
+
+    versions = list_versions(settings_from(ctx))
+    if as_json:
+        print_json([m.summary() for m in versions])
+        return
+    out = console()
+    if not versions:
+        out.print("no dataset versions yet: run `finmlops ingest`")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
+    for name in ("version", "created (UTC)", "tickers", "rows", "range"):
+        table.add_column(name, no_wrap=name != "tickers",
+                         min_width=7 if name == "tickers" else None)
+    for m in versions:
+        table.add_row(m.version, m.created_at[:16].replace("T", " "), ",".join(m.tickers),
+                      f"{m.rows:,}", f"{m.start}..{m.end}")
+    out.print(table)
+
+
+@data_app.command("show")
+def show_command(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Version id, a unique prefix, or 'latest'.")],
+    as_json: JsonOption = False,
+) -> None:
+    """The manifest of one dataset version."""
+    from finmlops.data import get_manifest
+
+    manifest = get_manifest(settings_from(ctx), version)
+    if as_json:
+        print_json(manifest.to_dict())
+        return
+    out = console()
+    info: dict[str, Any] = manifest.summary()
+    for key in ("version", "created_at", "source", "rows"):
+        out.print(f"[bold]{key:<11}[/] {info[key]}")
+    from rich.table import Table
+
+    table = Table("ticker", "start", "end", "rows", "file", "sha256", box=None,
+                  pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
+    for name, entry in manifest.files.items():
+        r = manifest.ranges[entry.ticker]
+        table.add_row(entry.ticker, r.start, r.end, f"{r.rows:,}", name, entry.sha256[:12] + "…")
+    out.print(table)

@@ -1,0 +1,182 @@
+"""Sources parse real recorded responses offline; the HTTP client retries politely."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from finmlops.config import Settings
+from finmlops.data import BundledSource, CsvSource, ingest, list_versions, make_source
+from finmlops.data._http import RetryingClient, parse_retry_after
+from finmlops.data.stooq import parse_csv
+from finmlops.data.yahoo import parse_chart
+from finmlops.errors import ConfigError, SourceError
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def network_source(settings: Callable[..., Settings], name: str, handler: Handler,
+                   sleeps: list[float] | None = None) -> Any:
+    s = settings(data__source=name, data__max_retries=3, data__backoff_s=0.5)
+    record = sleeps if sleeps is not None else []
+    return make_source(s, transport=httpx.MockTransport(handler), sleep=record.append), s
+
+
+def test_yahoo_parses_recorded_qqq(settings: Callable[..., Settings],
+                                   yahoo_body: Callable[[str], dict[str, Any]]) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=yahoo_body("QQQ"))
+
+    source, _ = network_source(settings, "yahoo", handler)
+    bars = source.fetch(["QQQ"], dt.date(2020, 1, 1), dt.date(2020, 1, 3))
+    assert len(bars) == 1
+    row = bars.iloc[0]
+    assert (row["ticker"], row["date"]) == ("QQQ", pd.Timestamp("2020-01-02"))
+    assert row["close"] == pytest.approx(216.16) and row["adj_close"] == pytest.approx(209.638)
+    assert row["volume"] == 30969400
+    url = seen[0].url
+    assert url.path == "/v8/finance/chart/QQQ"
+    assert url.params["period1"] == "1577836800" and url.params["period2"] == "1578096000"
+    assert url.params["interval"] == "1d" and url.params["events"] == "div,split"
+
+
+def test_yahoo_aapl_days_are_exchange_dates(yahoo_body: Callable[[str], dict[str, Any]]) -> None:
+    bars = parse_chart(json.dumps(yahoo_body("AAPL")), "AAPL")
+    assert len(bars) == 49
+    assert bars["date"].iloc[0] == pd.Timestamp("2020-08-31")  # 13:30 UTC is 09:30 New York
+    assert bars["date"].is_monotonic_increasing and bars["date"].is_unique
+    assert (bars["date"].dt.day_of_week < 5).all()
+
+
+def test_yahoo_nulls_are_dropped(yahoo_body: Callable[[str], dict[str, Any]]) -> None:
+    body = yahoo_body("AAPL")
+    body = json.loads(json.dumps(body))
+    body["chart"]["result"][0]["indicators"]["quote"][0]["close"][3] = None
+    assert len(parse_chart(json.dumps(body), "AAPL")) == 48
+
+
+def test_retry_after_503_then_200(settings: Callable[..., Settings],
+                                  yahoo_body: Callable[[str], dict[str, Any]]) -> None:
+    calls = iter([httpx.Response(503, headers={"Retry-After": "7"}),
+                  httpx.Response(200, json=yahoo_body("QQQ"))])
+    sleeps: list[float] = []
+    source, _ = network_source(settings, "yahoo", lambda r: next(calls), sleeps)
+    assert len(source.fetch(["QQQ"], dt.date(2020, 1, 1), dt.date(2020, 1, 3))) == 1
+    assert sleeps == [7.0]
+
+
+def test_backoff_is_exponential_and_gives_up(settings: Callable[..., Settings]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    sleeps: list[float] = []
+    source, _ = network_source(settings, "stooq", handler, sleeps)
+    with pytest.raises(SourceError, match=r"stooq SPY: giving up after 4 attempts \(ConnectError"):
+        source.fetch(["SPY"], None, None)
+    assert sleeps == [0.5, 1.0, 2.0]
+
+
+def test_retry_after_http_date_is_capped() -> None:
+    now = 1_700_000_000.0
+    soon = email.utils.formatdate(now + 30, usegmt=True)
+    assert parse_retry_after(soon, now=now, cap=60) == pytest.approx(30)
+    assert parse_retry_after(email.utils.formatdate(now + 3600, usegmt=True),
+                             now=now, cap=60) == 60
+    assert parse_retry_after("120", now=now, cap=60) == 60
+    assert parse_retry_after("soon", now=now, cap=60) is None
+    client = RetryingClient(max_retries=1, transport=httpx.MockTransport(
+        lambda r: httpx.Response(429, headers={"Retry-After": "soon"})))
+    waits: list[float] = []
+    client.sleep = waits.append
+    with pytest.raises(SourceError, match="HTTP 429"):
+        client.get("https://example.invalid/x", what="test")
+    assert waits == [1.0]  # unparseable Retry-After falls back to the backoff
+
+
+def test_truncated_body_is_an_error_and_writes_nothing(
+        settings: Callable[..., Settings], yahoo_body: Callable[[str], dict[str, Any]]) -> None:
+    text = json.dumps(yahoo_body("QQQ"))[:700]
+    source, s = network_source(settings, "yahoo", lambda r: httpx.Response(200, text=text))
+    with pytest.raises(SourceError, match="not valid JSON"):
+        ingest(s, source=source, tickers=["QQQ"])
+    assert list_versions(s) == []
+    assert not (s.home / "store" / "versions").exists()
+
+
+def test_404_is_a_source_error(settings: Callable[..., Settings]) -> None:
+    body = {"chart": {"result": None, "error": {"code": "Not Found",
+                                                 "description": "No data found"}}}
+    source, _ = network_source(settings, "yahoo", lambda r: httpx.Response(404, json=body))
+    with pytest.raises(SourceError, match=r"yahoo NOPE: HTTP 404 \(No data found\)"):
+        source.fetch(["NOPE"], None, None)
+
+
+def test_stooq_parses_recorded_crlf_csv(settings: Callable[..., Settings],
+                                        stooq_text: str) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, text=stooq_text)
+
+    source, _ = network_source(settings, "stooq", handler)
+    bars = source.fetch(["SPY"], dt.date(2020, 2, 19), dt.date(2020, 3, 31))
+    assert str(seen[0].url) == "https://stooq.com/q/d/l/?s=spy.us&i=d"
+    first = bars.iloc[0]
+    assert first["date"] == pd.Timestamp("2020-02-19")
+    assert first["close"] == pytest.approx(312.697) == first["adj_close"]
+    assert bars["date"].iloc[-1] == pd.Timestamp("2020-03-31")
+    assert len(bars) == 30
+
+
+@pytest.mark.parametrize("body", ["No data", "<html><body>Exceeded the daily hits limit</body>"
+                                  "</html>", ""])
+def test_stooq_non_csv_is_a_source_error(body: str) -> None:
+    with pytest.raises(SourceError, match="not Stooq's daily CSV"):
+        parse_csv(body, "SPY")
+
+
+def test_stooq_truncated_line_is_a_source_error(stooq_text: str) -> None:
+    with pytest.raises(SourceError, match="malformed line 33"):
+        parse_csv(stooq_text[:-20], "SPY")
+
+
+def test_bundled_filters_and_rejects_unknown() -> None:
+    bars = BundledSource().fetch(["IBB"], dt.date(2020, 2, 19), dt.date(2020, 3, 16))
+    assert bars["date"].min() == pd.Timestamp("2020-02-19")
+    assert bars.set_index("date").loc["2020-03-16", "close"] == pytest.approx(94.39, abs=0.01)
+    with pytest.raises(SourceError, match="not bundled: QQQ"):
+        BundledSource().fetch(["IBB", "QQQ"], None, None)
+
+
+def test_csv_long_and_per_ticker_formats(tmp_path: Path,
+                                         write_csv: Callable[[str, list[str]], Path]) -> None:
+    long = write_csv("bars.csv", ["ibb,2020-01-02,1,2,1,1.5,1.4,10",
+                                  "SPY,2020-01-02,3,4,3,3.5,3.4,20"])
+    bars = CsvSource(long).fetch(["IBB"], None, None)
+    assert list(bars["ticker"]) == ["IBB"] and list(bars.index) == [2]
+    single = tmp_path / "xbi.csv"
+    single.write_text("date,open,high,low,close,volume\n2020-01-02,1,2,1,1.5,10\n")
+    bars = CsvSource(single).fetch(["XBI"], None, None)
+    assert bars.iloc[0]["adj_close"] == "1.5" and bars.iloc[0]["ticker"] == "XBI"
+    assert CsvSource(single, ticker="abc").fetch(["ABC"], None, None).iloc[0]["ticker"] == "ABC"
+    with pytest.raises(SourceError, match="no rows for QQQ"):
+        CsvSource(long).fetch(["QQQ"], None, None)
+    with pytest.raises(SourceError, match="csv file not found"):
+        CsvSource(tmp_path / "missing.csv").fetch(["IBB"], None, None)
+
+
+def test_csv_source_needs_a_path(settings: Callable[..., Settings]) -> None:
+    with pytest.raises(ConfigError, match="csv_path"):
+        make_source(settings(data__source="csv"))
