@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from finmlops.cli import _run, data
+from finmlops.cli import _run, data, deploy
 from finmlops.errors import FinmlopsError
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ def _root(
 
 _run.register(app)
 data.register(app)
+deploy.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,158 @@
+"""The inference service: Deployment, Service, autoscaler, disruption budget, HTTPRoute.
+
+The serving pods run ``finmlops serve`` from the serving image, load the registered models
+from MLflow (artifacts in S3/MinIO) and keep their prediction log on an emptyDir.
+"""
+
+from __future__ import annotations
+
+import math
+
+from finmlops.config import Settings
+from finmlops.deploy._k8s import (
+    API_TOKEN_KEY,
+    GATEWAY_NAMESPACE,
+    HTTP_PORT,
+    SERVING,
+    SERVING_SA,
+    Manifest,
+    app_env,
+    app_volume_mounts,
+    app_volumes,
+    cluster_config,
+    config_hash,
+    container_security_context,
+    meta,
+    namespace,
+    pod_security_context,
+    resources,
+    secret_env,
+    selector,
+)
+from finmlops.errors import ConfigError
+
+SERVING_RESOURCES = resources("250m", "512Mi", "1", "1Gi")
+
+
+def _probe(path: str, period: int, failures: int) -> Manifest:
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period,
+            "timeoutSeconds": 2, "failureThreshold": failures}
+
+
+def deployment(settings: Settings) -> Manifest:
+    """Replicas are left to the HorizontalPodAutoscaler (GitOps would fight it otherwise)."""
+    ns = namespace(settings, "inference")
+    container: Manifest = {
+        "name": "serving",
+        "image": settings.deploy.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["finmlops", "serve"],
+        "env": [
+            *app_env(settings),
+            {"name": "FINMLOPS_SERVE__HOST", "value": "0.0.0.0"},  # noqa: S104 - in a pod
+            {"name": "FINMLOPS_SERVE__PORT", "value": str(HTTP_PORT)},
+            secret_env("FINMLOPS_API_TOKEN", settings.deploy.api_token_secret, API_TOKEN_KEY),
+        ],
+        "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "startupProbe": _probe("/v2/health/live", 5, 24),
+        "livenessProbe": _probe("/v2/health/live", 10, 3),
+        "readinessProbe": _probe("/v2/health/ready", 5, 2),
+        "resources": SERVING_RESOURCES,
+        "securityContext": container_security_context(),
+        "volumeMounts": app_volume_mounts(),
+    }
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": meta(SERVING, ns, "serving"),
+        "spec": {
+            "selector": {"matchLabels": selector("serving")},
+            "revisionHistoryLimit": 5,
+            "strategy": {"type": "RollingUpdate",
+                         "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {
+                    "labels": meta(SERVING, None, "serving")["labels"],
+                    "annotations": {
+                        "finmlops.io/config-hash": config_hash(cluster_config(settings))},
+                },
+                "spec": {
+                    "serviceAccountName": SERVING_SA,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": pod_security_context(),
+                    "terminationGracePeriodSeconds": 30,
+                    "topologySpreadConstraints": [{
+                        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchLabels": selector("serving")}}],
+                    "containers": [container],
+                    "volumes": app_volumes(),
+                },
+            },
+        },
+    }
+
+
+def service(settings: Settings) -> Manifest:
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": meta(SERVING, namespace(settings, "inference"), "serving"),
+            "spec": {"type": "ClusterIP", "selector": selector("serving"),
+                     "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http",
+                                "protocol": "TCP"}]}}
+
+
+def autoscaler(settings: Settings) -> Manifest:
+    d = settings.deploy
+    if d.max_replicas < d.replicas:
+        raise ConfigError(
+            f"deploy.max_replicas ({d.max_replicas}) is below deploy.replicas ({d.replicas})")
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": meta(SERVING, namespace(settings, "inference"), "serving"),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": SERVING},
+            "minReplicas": d.replicas,
+            "maxReplicas": d.max_replicas,
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+        },
+    }
+
+
+def disruption_budget(settings: Settings) -> Manifest:
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": meta(SERVING, namespace(settings, "inference"), "serving"),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector("serving")}}}
+
+
+def http_route(settings: Settings) -> Manifest:
+    """Only ``/v2`` is public (``/metrics`` stays inside the cluster). CORS is enforced by the
+    app's allowlist and, where the Gateway implementation supports it, the CORS filter."""
+    rule: Manifest = {
+        "matches": [{"path": {"type": "PathPrefix", "value": "/v2"}}],
+        "backendRefs": [{"name": SERVING, "port": HTTP_PORT}],
+        "timeouts": {"request": f"{math.ceil(settings.serve.request_timeout_s) + 5}s"},
+    }
+    origins = settings.serve.cors_origins
+    if origins:
+        rule["filters"] = [{"type": "CORS", "cors": {
+            "allowOrigins": sorted(origins),
+            "allowMethods": ["GET", "OPTIONS", "POST"],
+            "allowHeaders": ["Authorization", "Content-Type"],
+            "maxAge": 600}}]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": meta(SERVING, namespace(settings, "inference"), "serving"),
+        "spec": {
+            "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                            "name": settings.deploy.gateway, "namespace": GATEWAY_NAMESPACE}],
+            "hostnames": [settings.deploy.hostname],
+            "rules": [rule],
+        },
+    }
+
+
+def serving_objects(settings: Settings) -> list[Manifest]:
+    return [deployment(settings), service(settings), autoscaler(settings),
+            disruption_budget(settings)]

@@ -1,0 +1,190 @@
+"""Argo Workflows, built with Hera: the data pipeline, training, and the daily CronWorkflow.
+
+Every step runs the image's ``finmlops <stage>`` command with the same settings file as the
+laptop (a mounted ConfigMap); data and artifacts go to S3/MinIO and MLflow, credentials come
+from Secret references. Steps retry with exponential backoff, except on exit codes that mean
+the user must fix something (bad config or data, unknown model), where a retry cannot help.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from finmlops.config import Settings
+from finmlops.deploy._k8s import (
+    API_TOKEN_KEY,
+    HTTP_PORT,
+    SERVING,
+    WORKFLOW_SA,
+    Manifest,
+    app_env,
+    app_volume_mounts,
+    app_volumes,
+    container_security_context,
+    labels,
+    namespace,
+    pod_security_context,
+    resources,
+    secret_env,
+)
+
+DATA_TEMPLATE = "finmlops-data"
+TRAINING_TEMPLATE = "finmlops-training"
+DAILY_CRON = "finmlops-daily"
+
+USER_ERROR_EXIT_CODES = (2, 3, 6, 7, 9)
+"""ConfigError, DataValidationError, ModelNotFoundError, BadRequestError, StageError."""
+RETRY_EXPRESSION = (
+    f"!(asInt(lastRetry.exitCode) in [{', '.join(map(str, USER_ERROR_EXIT_CODES))}])")
+
+SMALL = resources("250m", "512Mi", "1", "1Gi")
+TRAINING = resources("2", "4Gi", "4", "8Gi")
+
+_END_TODAY = ("{{workflow.creationTimestamp.Y}}-{{workflow.creationTimestamp.m}}"
+              "-{{workflow.creationTimestamp.d}}")
+
+# The command line of each step (after ``finmlops``); one table, so the CLI contract the
+# cluster relies on is visible in one place.
+COMMANDS: dict[str, list[str]] = {
+    "ingest": ["ingest", "--tickers", "{{workflow.parameters.tickers}}",
+               "--start", "{{workflow.parameters.start}}", "--end", "{{workflow.parameters.end}}"],
+    "validate": ["data", "list", "--json"],
+    "train": ["train", "--variant", "{{inputs.parameters.variant}}"],
+    "evaluate": ["evaluate"],
+    "register": ["register"],
+    "feedback": ["abtest", "feedback", "--url", "{{workflow.parameters.service-url}}"],
+    "drift": ["monitor", "drift"],
+    "decide": ["abtest", "decide"],
+}
+
+
+def _models() -> Any:
+    from hera.workflows import models
+
+    return models
+
+
+def _step(settings: Settings, name: str, *, image: str, res: Manifest, deadline: int,
+          inputs: Sequence[str] = (), extra_env: Sequence[Manifest] = ()) -> Any:
+    """One ``finmlops <stage>`` container template with the restricted security context."""
+    from hera.workflows import Container, Parameter, RetryStrategy
+
+    m = _models()
+    return Container(
+        name=name,
+        image=image,
+        image_pull_policy="IfNotPresent",
+        command=["finmlops"],
+        args=COMMANDS[name],
+        inputs=[Parameter(name=i) for i in inputs] or None,
+        env=[m.EnvVar.model_validate(e) for e in (*app_env(settings), *extra_env)],
+        resources=m.ResourceRequirements.model_validate(res),
+        security_context=m.SecurityContext.model_validate(container_security_context()),
+        volume_mounts=[m.VolumeMount.model_validate(v) for v in app_volume_mounts()],
+        active_deadline_seconds=deadline,
+        retry_strategy=RetryStrategy(
+            limit=3, expression=RETRY_EXPRESSION,
+            backoff=m.Backoff(duration="30s", factor=2, max_duration="30m")),
+    )
+
+
+def _workflow_kwargs(settings: Settings, component: str, deadline: int,
+                     parameters: dict[str, str]) -> dict[str, Any]:
+    from hera.workflows import Parameter
+
+    m = _models()
+    return {
+        "namespace": namespace(settings, "pipelines"),
+        "labels": labels(component),
+        "entrypoint": "main",
+        "service_account_name": WORKFLOW_SA,
+        "active_deadline_seconds": deadline,
+        "security_context": m.PodSecurityContext.model_validate(pod_security_context()),
+        "volumes": [m.Volume.model_validate(v) for v in app_volumes()],
+        "pod_gc": m.PodGC(strategy="OnPodSuccess"),
+        "ttl_strategy": m.TTLStrategy(seconds_after_completion=7 * 24 * 3600),
+        "pod_metadata": m.Metadata(labels=labels(component)),
+        "arguments": [Parameter(name=k, value=v) for k, v in parameters.items()],
+    }
+
+
+def _data_parameters(settings: Settings) -> dict[str, str]:
+    return {"tickers": ",".join(settings.data.tickers),
+            "start": settings.data.start.isoformat(),
+            "end": settings.data.end.isoformat() if settings.data.end else _END_TODAY}
+
+
+def data_template(settings: Settings) -> Manifest:
+    """Ingest then validate; tickers and dates are parameters (``end`` defaults to today)."""
+    from hera.workflows import DAG, WorkflowTemplate
+
+    image = settings.deploy.training_image
+    with WorkflowTemplate(name=DATA_TEMPLATE,
+                          **_workflow_kwargs(settings, "pipelines", 2 * 3600,
+                                             _data_parameters(settings))) as wt:
+        ingest = _step(settings, "ingest", image=image, res=SMALL, deadline=3600)
+        validate = _step(settings, "validate", image=image, res=SMALL, deadline=600)
+        with DAG(name="main"):
+            ingest() >> validate()
+    return _to_dict(wt)
+
+
+def training_template(settings: Settings) -> Manifest:
+    """Train every variant in parallel (``withParam`` over a JSON list), then evaluate all of
+    them and register the models in MLflow."""
+    from hera.workflows import DAG, WorkflowTemplate
+
+    image = settings.deploy.training_image
+    params = {"variants": json.dumps(sorted(settings.train.variants))}
+    with WorkflowTemplate(name=TRAINING_TEMPLATE,
+                          **_workflow_kwargs(settings, "pipelines", 12 * 3600, params)) as wt:
+        train = _step(settings, "train", image=image, res=TRAINING, deadline=6 * 3600,
+                      inputs=["variant"])
+        evaluate = _step(settings, "evaluate", image=image, res=TRAINING, deadline=2 * 3600)
+        register = _step(settings, "register", image=image, res=SMALL, deadline=1800)
+        with DAG(name="main"):
+            (train(name="train", arguments={"variant": "{{item}}"},
+                   with_param="{{workflow.parameters.variants}}")
+             >> evaluate() >> register())
+    return _to_dict(wt)
+
+
+def daily_cron(settings: Settings) -> Manifest:
+    """Every trading day: ingest, post yesterday's outcomes as feedback, check drift, and
+    decide the A/B test (deciding is read-only; promotion stays a human ``--apply``)."""
+    from hera.workflows import DAG, CronWorkflow
+
+    d = settings.deploy
+    image = d.training_image
+    url = f"http://{SERVING}.{namespace(settings, 'inference')}.svc:{HTTP_PORT}"
+    token = secret_env("FINMLOPS_API_TOKEN", d.api_token_secret, API_TOKEN_KEY)
+    params = {**_data_parameters(settings), "service-url": url}
+    params["end"] = _END_TODAY
+    with CronWorkflow(name=DAILY_CRON, schedules=[d.schedule], timezone=d.timezone,
+                      concurrency_policy="Forbid", starting_deadline_seconds=3600,
+                      successful_jobs_history_limit=3, failed_jobs_history_limit=5,
+                      **_workflow_kwargs(settings, "pipelines", 4 * 3600, params)) as cw:
+        ingest = _step(settings, "ingest", image=image, res=SMALL, deadline=3600)
+        feedback = _step(settings, "feedback", image=image, res=SMALL, deadline=1800,
+                         extra_env=[token])
+        drift = _step(settings, "drift", image=image, res=SMALL, deadline=1800)
+        decide = _step(settings, "decide", image=image, res=SMALL, deadline=1800)
+        with DAG(name="main"):
+            ingest() >> feedback() >> drift() >> decide()
+    return _to_dict(cw)
+
+
+def _to_dict(workflow: Any) -> Manifest:
+    out: Manifest = workflow.to_dict()
+    spec = out["spec"].get("workflowSpec", out["spec"])
+    # Hera leaves inputs: {} on templates without inputs in some versions; keep output minimal.
+    for t in spec.get("templates", []):
+        if t.get("inputs") == {}:
+            del t["inputs"]
+    return out
+
+
+def workflow_objects(settings: Settings) -> list[Manifest]:
+    return [data_template(settings), training_template(settings), daily_cron(settings)]

@@ -1,0 +1,121 @@
+"""Every rendered object is valid: core kinds against Kubernetes' own schemas (strict), custom
+kinds against their CRDs with unknown fields rejected."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from finmlops.deploy import K8S_VERSION, Rendered, render_kubernetes, render_seldon, write_rendered
+
+
+def _core_errors(obj: dict[str, Any]) -> str | None:
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        return f"{obj['kind']}/{obj['metadata']['name']}: {exc.message}"
+    return None
+
+
+def _all(*trees: Rendered) -> list[dict[str, Any]]:
+    return [o for t in trees for o in t.manifests()]
+
+
+def _variant_settings(make_settings: Any) -> Any:
+    """A non-default config exercising optional fields: CORS filter, mirror, fixed end date."""
+    return make_settings(
+        FINMLOPS_SERVE__CORS_ORIGINS='["https://app.example.com", "https://b.example.org"]',
+        FINMLOPS_EXPERIMENT__MIRROR='{"name": "enhanced", "percent": 50}',
+        FINMLOPS_DATA__END="2024-06-28",
+        FINMLOPS_DEPLOY__NAMESPACE_PREFIX="quant",
+    )
+
+
+def test_core_objects_validate_strictly(rendered: Rendered, is_core: Any) -> None:
+    core = [o for o in rendered.manifests() if is_core(o)]
+    assert {o["kind"] for o in core} >= {
+        "Namespace", "NetworkPolicy", "ServiceAccount", "Role", "RoleBinding", "ConfigMap",
+        "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    errors = [e for o in core if (e := _core_errors(o))]
+    assert errors == []
+
+
+def test_core_validation_catches_a_typo(rendered: Rendered) -> None:
+    deployment = next(o for o in rendered.manifests() if o["kind"] == "Deployment")
+    broken = copy.deepcopy(deployment)
+    broken["spec"]["template"]["spec"]["containers"][0]["resourcez"] = {}
+    assert _core_errors(broken) is not None
+
+
+def test_custom_objects_validate_against_crds(crd_validate: Any, rendered: Rendered,
+                                              rendered_seldon: Rendered, is_core: Any,
+                                              make_settings: Any) -> None:
+    variant = _variant_settings(make_settings)
+    objs = _all(rendered, rendered_seldon, render_kubernetes(variant), render_seldon(variant))
+    custom = [o for o in objs if not is_core(o)]
+    assert {o["kind"] for o in custom} >= {
+        "WorkflowTemplate", "CronWorkflow", "Application", "ServiceMonitor", "HTTPRoute",
+        "Model", "Experiment"}
+    errors = {f"{o['kind']}/{o['metadata']['name']}": crd_validate(o) for o in custom}
+    assert {k: v for k, v in errors.items() if v} == {}
+
+
+@pytest.mark.parametrize("kind", ["WorkflowTemplate", "CronWorkflow", "HTTPRoute",
+                                  "ServiceMonitor", "Application", "Model", "Experiment"])
+def test_unknown_custom_fields_are_rejected(crd_validate: Any, rendered: Rendered,
+                                            rendered_seldon: Rendered, kind: str) -> None:
+    obj = copy.deepcopy(next(o for o in _all(rendered, rendered_seldon) if o["kind"] == kind))
+    obj["spec"]["typoField"] = 1
+    assert any("typoField" in e for e in crd_validate(obj))
+
+
+def test_cron_uses_the_v4_schedules_list(crd_validate: Any, rendered: Rendered) -> None:
+    cron = next(o for o in rendered.manifests() if o["kind"] == "CronWorkflow")
+    assert "schedule" not in cron["spec"]
+    old = copy.deepcopy(cron)
+    old["spec"]["schedule"] = old["spec"].pop("schedules")[0]
+    assert crd_validate(old)  # the single-string form is gone in Argo Workflows v4
+
+
+def test_prometheus_rule_from_assets_validates(crd_validate: Any, tmp_path: Path,
+                                               make_settings: Any) -> None:
+    rules = {"groups": [{"name": "finmlops", "partial_response_strategy": "warn", "rules": [
+        {"alert": "FinmlopsNotReady", "expr": "min(finmlops_ready) < 1", "for": "5m",
+         "labels": {"severity": "critical"}, "annotations": {"summary": "not ready"}}]}]}
+    (tmp_path / "monitoring").mkdir()
+    (tmp_path / "monitoring" / "alerts.yml").write_text(yaml.safe_dump(rules))
+    tree = render_kubernetes(make_settings(), assets=tmp_path)
+    rule = next(o for o in tree.manifests() if o["kind"] == "PrometheusRule")
+    assert rule["spec"]["groups"] == rules["groups"]
+    assert crd_validate(rule) == []
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_overlays_build_with_kustomize_and_stay_valid(crd_validate: Any, rendered: Rendered,
+                                                      tmp_path: Path, overlay: str,
+                                                      is_core: Any) -> None:
+    write_rendered(rendered, tmp_path)
+    out = subprocess.run(["kubectl", "kustomize", str(tmp_path / "overlays" / overlay)],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    built = [d for d in yaml.safe_load_all(out) if d]
+    assert len(built) == len([o for o in rendered.manifests()
+                              if o["kind"] != "Application"])
+    for obj in built:
+        assert obj["metadata"]["labels"]["finmlops.io/environment"] == overlay
+        errors = [_core_errors(obj)] if is_core(obj) else crd_validate(obj)
+        assert [e for e in errors if e] == [], obj["kind"]
+    hpa = next(o for o in built if o["kind"] == "HorizontalPodAutoscaler")
+    cron = next(o for o in built if o["kind"] == "CronWorkflow")
+    if overlay == "dev":
+        assert (hpa["spec"]["minReplicas"], cron["spec"].get("suspend")) == (1, True)
+    else:
+        assert hpa["spec"]["minReplicas"] == 2 and "suspend" not in cron["spec"]

@@ -1,0 +1,66 @@
+"""The Argo workflows' structure: the DAGs, retries, deadlines, and S3/MLflow wiring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from finmlops.deploy import Rendered
+from finmlops.deploy.workflows import (
+    COMMANDS,
+    DAILY_CRON,
+    DATA_TEMPLATE,
+    TRAINING_TEMPLATE,
+    USER_ERROR_EXIT_CODES,
+)
+
+
+def _spec(rendered: Rendered, name: str) -> dict[str, Any]:
+    obj = next(o for o in rendered.manifests() if o["metadata"]["name"] == name
+               and o["kind"] in ("WorkflowTemplate", "CronWorkflow"))
+    spec: dict[str, Any] = obj["spec"].get("workflowSpec", obj["spec"])
+    return spec
+
+
+def _edges(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    (dag,) = [t["dag"] for t in spec["templates"] if t["name"] == spec["entrypoint"]]
+    return [(t["depends"], t["name"]) for t in dag["tasks"] if "depends" in t]
+
+
+def test_dags_run_the_stages_in_order(rendered: Rendered) -> None:
+    assert _edges(_spec(rendered, DATA_TEMPLATE)) == [("ingest", "validate")]
+    assert _edges(_spec(rendered, TRAINING_TEMPLATE)) == [("train", "evaluate"),
+                                                          ("evaluate", "register")]
+    assert _edges(_spec(rendered, DAILY_CRON)) == [("ingest", "feedback"), ("feedback", "drift"),
+                                                   ("drift", "decide")]
+
+
+def test_every_step_is_a_finmlops_command_with_retries_and_deadline(rendered: Rendered) -> None:
+    for name in (DATA_TEMPLATE, TRAINING_TEMPLATE, DAILY_CRON):
+        spec = _spec(rendered, name)
+        assert spec["activeDeadlineSeconds"] > 0
+        for t in (t for t in spec["templates"] if "container" in t):
+            assert t["container"]["command"] == ["finmlops"]
+            assert t["container"]["args"] == COMMANDS[t["name"]]
+            assert 0 < t["activeDeadlineSeconds"] <= spec["activeDeadlineSeconds"]
+            retry = t["retryStrategy"]
+            assert retry["limit"] == 3 and retry["backoff"]["factor"] == 2
+            assert all(str(code) in retry["expression"] for code in USER_ERROR_EXIT_CODES)
+            env = {e["name"]: e for e in t["container"]["env"]}
+            assert env["FINMLOPS_DATA__STORE_URI"]["value"] == "s3://finmlops/store"
+            assert env["FINMLOPS_TRACKING__URI"]["value"].startswith("http://mlflow.")
+            assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == (
+                "finmlops-s3")
+
+
+def test_cron_is_scheduled_in_its_timezone_without_overlap(rendered: Rendered) -> None:
+    cron = next(o for o in rendered.manifests() if o["kind"] == "CronWorkflow")
+    assert cron["spec"]["schedules"] == ["30 22 * * 1-5"]
+    assert cron["spec"]["timezone"] == "America/New_York"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    params = {p["name"]: p["value"] for p in cron["spec"]["workflowSpec"]["arguments"]
+              ["parameters"]}
+    assert params["service-url"] == "http://finmlops-serving.finmlops-inference.svc:8080"
+    feedback = next(t for t in cron["spec"]["workflowSpec"]["templates"]
+                    if t["name"] == "feedback")
+    assert any(e["name"] == "FINMLOPS_API_TOKEN" and "secretKeyRef" in e["valueFrom"]
+               for e in feedback["container"]["env"])
