@@ -1,7 +1,99 @@
 """Honest evaluation: walk-forward splits, classification metrics, backtests, PSR/DSR."""
 
 # --- splits and classification metrics (walk-forward training) ---
+from finmlops.evaluation.classification import (
+    METRIC_NAMES,
+    auc,
+    baseline_metrics,
+    classification_metrics,
+    naive_probabilities,
+    wilson_interval,
+)
+from finmlops.evaluation.splits import (
+    Fold,
+    holdout_split,
+    label_known_by,
+    purged_train_end,
+    walk_forward,
+)
+
+_SPLITS_ALL: list[str] = [
+    "METRIC_NAMES",
+    "Fold",
+    "auc",
+    "baseline_metrics",
+    "classification_metrics",
+    "holdout_split",
+    "label_known_by",
+    "naive_probabilities",
+    "purged_train_end",
+    "walk_forward",
+    "wilson_interval",
+]
 
 # --- backtest, performance metrics, stress windows, cost sweep ---
+from finmlops.evaluation.assessment import (  # noqa: E402, I001
+    backtests_for as backtests_for,
+    clean_predictions as clean_predictions,
+    evaluate_predictions as evaluate_predictions,
+    summarize as summarize,
+)
+from finmlops.evaluation.backtest import (  # noqa: E402
+    BacktestResult as BacktestResult,
+    backtest_positions as backtest_positions,
+    buy_and_hold as buy_and_hold,
+    cost_per_unit as cost_per_unit,
+    equal_weight as equal_weight,
+    impact_inputs as impact_inputs,
+    positions as positions,
+    run_backtest as run_backtest,
+)
+from finmlops.evaluation.performance import (  # noqa: E402
+    PerformanceMetrics as PerformanceMetrics,
+    deflated_sharpe_ratio as deflated_sharpe_ratio,
+    expected_max_sharpe as expected_max_sharpe,
+    max_drawdown as max_drawdown,
+    min_track_record_length as min_track_record_length,
+    performance_metrics as performance_metrics,
+    probabilistic_sharpe_ratio as probabilistic_sharpe_ratio,
+    sharpe_moments as sharpe_moments,
+)
+from finmlops.evaluation.sensitivity import (  # noqa: E402
+    break_even_cost_bps as break_even_cost_bps,
+    cost_sweep as cost_sweep,
+    total_return_at as total_return_at,
+)
+from finmlops.evaluation.stress import (  # noqa: E402
+    stress_metrics as stress_metrics,
+    window_mask as window_mask,
+)
 
-__all__: list[str] = []
+_BACKTEST_ALL: list[str] = [
+    "BacktestResult",
+    "PerformanceMetrics",
+    "backtest_positions",
+    "backtests_for",
+    "break_even_cost_bps",
+    "buy_and_hold",
+    "clean_predictions",
+    "cost_per_unit",
+    "cost_sweep",
+    "deflated_sharpe_ratio",
+    "equal_weight",
+    "evaluate_predictions",
+    "expected_max_sharpe",
+    "impact_inputs",
+    "max_drawdown",
+    "min_track_record_length",
+    "performance_metrics",
+    "positions",
+    "probabilistic_sharpe_ratio",
+    "run_backtest",
+    "sharpe_moments",
+    "stress_metrics",
+    "summarize",
+    "total_return_at",
+    "window_mask",
+]
+
+__all__ = [*_SPLITS_ALL, *_BACKTEST_ALL]

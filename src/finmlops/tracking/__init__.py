@@ -1,1 +1,52 @@
-"""tracking package (being built)."""
+"""MLflow tracking and registry: the only package that imports mlflow (inside functions).
+
+Runs per trained variant, evaluation metrics, registered versions with aliases (``champion``,
+``challenger``, ``previous-champion`` and one per variant), promotion with an audit trail.
+"""
+
+from finmlops.tracking._client import Tracker, TrackingError, configure
+from finmlops.tracking.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
+from finmlops.tracking.promotion import history, promote, rollback, set_alias
+from finmlops.tracking.registry import (
+    ModelVersionInfo,
+    baseline_variant,
+    download_model,
+    list_models,
+    register,
+    resolve,
+    run_metrics,
+)
+from finmlops.tracking.runs import (
+    config_hash,
+    count_trials,
+    git_commit,
+    log_evaluation,
+    log_trained_variants,
+    log_training,
+)
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "PREVIOUS_CHAMPION",
+    "ModelVersionInfo",
+    "Tracker",
+    "TrackingError",
+    "baseline_variant",
+    "config_hash",
+    "configure",
+    "count_trials",
+    "download_model",
+    "git_commit",
+    "history",
+    "list_models",
+    "log_evaluation",
+    "log_trained_variants",
+    "log_training",
+    "promote",
+    "register",
+    "resolve",
+    "rollback",
+    "run_metrics",
+    "set_alias",
+]
