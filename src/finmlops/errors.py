@@ -1,4 +1,4 @@
-"""Typed errors, mapped once: to an HTTP response by the service, to a message and exit code by the CLI."""
+"""Typed errors, mapped once: to an HTTP response (service), to one line and an exit code (CLI)."""
 
 from __future__ import annotations
 
@@ -84,3 +84,10 @@ class StageError(FinmlopsError):
     """A pipeline stage cannot run (e.g. a stage it needs has not produced its output)."""
 
     exit_code = 9
+
+
+class TrackingError(FinmlopsError):
+    """The tracking server or registry refused or failed a request."""
+
+    http_status = 502
+    exit_code = 10

@@ -30,8 +30,9 @@ def test_help_imports_nothing_heavy() -> None:
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    from finmlops.cli import app
     import typer.main
+
+    from finmlops.cli import app
 
     group = typer.main.get_command(app)
     names = list(group.commands)  # type: ignore[attr-defined]
@@ -62,3 +63,11 @@ def test_stages_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stages", "--json"]) == 0
     stages = json.loads(capsys.readouterr().out)
     assert stages[0]["name"] == "ingest"
+
+
+def test_usage_errors_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--no-such-flag"]) == 2
+    assert "No such option" in capsys.readouterr().err
+    assert main([]) in (0, 2)  # no arguments shows help
+    shown = capsys.readouterr()
+    assert "Usage" in shown.out + shown.err

@@ -1,4 +1,4 @@
-"""Settings: defaults < YAML < environment < overrides; every mistake is a ConfigError naming its key."""
+"""Settings: defaults < YAML < environment < overrides; mistakes are ConfigErrors naming the key."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_bad_config_names_the_key(tmp_path: Path, yaml_text: str, key: str) -> N
 
 
 def test_unknown_environment_key_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="data.tickrs: unknown key"):
+    with pytest.raises(ConfigError, match=r"data\.tickrs: unknown key"):
         load_settings(environ={"FINMLOPS_DATA__TICKRS": "IBB"})
 
 

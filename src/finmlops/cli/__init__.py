@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from finmlops.cli import _run, data, deploy
+from finmlops.cli import _run, data, deploy, models
 from finmlops.errors import FinmlopsError
 
 app = typer.Typer(
@@ -40,34 +40,31 @@ def _root(
 _run.register(app)
 data.register(app)
 deploy.register(app)
+models.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: runs the app and turns a :class:`FinmlopsError` into one readable line."""
+    from typer._click.exceptions import ClickException
+
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=args, prog_name="finmlops", standalone_mode=False)
+        rv = app(args=args, prog_name="finmlops", standalone_mode=False)
     except FinmlopsError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        sys.stderr.write("aborted: nothing changed\n")
+        return 1
+    except ClickException as exc:  # usage errors: bad option, missing argument, ...
+        exc.show()
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
-    except SystemExit as exc:  # typer.Exit
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            sys.stderr.write("aborted\n")
-            return 1
-        raise
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 __all__ = ["app", "main"]

@@ -11,10 +11,6 @@ import typer
 
 from finmlops.config import Settings, load_settings
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML config file (default: $FINMLOPS_CONFIG or ./finmlops.yaml)."),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 

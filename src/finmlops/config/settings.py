@@ -237,9 +237,10 @@ class DeploySettings(_Section):
     timezone: str = "America/New_York"
     replicas: int = Field(2, ge=1)
     max_replicas: int = Field(6, ge=1)
-    s3_secret: str = "finmlops-s3"
-    mlflow_secret: str = "finmlops-mlflow"
-    api_token_secret: str = "finmlops-api-token"
+    # Names of Kubernetes Secrets to reference; never their values.
+    s3_secret: str = "finmlops-s3"  # noqa: S105
+    mlflow_secret: str = "finmlops-mlflow"  # noqa: S105
+    api_token_secret: str = "finmlops-api-token"  # noqa: S105
     hostname: str = "finmlops.example.com"
     gateway: str = "finmlops-gateway"
     git_repo: str = "https://github.com/finmlops/finmlops.git"
@@ -329,5 +330,5 @@ def public_dict(settings: Settings) -> dict[str, Any]:
     """The settings as plain JSON-able data with secrets masked (for MLflow params, logs)."""
     data: dict[str, Any] = settings.model_dump(mode="json")
     if settings.serve.api_token is not None:
-        data["serve"]["api_token"] = "***"
+        data["serve"]["api_token"] = "***"  # noqa: S105 - a mask, not a secret
     return data

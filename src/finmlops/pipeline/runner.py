@@ -73,7 +73,7 @@ class RunContext:
         return self.state[key]
 
     def cache_dir(self, stage: str, key: Any) -> Path:
-        """A directory named by the hash of ``key`` (any JSON-able value) for ``stage``'s outputs."""
+        """A directory named by the hash of ``key`` (any JSON-able value), for ``stage``."""
         digest = hashlib.sha256(
             json.dumps(key, sort_keys=True, default=str).encode()
         ).hexdigest()[:16]

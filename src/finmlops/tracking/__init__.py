@@ -4,7 +4,8 @@ Runs per trained variant, evaluation metrics, registered versions with aliases (
 ``challenger``, ``previous-champion`` and one per variant), promotion with an audit trail.
 """
 
-from finmlops.tracking._client import Tracker, TrackingError, configure
+from finmlops.errors import TrackingError
+from finmlops.tracking._client import Tracker, configure
 from finmlops.tracking.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from finmlops.tracking.promotion import history, promote, rollback, set_alias
 from finmlops.tracking.registry import (

@@ -1,0 +1,114 @@
+"""Fixtures: a real MLflow SQLite store per test (copied from one migrated template, so the
+schema migrations run once per session) and tiny ONNX models built with onnx.helper."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finmlops.config import Settings, VariantSettings
+from finmlops.models import TrainedVariant
+
+WINDOW, N_FEATURES = 4, 3
+FEATURES = [f"f{i}" for i in range(N_FEATURES)]
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, fully migrated MLflow database."""
+    from finmlops.tracking._client import quiet
+
+    db = tmp_path_factory.mktemp("template") / "mlflow.db"
+    with quiet():
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, mlflow_template: Path) -> Callable[..., Settings]:
+    """Settings for a home (``name`` picks a sub-directory) with a migrated database; the
+    same name again is the same home (e.g. with other settings)."""
+
+    def make(name: str = "home", **kwargs: Any) -> Settings:
+        home = tmp_path / name
+        home.mkdir(parents=True, exist_ok=True)
+        if not (home / "mlflow.db").exists():
+            shutil.copyfile(mlflow_template, home / "mlflow.db")
+        return Settings(home=home, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+def write_model_dir(path: Path, variant: str, bias: float = 0.0) -> Path:
+    """An exported model dir: ``features`` FP32 [-1, W, F] -> ``probability`` FP32 [-1]
+    (sigmoid of the mean plus ``bias``), and its model.json."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    path.mkdir(parents=True, exist_ok=True)
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["features"], ["mean"], axes=[1, 2], keepdims=0),
+         helper.make_node("Add", ["mean", "bias"], ["shifted"]),
+         helper.make_node("Sigmoid", ["shifted"], ["probability"])],
+        f"tiny_{variant}",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", WINDOW,
+                                                                       N_FEATURES])],
+        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch"])],
+        initializer=[helper.make_tensor("bias", TensorProto.FLOAT, [], [bias])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path / "model.onnx"))
+    meta = {"format": 1, "variant": variant, "target": ["IBB"], "input_name": "features",
+            "output_name": "probability", "window": WINDOW, "feature_names": FEATURES,
+            "data_version": "d" * 12, "weights_hash": f"w-{variant}-{bias}",
+            "trained_until": "2018-12-31", "horizon": 1}
+    (path / "model.json").write_text(json.dumps(meta), "utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_shape() -> tuple[int, int]:
+    """(window, number of features) of the tiny models."""
+    return WINDOW, N_FEATURES
+
+
+@pytest.fixture
+def make_trained(tmp_path: Path) -> Callable[..., TrainedVariant]:
+    """A TrainedVariant-like result with real files, without running any training."""
+    import pandas as pd
+
+    def make(variant: str, settings: Settings, bias: float = 0.0,
+             data_version: str = "d" * 12, accuracy: float = 0.54) -> TrainedVariant:
+        root = tmp_path / "trained" / f"{variant}-{bias}-{data_version}"
+        model_dir = write_model_dir(root / "model", variant, bias)
+        oos = root / "oos.parquet"
+        pd.DataFrame({"date": pd.date_range("2010-01-04", periods=5), "ticker": "IBB",
+                      "probability": [0.4, 0.6, 0.55, 0.3, 0.7], "label": [0, 1, 1, 0, 1],
+                      "forward_return": [-0.01, 0.02, 0.0, -0.005, 0.01],
+                      "fold": [0, 0, 1, 1, 1]}).to_parquet(oos)
+        vs = settings.train.variants.get(variant, VariantSettings())
+        return TrainedVariant(
+            variant=variant, settings=vs, model_dir=model_dir, oos_path=oos,
+            fold_metrics=[{"accuracy": 0.5, "auc": 0.51}, {"accuracy": 0.58, "auc": 0.56}],
+            metrics={"accuracy": accuracy, "accuracy_ci_low": accuracy - 0.03,
+                     "accuracy_ci_high": accuracy + 0.03, "auc": 0.55, "log_loss": 0.69},
+            baselines={"always_up": {"accuracy": 0.53}, "yesterday": {"accuracy": 0.49}},
+            weights_hash=f"w-{variant}-{bias}", data_version=data_version,
+            feature_names=FEATURES, seconds=1.5,
+        )
+
+    return make
