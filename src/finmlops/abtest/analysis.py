@@ -1,0 +1,86 @@
+"""One summary of an experiment: per-arm numbers, comparisons, decisions, and their history.
+
+This is the content of ``abtest.json`` (written by the pipeline stage) and what
+``finmlops abtest status`` prints; it is built from the log's outcomes (with day-by-day
+timelines and stress windows) or from a Prometheus snapshot (current totals only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from finmlops.abtest.decision import Decision, _clean, arms_of, decide, decide_paired
+from finmlops.abtest.paired import PairedStats
+from finmlops.abtest.sequential import N_PLAN
+from finmlops.abtest.sources import Snapshot, arm_stats, paired_stats
+from finmlops.abtest.stats import ArmStats
+from finmlops.abtest.timeline import paired_timeline, split_timeline, window_breakdown
+from finmlops.config import Settings
+
+
+def _summary(arms: Mapping[str, ArmStats], served: Mapping[str, int],
+             paired: PairedStats | None, daily: NDArray[np.float64] | None, settings: Settings,
+             n_plan: int, challenger: str | None) -> dict[str, Any]:
+    chal, ref = arms_of(settings.experiment, challenger)
+    decision = decide(arms, settings.abtest, settings.experiment, served=served,
+                      challenger=chal, n_plan=n_plan)
+    total = sum(served.values())
+    weights = {c.name: c.weight for c in settings.experiment.candidates}
+    wsum = sum(weights.values())
+    per_arm = dict(decision.numbers.get("arms", {}))
+    for arm in sorted(set(weights) | set(per_arm) | set(served)):
+        per_arm.setdefault(arm, {"n": 0, "hits": 0})
+        per_arm[arm]["served"] = int(served.get(arm, 0))
+        per_arm[arm]["share"] = served.get(arm, 0) / total if total else None
+        per_arm[arm]["target_share"] = weights.get(arm, 0) / wsum
+    paired_decision: Decision | None = None
+    if paired is not None and paired.n:
+        paired_decision = decide_paired(paired, settings.abtest, challenger=chal, reference=ref,
+                                        daily_diff=daily, n_plan=n_plan)
+    return {
+        "experiment": settings.experiment.name, "challenger": chal, "reference": ref,
+        "metric": settings.abtest.metric, "alpha": settings.abtest.alpha, "n_plan": n_plan,
+        "arms": per_arm, "decision": decision.to_dict(),
+        "paired_decision": paired_decision.to_dict() if paired_decision else None,
+    }
+
+
+def analyse_outcomes(outcomes: pd.DataFrame, served: Mapping[str, int], settings: Settings,
+                     *, n_plan: int = N_PLAN, challenger: str | None = None) -> dict[str, Any]:
+    """The full summary from the log's outcome rows (see :func:`sources.read_outcomes`)."""
+    chal, ref = arms_of(settings.experiment, challenger)
+    arms = arm_stats(outcomes)
+    paired, _, daily = paired_stats(outcomes, chal, ref)
+    out = _summary(arms, served, paired, daily, settings, n_plan, chal)
+    split_t = split_timeline(outcomes, settings.abtest, settings.experiment, chal, ref, n_plan)
+    paired_t = (paired_timeline(outcomes, settings.abtest, chal, ref, n_plan)
+                if paired.n else None)
+    out["timeline"] = {"split": split_t, "paired": paired_t}
+    out["days_to_decision"] = {"split": split_t["days_to_decision"],
+                               "paired": paired_t["days_to_decision"] if paired_t else None}
+    out["days"] = len(split_t["days"])
+    stress = {}
+    for name, w in settings.evaluation.stress_windows.items():
+        part = window_breakdown(outcomes, w.start, w.end, chal, ref)
+        if part is not None:
+            stress[name] = part
+    out["stress_windows"] = stress
+    return dict(_clean(out))
+
+
+def analyse_snapshot(snapshot: Snapshot, settings: Settings, *, n_plan: int = N_PLAN,
+                     challenger: str | None = None) -> dict[str, Any]:
+    """The summary from current totals (Prometheus or a log snapshot): no timelines."""
+    chal, ref = arms_of(settings.experiment, challenger)
+    paired = snapshot.paired.get((chal, ref))
+    daily = snapshot.daily_diff.get((chal, ref))
+    out = _summary(snapshot.arms, snapshot.served or {a: s.n for a, s in snapshot.arms.items()},
+                   paired, daily, settings, n_plan, chal)
+    out["timeline"] = None
+    out["days_to_decision"] = None
+    return dict(_clean(out))

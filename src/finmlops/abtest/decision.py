@@ -1,0 +1,238 @@
+"""The A/B decision: promote, roll back, continue, or invalid — with its numbers and a reason.
+
+Decisions use the always-valid sequential test (:mod:`finmlops.abtest.sequential`), so the
+experiment can be decided every day: ``promote`` when the confidence sequence for the
+challenger-minus-reference difference lies above ``min_effect``, ``rollback`` when it lies
+below zero, ``continue`` otherwise. Fixed-n tests are reported alongside for reading, never
+used to decide. ``invalid`` when traffic does not match the configured split (SRM) or an arm
+has fewer than ``min_samples`` outcomes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from finmlops.abtest.paired import (
+    PairedStats,
+    daily_diff_test,
+    hac_prefix,
+    iid_diff_test,
+    mcnemar,
+    nw_lag,
+    paired_to_dict,
+)
+from finmlops.abtest.sequential import N_PLAN, mixture_arrays, mixture_tau2
+from finmlops.abtest.stats import ArmStats, hit_rate_test, mde, mean_return_test, srm_test
+from finmlops.config import ABTestSettings, ExperimentSettings
+
+Action = Literal["promote", "rollback", "continue", "invalid"]
+ACTIONS: tuple[Action, ...] = ("continue", "promote", "rollback", "invalid")
+"""Index = the integer code used by the vectorised functions."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "reason": self.reason, "numbers": _clean(self.numbers)}
+
+
+def _clean(v: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, inf/nan to None."""
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    if isinstance(v, float | np.floating):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def arms_of(experiment: ExperimentSettings, challenger: str | None = None) -> tuple[str, str]:
+    """``(challenger, reference)``: the reference is the default (champion) arm."""
+    names = [c.name for c in experiment.candidates]
+    reference = experiment.default or names[0]
+    if challenger is None:
+        others = [n for n in names if n != reference]
+        if not others:
+            raise ValueError("the experiment has no challenger arm")
+        challenger = others[0]
+    return challenger, reference
+
+
+def split_estimate(metric: str, n1: ArrayLike, h1: ArrayLike, s1: ArrayLike, q1: ArrayLike,
+                   n0: ArrayLike, h0: ArrayLike, s0: ArrayLike, q0: ArrayLike
+                   ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Vectorised difference (challenger minus reference) and its variance, for ``metric``."""
+    a1, a0 = np.maximum(np.asarray(n1, float), 1), np.maximum(np.asarray(n0, float), 1)
+    if metric == "hit_rate":
+        p1, p0 = np.asarray(h1, float) / a1, np.asarray(h0, float) / a0
+        return p1 - p0, p1 * (1 - p1) / a1 + p0 * (1 - p0) / a0
+    m1, m0 = np.asarray(s1, float) / a1, np.asarray(s0, float) / a0
+    v1 = np.maximum(np.asarray(q1, float) - a1 * m1**2, 0) / np.maximum(a1 - 1, 1)
+    v0 = np.maximum(np.asarray(q0, float) - a0 * m0**2, 0) / np.maximum(a0 - 1, 1)
+    return m1 - m0, v1 / a1 + v0 / a0
+
+
+def action_codes(lower: ArrayLike, upper: ArrayLike, min_effect: float = 0.0) -> NDArray[np.int64]:
+    """0 continue, 1 promote (CS above ``min_effect``), 2 rollback (CS below 0)."""
+    lo, hi = np.asarray(lower, float), np.asarray(upper, float)
+    return np.where(lo > min_effect, 1, np.where(hi < 0, 2, 0)).astype(np.int64)
+
+
+def _arm_numbers(s: ArmStats, alpha: float) -> dict[str, Any]:
+    from scipy import stats as sps
+
+    z = float(sps.norm.ppf(1 - alpha / 2))
+    if s.n == 0:
+        return {"n": 0, "hits": 0}
+    p = s.hit_rate
+    se_p = math.sqrt(p * (1 - p) / s.n)
+    se_m = math.sqrt(s.variance / s.n)
+    return {"n": s.n, "hits": s.hits, "hit_rate": p, "hit_rate_ci": [p - z * se_p, p + z * se_p],
+            "mean_return": s.mean, "mean_return_ci": [s.mean - z * se_m, s.mean + z * se_m],
+            "sd_return": math.sqrt(s.variance)}
+
+
+def _verdict(code: int, metric: str, lower: float, upper: float, min_effect: float,
+             alpha: float, challenger: str, reference: str) -> tuple[Action, str]:
+    ci = f"{100 * (1 - alpha):g}% CS [{lower:.3g}, {upper:.3g}]"
+    margin = f" by more than {min_effect:g}" if min_effect > 0 else ""
+    if code == 1:
+        return "promote", f"{challenger} beats {reference} on {metric}{margin} ({ci})"
+    if code == 2:
+        return "rollback", f"{challenger} is worse than {reference} on {metric} ({ci})"
+    bound = f"0 or {min_effect:g}" if min_effect > 0 else "0"
+    return "continue", f"no decision yet on {metric}: {ci} includes {bound}"
+
+
+def decide(stats: Mapping[str, ArmStats], abtest: ABTestSettings,
+           experiment: ExperimentSettings, *, served: Mapping[str, int] | None = None,
+           challenger: str | None = None, n_plan: int = N_PLAN) -> Decision:
+    """Decide the split experiment from per-arm sufficient statistics (served outcomes).
+
+    ``served`` are the requests served per arm for the SRM check (default: the outcome counts).
+    """
+    chal, ref = arms_of(experiment, challenger)
+    alpha = abtest.alpha
+    weights = {c.name: float(c.weight) for c in experiment.candidates}
+    counts = dict(served) if served is not None else {a: s.n for a, s in stats.items()}
+    srm = srm_test(counts, weights, abtest.srm_alpha)
+    empty = ArmStats(0, 0, 0.0, 0.0)
+    s1, s0 = stats.get(chal, empty), stats.get(ref, empty)
+    numbers: dict[str, Any] = {
+        "metric": abtest.metric, "alpha": alpha, "min_effect": abtest.min_effect,
+        "challenger": chal, "reference": ref,
+        "arms": {a: _arm_numbers(s, alpha) for a, s in sorted(stats.items())},
+        "srm": srm.to_dict(),
+    }
+    if srm.mismatch:
+        share = ", ".join(f"{a} {c}" for a, c in srm.counts.items())
+        return Decision("invalid", f"sample ratio mismatch (p={srm.p_value:.2g} < "
+                        f"{abtest.srm_alpha:g}): served {share}", numbers)
+    hit = hit_rate_test(s1, s0, alpha)
+    mean = mean_return_test(s1, s0, alpha)
+    numbers["hit_rate"] = hit.to_dict()
+    numbers["net_return"] = mean.to_dict()
+    numbers["mde"] = {"hit_rate": mde(hit.std_error, alpha), "net_return": mde(mean.std_error,
+                                                                               alpha)}
+    est, var = split_estimate(abtest.metric, s1.n, s1.hits, s1.sum_return, s1.sum_sq_return,
+                              s0.n, s0.hits, s0.sum_return, s0.sum_sq_return)
+    tau2 = mixture_tau2(var, s1.n + s0.n, n_plan, alpha)
+    _log_lr, p, lo, hi = mixture_arrays(est, var, tau2, alpha)
+    numbers["sequential"] = {"estimate": float(est), "variance": float(var), "tau2": float(tau2),
+                             "n_plan": n_plan, "p_value": float(p), "lower": float(lo),
+                             "upper": float(hi)}
+    short = [f"{a} has {s.n}" for a, s in ((chal, s1), (ref, s0)) if s.n < abtest.min_samples]
+    if short:
+        return Decision("invalid", f"too few outcomes: {', '.join(short)} "
+                        f"(need {abtest.min_samples} per arm)", numbers)
+    code = int(action_codes(lo, hi, abtest.min_effect))
+    action, reason = _verdict(code, abtest.metric, float(lo), float(hi), abtest.min_effect,
+                              alpha, chal, ref)
+    return Decision(action, reason, numbers)
+
+
+def paired_sequential(daily_diff: ArrayLike, alpha: float = 0.05, n_plan: int = N_PLAN
+                      ) -> tuple[NDArray[np.float64], NDArray[np.float64],
+                                 NDArray[np.float64], NDArray[np.float64]]:
+    """Always-valid test of the daily paired difference after every day (HAC variance).
+
+    Returns ``(estimate, p_value, lower, upper)`` per prefix; arrays over the last axis.
+    """
+    mean, lrv = hac_prefix(daily_diff)
+    t = np.arange(1, mean.shape[-1] + 1, dtype=float)
+    var = lrv / t
+    tau2 = mixture_tau2(var, t, n_plan, alpha)
+    _, p, lo, hi = mixture_arrays(mean, np.where(t >= 2, var, 0.0), tau2, alpha)
+    return mean, p, lo, hi
+
+
+def decide_paired(stats: PairedStats, abtest: ABTestSettings, *, challenger: str,
+                  reference: str, daily_diff: ArrayLike | None = None,
+                  n_plan: int = N_PLAN) -> Decision:
+    """Decide from paired (shadow-scored) outcomes.
+
+    ``net_return`` uses the daily differences with Newey-West variance when given, else the
+    iid paired statistics (all Prometheus can provide); ``hit_rate`` uses McNemar's counts.
+    """
+    alpha = abtest.alpha
+    numbers: dict[str, Any] = {
+        "metric": abtest.metric, "alpha": alpha, "min_effect": abtest.min_effect,
+        "challenger": challenger, "reference": reference, "paired": paired_to_dict(stats),
+        "mcnemar": mcnemar(stats, alpha).to_dict(), "iid_diff": iid_diff_test(stats,
+                                                                             alpha).to_dict(),
+    }
+    daily = None if daily_diff is None else np.asarray(daily_diff, float)
+    if daily is not None and daily.size >= 2:
+        numbers["daily_diff"] = {**daily_diff_test(daily, alpha).to_dict(), "days": daily.size,
+                                 "lag": nw_lag(daily.size)}
+    if abtest.metric == "hit_rate":
+        est = stats.hit_diff if stats.n else 0.0
+        var = max((stats.b + stats.c) / max(stats.n, 1) - est**2, 0.0) / max(stats.n, 1)
+        tau2 = mixture_tau2(var, stats.n, n_plan, alpha)
+        _, p, lo, hi = mixture_arrays(est, var, tau2, alpha)
+        basis = "requests"
+    elif daily is not None and daily.size >= 2:
+        est_a, p_a, lo_a, hi_a = paired_sequential(daily, alpha, n_plan)
+        est, p, lo, hi = est_a[-1], p_a[-1], lo_a[-1], hi_a[-1]
+        basis = "days (Newey-West)"
+    else:
+        est = stats.mean_diff if stats.n else 0.0
+        var = stats.var_diff / max(stats.n, 1)
+        tau2 = mixture_tau2(var, stats.n, n_plan, alpha)
+        _, p, lo, hi = mixture_arrays(est, var, tau2, alpha)
+        basis = "requests (iid)"
+    numbers["sequential"] = {"estimate": float(est), "p_value": float(p), "lower": float(lo),
+                             "upper": float(hi), "basis": basis, "n_plan": n_plan}
+    if stats.n < abtest.min_samples:
+        return Decision("invalid", f"too few paired outcomes: {stats.n} "
+                        f"(need {abtest.min_samples})", numbers)
+    code = int(action_codes(lo, hi, abtest.min_effect))
+    action, reason = _verdict(code, abtest.metric, float(lo), float(hi), abtest.min_effect,
+                              alpha, challenger, reference)
+    return Decision(action, f"paired: {reason}", numbers)
+
+
+def weights_after(action: str, experiment: ExperimentSettings, challenger: str,
+                  reference: str) -> list[dict[str, Any]]:
+    """Traffic after acting on a decision: a promoted challenger takes the champion's share
+    (the arms swap weights); a rolled-back challenger gets nothing and the champion all."""
+    current = {c.name: c.weight for c in experiment.candidates}
+    if action == "promote":
+        current[challenger], current[reference] = current[reference], current[challenger]
+    elif action == "rollback":
+        current = {n: (100 if n == reference else 0) for n in current}
+    return [{"name": n, "weight": w} for n, w in current.items()]

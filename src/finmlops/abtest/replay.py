@@ -1,0 +1,166 @@
+"""Replay held-out days as live traffic against any Open Inference Protocol V2 endpoint.
+
+Each day and ticker is one request to the experiment with ``parameters.routing_key =
+"<ticker>:<YYYY-MM-DD>"``, so the arm that serves it is a pure function of the key (the same on
+every replica and every rerun). After a day's requests, the realised direction and forward
+return of that day (known once the next bar exists) are posted as one feedback batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from finmlops.errors import (
+    BadRequestError,
+    ModelNotFoundError,
+    NotReadyError,
+    PayloadTooLargeError,
+    SourceError,
+    UnauthorizedError,
+)
+
+ProgressFn = Callable[[int, int, str], None]
+"""``(days_done, days_total, day)`` after each replayed day."""
+
+
+@dataclass(frozen=True)
+class ReplayInput:
+    """Prepared requests: one full-feature window per (day, ticker), oldest row first."""
+
+    windows: NDArray[np.float32]
+    """``[n, W, F]`` raw feature values."""
+    dates: Sequence[dt.date]
+    tickers: Sequence[str]
+    forward_returns: NDArray[np.float64]
+    """Simple return from the day's close to the next; NaN when the next bar is unknown."""
+
+    def __post_init__(self) -> None:
+        n = self.windows.shape[0]
+        if self.windows.ndim != 3 or not (len(self.dates) == len(self.tickers)
+                                          == len(self.forward_returns) == n):
+            raise ValueError("windows [n, W, F], dates, tickers and forward_returns must align")
+
+
+@dataclass
+class ReplayResult:
+    requests: int = 0
+    feedback: int = 0
+    days: int = 0
+    served: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    records: list[dict[str, Any]] = field(default_factory=list)
+    """One per request: ``request_id, routing_key, arm, probability``."""
+
+    def summary(self) -> dict[str, Any]:
+        return {"requests": self.requests, "feedback": self.feedback, "days": self.days,
+                "served": dict(sorted(self.served.items())), "seconds": round(self.seconds, 3)}
+
+
+def routing_key(ticker: str, day: dt.date) -> str:
+    return f"{ticker}:{day.isoformat()}"
+
+
+def _raise_for(resp: Any, what: str) -> None:
+    if resp.status_code < 400:
+        return
+    try:
+        msg = resp.json().get("error", resp.text)
+    except ValueError:
+        msg = resp.text
+    text = f"{what} answered {resp.status_code}: {msg}"
+    if resp.status_code == 404:
+        raise ModelNotFoundError(text)
+    if resp.status_code == 503:
+        raise NotReadyError(text)
+    if resp.status_code == 401:
+        raise UnauthorizedError(text)
+    if resp.status_code == 413:
+        raise PayloadTooLargeError(text)
+    if resp.status_code == 400:
+        raise BadRequestError(text)
+    raise SourceError(text)
+
+
+def _arm_of(body: dict[str, Any], headers: Any) -> str:
+    params = body.get("parameters") or {}
+    arm = params.get("arm")
+    if isinstance(arm, str) and arm:
+        return arm
+    route = headers.get("x-seldon-route", "")
+    parts = [p for p in route.split(":") if p]
+    if parts:
+        return str(parts[-1])
+    return str(body.get("model_name", "unknown"))
+
+
+def replay(url: str, data: ReplayInput, *, experiment: str, token: str | None = None,
+           id_prefix: str = "replay", input_name: str = "features", timeout: float = 30.0,
+           on_progress: ProgressFn | None = None, client: Any = None) -> ReplayResult:
+    """Send every (day, ticker) as a V2 request, then that day's outcomes as feedback.
+
+    ``id_prefix`` makes request ids unique across replays against one long-running service.
+    """
+    import httpx
+
+    own = client is None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    http = client or httpx.Client(timeout=timeout, trust_env=False)
+    base = url.rstrip("/")
+    infer_url = f"{base}/v2/models/{experiment}/infer"
+    order = sorted(range(len(data.dates)), key=lambda i: (data.dates[i], data.tickers[i]))
+    days = sorted(set(data.dates))
+    by_day: dict[dt.date, list[int]] = {}
+    for i in order:
+        by_day.setdefault(data.dates[i], []).append(i)
+    result = ReplayResult()
+    t0 = time.perf_counter()
+    w, f = int(data.windows.shape[1]), int(data.windows.shape[2])
+    try:
+        for d_i, day in enumerate(days):
+            outcomes = []
+            for i in by_day[day]:
+                key = routing_key(data.tickers[i], day)
+                body = {"id": f"{id_prefix}:{key}", "parameters": {"routing_key": key},
+                        "inputs": [{"name": input_name, "datatype": "FP32", "shape": [1, w, f],
+                                    "data": data.windows[i].astype(float).ravel().tolist()}]}
+                try:
+                    resp = http.post(infer_url, json=body, headers=headers)
+                except httpx.HTTPError as exc:
+                    raise SourceError(f"service at {base} is unreachable: {exc}") from None
+                _raise_for(resp, f"inference for {key}")
+                answer = resp.json()
+                rid = str(answer.get("id") or body["id"])
+                arm = _arm_of(answer, resp.headers)
+                outputs = answer.get("outputs") or [{}]
+                prob = (outputs[0].get("data") or [None])[0]
+                result.requests += 1
+                result.served[arm] = result.served.get(arm, 0) + 1
+                result.records.append({"request_id": rid, "routing_key": key, "arm": arm,
+                                       "probability": prob})
+                fwd = float(data.forward_returns[i])
+                if np.isfinite(fwd):
+                    outcomes.append({"request_id": rid, "realized_return": fwd,
+                                     "direction": int(fwd > 0)})
+            if outcomes:
+                try:
+                    resp = http.post(f"{base}/v2/feedback", json={"outcomes": outcomes},
+                                     headers=headers)
+                except httpx.HTTPError as exc:
+                    raise SourceError(f"service at {base} is unreachable: {exc}") from None
+                _raise_for(resp, f"feedback for {day}")
+                result.feedback += len(outcomes)
+            result.days += 1
+            if on_progress is not None:
+                on_progress(d_i + 1, len(days), day.isoformat())
+    finally:
+        result.seconds = time.perf_counter() - t0
+        if own:
+            http.close()
+    return result

@@ -1,0 +1,119 @@
+"""The decision rules: invalid (SRM, too few), promote, rollback, continue; and after-weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from finmlops.abtest import (
+    ArmStats,
+    PairedStats,
+    decide,
+    decide_paired,
+    weights_after,
+)
+from finmlops.config import Settings
+
+
+def arms(rng: np.random.Generator, n_ref: int, n_ch: int, mu_ch: float,
+         sd: float = 0.01) -> dict[str, ArmStats]:
+    return {"baseline": ArmStats.from_arrays(rng.random(n_ref) < 0.5, rng.normal(0, sd, n_ref)),
+            "enhanced": ArmStats.from_arrays(rng.random(n_ch) < 0.5,
+                                             rng.normal(mu_ch, sd, n_ch))}
+
+
+def test_clear_improvement_promotes(settings: Callable[..., Settings]) -> None:
+    s = settings()
+    d = decide(arms(np.random.default_rng(0), 7000, 3000, 0.003), s.abtest, s.experiment)
+    assert d.action == "promote"
+    assert "enhanced beats baseline" in d.reason
+    assert d.numbers["sequential"]["lower"] > 0
+    assert d.numbers["net_return"]["p_value"] < 1e-6
+    assert set(d.to_dict()) == {"action", "reason", "numbers"}
+
+
+def test_clear_loss_rolls_back(settings: Callable[..., Settings]) -> None:
+    s = settings()
+    d = decide(arms(np.random.default_rng(1), 7000, 3000, -0.003), s.abtest, s.experiment)
+    assert d.action == "rollback" and d.numbers["sequential"]["upper"] < 0
+
+
+def test_no_difference_continues(settings: Callable[..., Settings]) -> None:
+    s = settings()
+    d = decide(arms(np.random.default_rng(2), 700, 300, 0.0), s.abtest, s.experiment)
+    assert d.action == "continue"
+    assert d.numbers["mde"]["net_return"] > 0
+
+
+def test_min_effect_holds_back_a_small_improvement(settings: Callable[..., Settings]) -> None:
+    stats = arms(np.random.default_rng(0), 7000, 3000, 0.003)
+    s = settings(abtest__min_effect=0.01)
+    assert decide(stats, s.abtest, s.experiment).action == "continue"
+
+
+def test_too_few_outcomes_is_invalid(settings: Callable[..., Settings]) -> None:
+    s = settings()
+    d = decide(arms(np.random.default_rng(3), 140, 60, 0.05), s.abtest, s.experiment)
+    assert d.action == "invalid" and "enhanced has 60" in d.reason
+
+
+def test_sample_ratio_mismatch_is_invalid_even_with_a_big_effect(
+        settings: Callable[..., Settings]) -> None:
+    s = settings()
+    d = decide(arms(np.random.default_rng(4), 5000, 5000, 0.01), s.abtest, s.experiment)
+    assert d.action == "invalid" and "sample ratio mismatch" in d.reason
+    served = {"baseline": 7000, "enhanced": 3000}
+    assert decide(arms(np.random.default_rng(4), 5000, 5000, 0.01), s.abtest, s.experiment,
+                  served=served).action == "promote"
+
+
+def test_hit_rate_metric(settings: Callable[..., Settings]) -> None:
+    s = settings(abtest__metric="hit_rate")
+    stats = {"baseline": ArmStats(7000, 3500, 0.0, 0.01), "enhanced": ArmStats(3000, 1800, 0.0,
+                                                                                 0.01)}
+    d = decide(stats, s.abtest, s.experiment)
+    assert d.action == "promote" and "hit_rate" in d.reason
+
+
+def test_paired_decisions(settings: Callable[..., Settings]) -> None:
+    s = settings()
+    rng = np.random.default_rng(5)
+    good = rng.normal(0.002, 0.005, 300)
+    stats = PairedStats(300, 40, 20, float(good.sum()), float((good**2).sum()))
+    d = decide_paired(stats, s.abtest, challenger="enhanced", reference="baseline",
+                      daily_diff=good)
+    assert d.action == "promote" and d.reason.startswith("paired:")
+    assert d.numbers["sequential"]["basis"] == "days (Newey-West)"
+    assert d.numbers["daily_diff"]["lag"] == 5  # floor(4 * 3 ** (2 / 9))
+    bad = decide_paired(PairedStats(300, 20, 40, float(-good.sum()), float((good**2).sum())),
+                        s.abtest, challenger="enhanced", reference="baseline")
+    assert bad.action == "rollback" and bad.numbers["sequential"]["basis"] == "requests (iid)"
+    few = decide_paired(PairedStats(50, 5, 1, 0.1, 0.01), s.abtest, challenger="enhanced",
+                        reference="baseline")
+    assert few.action == "invalid"
+    hit = decide_paired(PairedStats(2000, 300, 150, 0.0, 1.0),
+                        settings(abtest__metric="hit_rate").abtest,
+                        challenger="enhanced", reference="baseline")
+    assert hit.action == "promote" and hit.numbers["mcnemar"]["p_value"] < 1e-6
+
+
+def test_numbers_are_json_clean(settings: Callable[..., Settings]) -> None:
+    import json
+
+    s = settings()
+    d = decide({"baseline": ArmStats(0, 0, 0.0, 0.0)}, s.abtest, s.experiment)
+    assert d.action == "invalid"
+    json.dumps(d.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize(("action", "expected"), [
+    ("promote", {"baseline": 30, "enhanced": 70}),
+    ("rollback", {"baseline": 100, "enhanced": 0}),
+    ("continue", {"baseline": 70, "enhanced": 30}),
+])
+def test_weights_after(settings: Callable[..., Settings], action: str,
+                       expected: dict[str, int]) -> None:
+    got = weights_after(action, settings().experiment, "enhanced", "baseline")
+    assert {c["name"]: c["weight"] for c in got} == expected

@@ -1,0 +1,85 @@
+"""The ``abtest`` stage end to end: bundled bars, tiny ONNX models, the real service on
+loopback, the replay over HTTP, the decision and ``abtest.json``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finmlops.config import Settings
+from finmlops.errors import StageError
+from finmlops.pipeline import RunContext, SilentReporter
+
+pytestmark = pytest.mark.integration
+
+
+def stage_settings(settings: Callable[..., Settings], **extra: Any) -> Settings:
+    return settings(data__start=dt.date(2019, 1, 1), data__end=dt.date(2020, 6, 30),
+                    train__cutoff=dt.date(2019, 12, 31), experiment__shadow=True,
+                    abtest__min_samples=20, **extra)
+
+
+def prepared(s: Settings, tmp_path: Path, tiny_model: Callable[..., Path]) -> dict[str, Any]:
+    from finmlops.data import ingest
+    from finmlops.features import feature_names
+
+    version = ingest(s).version
+    names = feature_names("full", s.features.context)
+    trained = {arm: {"model_dir": str(tiny_model(tmp_path / "models" / arm, arm, 20, names, w))}
+               for arm, w in (("baseline", 60.0), ("enhanced", -60.0))}
+    return {"dataset_version": version, "trained": trained}
+
+
+def test_stage_replays_decides_and_writes_abtest_json(
+        tmp_path: Path, settings: Callable[..., Settings],
+        tiny_model: Callable[..., Path]) -> None:
+    from finmlops.pipeline._abtest import run
+
+    s = stage_settings(settings)
+    reporter = SilentReporter()
+    ctx = RunContext(settings=s, reporter=reporter, state=prepared(s, tmp_path, tiny_model))
+    result = run(ctx)
+    out = result.outputs["abtest"]
+    assert out["decision"] in {"promote", "rollback", "continue", "invalid"}
+    data = json.loads(Path(out["path"]).read_text())
+    assert Path(out["path"]).parent.parent == (tmp_path / "abtest").resolve()
+    replay = data["replay"]
+    assert replay["start"] == "2020-01-01" and replay["days"] == replay["requests"] > 100
+    assert replay["feedback"] == replay["requests"] - 1
+    assert sum(a["n"] for a in data["arms"].values()) == replay["feedback"]
+    assert set(data["arms"]) == {"baseline", "enhanced"}
+    assert data["decision"]["action"] == out["decision"]
+    assert data["paired_decision"] is not None
+    split, paired = data["timeline"]["split"], data["timeline"]["paired"]
+    assert len(split["days"]) == len(paired["days"]) == replay["days"] - 1
+    assert {"p_value", "lower", "upper", "action"} <= set(split)
+    assert set(data["days_to_decision"]) == {"split", "paired"}
+    covid = data["stress_windows"]["covid_crash"]
+    assert covid["days"] == 24 and covid["paired"]["n"] == 24
+    assert "gfc_2008" not in data["stress_windows"]
+    assert any(kind == "progress" and "replaying" in msg for kind, msg in reporter.events)
+    assert result.summary.startswith(out["decision"])
+
+
+def test_stage_needs_trained_models(settings: Callable[..., Settings]) -> None:
+    from finmlops.pipeline._abtest import run
+
+    ctx = RunContext(settings=stage_settings(settings), reporter=SilentReporter(), state={})
+    with pytest.raises(StageError, match="train"):
+        run(ctx)
+
+
+def test_replay_period_defaults_and_errors(settings: Callable[..., Settings]) -> None:
+    from finmlops.pipeline._abtest import replay_period
+
+    assert replay_period(settings()) == (dt.date(2019, 1, 1), None)
+    with pytest.raises(StageError, match="replay_start"):
+        replay_period(settings(train__cutoff=None))
+    with pytest.raises(StageError, match="empty"):
+        replay_period(settings(abtest__replay_start=dt.date(2020, 1, 1),
+                               abtest__replay_end=dt.date(2019, 1, 1)))
