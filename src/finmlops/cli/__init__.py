@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from finmlops.cli import _run, abtest, data, deploy, models
+from finmlops.cli import _run, abtest, data, deploy, evaluate, models
 from finmlops.errors import FinmlopsError
 
 app = typer.Typer(
@@ -41,6 +41,7 @@ _run.register(app)
 data.register(app)
 deploy.register(app)
 models.register(app)
+evaluate.register(app)
 abtest.register(app)
 
 

@@ -35,8 +35,10 @@ def register(app: typer.Typer) -> None:
         overall and per stress window, against buy-and-hold, with the break-even cost."""
         state = _run_stage(ctx, EVALUATE_STAGE, as_json)
         evaluation = json.loads(Path(state["evaluation"]["path"]).read_text("utf-8"))
-        if as_json:
-            print_json(evaluation)
+        if as_json:  # everything but the daily series (they are in the file)
+            for e in evaluation["variants"].values():
+                e.pop("series", None)
+            print_json({"path": state["evaluation"]["path"], **evaluation})
             return
         out = console()
         for table in tables(evaluation):

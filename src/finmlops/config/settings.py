@@ -135,7 +135,7 @@ class EvaluationSettings(_Section):
     rule: Literal["long_flat", "long_short"] = "long_flat"
     threshold: float = Field(0.5, gt=0, lt=1)
     dead_band: float = Field(0.0, ge=0, lt=0.5)
-    """Probabilities within threshold ± dead_band keep the previous position... or go flat."""
+    """Probabilities within threshold ± dead_band keep the previous position (flat at start)."""
     costs: CostSettings = Field(default_factory=CostSettings)
     stress_windows: dict[str, StressWindow] = Field(default_factory=_default_windows)
     cost_sweep_bps: list[float] = Field(

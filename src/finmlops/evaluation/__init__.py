@@ -1,20 +1,20 @@
 """Honest evaluation: walk-forward splits, classification metrics, backtests, PSR/DSR."""
 
 # --- splits and classification metrics (walk-forward training) ---
-from finmlops.evaluation.classification import (
-    METRIC_NAMES,
-    auc,
-    baseline_metrics,
-    classification_metrics,
-    naive_probabilities,
-    wilson_interval,
+from finmlops.evaluation.classification import (  # noqa: I001
+    METRIC_NAMES as METRIC_NAMES,
+    auc as auc,
+    baseline_metrics as baseline_metrics,
+    classification_metrics as classification_metrics,
+    naive_probabilities as naive_probabilities,
+    wilson_interval as wilson_interval,
 )
 from finmlops.evaluation.splits import (
-    Fold,
-    holdout_split,
-    label_known_by,
-    purged_train_end,
-    walk_forward,
+    Fold as Fold,
+    holdout_split as holdout_split,
+    label_known_by as label_known_by,
+    purged_train_end as purged_train_end,
+    walk_forward as walk_forward,
 )
 
 _SPLITS_ALL: list[str] = [

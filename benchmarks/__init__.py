@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks.bench_<name>`` writes ``benchmarks/results/<name>.json``."""

@@ -1,0 +1,121 @@
+"""The evaluate stage: OOS predictions of every variant -> ``evaluation.json`` (backtests with
+costs, benchmarks, stress windows, cost sweep, break-even cost, PSR/DSR, accuracy)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from finmlops.config import Settings
+from finmlops.errors import FinmlopsError, StageError
+from finmlops.pipeline.runner import RunContext, StageResult
+
+
+def run(ctx: RunContext) -> StageResult:
+    """Evaluate each trained variant's out-of-sample predictions (cached by content)."""
+    import pandas as pd
+
+    from finmlops.evaluation import evaluate_predictions, summarize
+
+    trained: dict[str, Any] = ctx.require("trained", "train")
+    settings = ctx.settings
+    paths = {v: Path(info["oos_path"]) for v, info in sorted(trained.items())}
+    for v, p in paths.items():
+        if not p.is_file():
+            raise StageError(f"predictions of {v!r} not found at {p}: run `finmlops train` again")
+    n_trials, source, notes = trial_count(settings, len(paths))
+    if settings.features.horizon > 1:
+        notes.append(f"horizon is {settings.features.horizon} days but each prediction is "
+                     "backtested as a one-day position: overlapping returns overstate results")
+    impact = settings.evaluation.costs.impact_coefficient > 0
+    key = {
+        "predictions": {v: _sha256(p) for v, p in paths.items()},
+        "evaluation": settings.evaluation.model_dump(mode="json"),
+        "trials": [n_trials, source],
+        "dataset_version": ctx.state.get("dataset_version") if impact else None,
+    }
+    out_path = ctx.cache_dir("evaluate", key) / "evaluation.json"
+    if out_path.is_file():
+        evaluation: dict[str, Any] = json.loads(out_path.read_text("utf-8"))
+    else:
+        ctx.progress(f"evaluating {', '.join(paths)}")
+        frames = {v: pd.read_parquet(p) for v, p in paths.items()}
+        impact_inputs = None
+        if impact:
+            impact_inputs, note = _impact_inputs(ctx, frames)
+            notes.append(note)
+        evaluation = evaluate_predictions(
+            frames, settings.evaluation, n_trials=n_trials, trials_source=source,
+            impact=impact_inputs)
+        evaluation["notes"] = [*notes, *evaluation["notes"]]
+        evaluation["predictions"] = {v: str(p) for v, p in paths.items()}
+        _write_json(out_path, evaluation)
+    summary = summarize(evaluation)
+    line = "; ".join(
+        f"{v}: Sharpe {_num(s['sharpe'])} (B&H {_num(s['buy_and_hold_sharpe'])}), "
+        f"DSR {_num(s['dsr'])}" for v, s in summary.items())
+    return StageResult(summary=line,
+                       outputs={"evaluation": {"path": str(out_path), "summary": summary}})
+
+
+def trial_count(settings: Settings, n_variants: int) -> tuple[int | None, str, list[str]]:
+    """The DSR's number of trials from the tracking store, when it can say.
+
+    Returns ``(n, source, notes)``; ``n`` is ``None`` (use the number of variants) when
+    ``finmlops.tracking.count_trials`` is missing or fails.
+    """
+    try:
+        from finmlops.tracking import count_trials  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None, "variants", []
+    try:
+        n = int(count_trials(settings))
+    except FinmlopsError as exc:
+        return None, "variants", [f"tracking store could not count trials ({exc})"]
+    if n < n_variants:
+        return n_variants, "variants", [
+            f"tracking store counted {n} trials, fewer than the {n_variants} variants evaluated"]
+    return n, "tracking", [f"DSR trials = {n}, counted in the tracking store"]
+
+
+def _impact_inputs(ctx: RunContext, frames: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """Per ticker trailing volatility and ADV from the stored bars, for the impact term."""
+    import pandas as pd
+
+    from finmlops.evaluation import impact_inputs
+
+    tickers = sorted({str(t) for f in frames.values() for t in f["ticker"].unique()})
+    try:
+        from finmlops.data import read_bars  # type: ignore[attr-defined,unused-ignore]
+
+        bars = read_bars(ctx.settings, ctx.state.get("dataset_version"), tickers)
+    except (ImportError, FinmlopsError) as exc:
+        return None, f"market impact not charged: bars unavailable ({exc})"
+    out: dict[str, Any] = {}
+    for t, g in bars.groupby("ticker"):
+        sigma, adv = impact_inputs(g["adj_close"], g["close"], g["volume"])
+        out[str(t)] = pd.DataFrame({"sigma": sigma, "adv_notional": adv},
+                                   index=pd.DatetimeIndex(g["date"]))
+    return out, "market impact charged with 20-day volatility and average traded notional"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, default=str), "utf-8")
+    os.replace(tmp, path)
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
