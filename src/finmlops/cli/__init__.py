@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from finmlops.cli import _run, abtest, data, deploy, evaluate, models
+from finmlops.cli import _run, abtest, data, deploy, evaluate, models, monitor
 from finmlops.errors import FinmlopsError
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ deploy.register(app)
 models.register(app)
 evaluate.register(app)
 abtest.register(app)
+monitor.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,151 @@
+"""Helpers of the monitoring tests (a uniquely named module, so test files can import it):
+asset paths, PromQL name extraction, tiny ONNX models, and traffic against a live service."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+ASSETS = ROOT / "src" / "finmlops" / "deploy" / "assets"
+RULES = ASSETS / "monitoring" / "alerts.yml"
+RULE_TESTS = ASSETS / "monitoring" / "alerts_test.yml"
+DASHBOARDS = sorted((ASSETS / "grafana").glob("*.json"))
+
+WINDOW = 3
+FEATURES = ["ret_1", "vol_20", "spy_ret_1"]
+ARMS = {"baseline": 1.0, "enhanced": -1.0}
+"""arm -> weight of p = sigmoid(weight * mean(features))."""
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NAMES = re.compile(r"(?<![\w:])(finmlops[_:][\w:]*|up)(?![\w:])")
+
+
+def metric_names(expr: str) -> set[str]:
+    """Series names an expression selects (``finmlops_*``, ``finmlops:*`` recordings, ``up``)."""
+    return set(_NAMES.findall(_STRINGS.sub('""', expr)))
+
+
+def load_rules() -> dict[str, Any]:
+    import yaml
+
+    data: dict[str, Any] = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    return data
+
+
+def rule_exprs() -> list[str]:
+    return [r["expr"] for g in load_rules()["groups"] for r in g["rules"]]
+
+
+def recorded_names() -> set[str]:
+    return {r["record"] for g in load_rules()["groups"] for r in g["rules"] if "record" in r}
+
+
+def dashboard_targets() -> list[tuple[str, str, str]]:
+    """``(dashboard file, panel title, expr)`` of every query of every dashboard."""
+    out = []
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text(encoding="utf-8"))
+        for panel in board["panels"]:
+            for t in panel.get("targets", []):
+                out.append((path.name, panel["title"], t["expr"]))
+        out.extend((path.name, f"variable {v['name']}", v["definition"])
+                   for v in board["templating"]["list"] if v["type"] == "query")
+    return out
+
+
+def write_model(dest: Path, arm: str, version: str) -> Path:
+    """An exported model dir: ``sigmoid(w * mean(features))`` with a drift reference."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from finmlops.monitoring import build_reference
+
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["features", "w"], ["scaled"]),
+         helper.make_node("ReduceMean", ["scaled"], ["mean"], axes=[1, 2], keepdims=0),
+         helper.make_node("Sigmoid", ["mean"], ["probability"])],
+        f"tiny_{arm}",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT,
+                                       ["batch", WINDOW, len(FEATURES)])],
+        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch"])],
+        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [], [ARMS[arm]])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    dest.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(dest / "model.onnx"))
+    rng = np.random.default_rng(0)
+    meta = {
+        "format": 1, "variant": arm, "target": ["IBB"], "input_name": "features",
+        "output_name": "probability", "window": WINDOW, "feature_names": FEATURES,
+        "data_version": "test", "weights_hash": f"hash-{arm}", "trained_until": "2018-12-31",
+        "horizon": 1, "model_version": version,
+        "aliases": ["champion"] if arm == "baseline" else ["challenger"],
+        "reference": build_reference(rng.normal(size=(400, len(FEATURES))), FEATURES,
+                                     predictions=rng.uniform(size=400)),
+    }
+    (dest / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    return dest
+
+
+@dataclass
+class Service:
+    url: str
+    port: int
+    log_path: Path
+    client: Any
+    app: Any
+
+
+def traffic(client: Any, n: int, seed: int = 0, shift: float = 0.0,
+            arm: str | None = None) -> list[str]:
+    """``n`` single-row requests to the experiment (pinned to ``arm`` if given), then
+    feedback for each; returns the request ids."""
+    rng = np.random.default_rng(seed)
+    ids = []
+    for i in range(n):
+        x = rng.normal(loc=shift, size=(1, WINDOW, len(FEATURES))).astype(np.float32)
+        body = {"id": f"req-{seed}-{i}", "inputs": [
+            {"name": "features", "datatype": "FP32", "shape": list(x.shape),
+             "data": x.reshape(-1).tolist()}]}
+        headers = {"x-routing-key": f"user-{seed}-{i}"}
+        if arm is not None:
+            headers["x-seldon-route"] = f":{arm}_1:"
+        r = client.post("/v2/models/direction-ab/infer", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        ids.append(r.json()["id"])
+    outcomes = [{"request_id": rid, "realized_return": float(rng.normal(0.0005, 0.01))}
+                for rid in ids]
+    r = client.post("/v2/feedback", json={"outcomes": outcomes})
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == n
+    return ids
+
+
+def contract_names() -> set[str]:
+    """Every sample name the metric set can export (touching each label set once)."""
+    from prometheus_client import Counter, Gauge, Histogram, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from finmlops.monitoring import create_metrics
+
+    m = create_metrics()
+    for metric in vars(m).values():
+        if isinstance(metric, Counter | Gauge | Histogram):
+            names = metric._labelnames
+            child = metric.labels(*["x"] * len(names)) if names else metric
+            if isinstance(metric, Histogram):
+                child.observe(0.01)
+            elif isinstance(metric, Counter):
+                child.inc()
+            else:
+                child.set(1)
+    text = generate_latest(m.registry).decode()
+    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
