@@ -50,7 +50,10 @@ def _print_table(name: str, rows: list[dict[str, Any]]) -> None:
             table.add_column(c)
         for r in cells:
             table.add_row(*r)
-        Console(highlight=False).print(table)
+        out = Console(highlight=False)
+        if not out.is_terminal:  # a log file or pipe: do not squeeze columns to 80
+            out = Console(highlight=False, width=160)
+        out.print(table)
     except ImportError:  # pragma: no cover - rich is a dependency
         widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
         print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from finmlops.cli import _run, abtest, data, deploy, evaluate, models, monitor
+from finmlops.cli import _run, abtest, data, deploy, evaluate, models, monitor, train
 from finmlops.errors import FinmlopsError
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ def _root(
 
 _run.register(app)
 data.register(app)
+train.register(app)
 deploy.register(app)
 models.register(app)
 evaluate.register(app)

@@ -1,0 +1,56 @@
+"""ONNX export of a :class:`~finmlops.models._modules.DirectionModel` and its ``model.json``."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+INPUT_NAME = "features"
+OUTPUT_NAME = "probability"
+OPSET = 17
+MODEL_FORMAT = 1
+
+
+def export_onnx(model: Any, path: Path, window: int, n_features: int) -> Path:
+    """Write ``model`` as ONNX: input ``features`` FP32 ``[-1, window, n_features]``, output
+    ``probability`` FP32 ``[-1]``, dynamic batch axis, opset 17 (legacy TorchScript exporter,
+    which handles LSTM/GRU without onnxscript)."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    example = torch.zeros(2, window, n_features, dtype=torch.float32)
+    with warnings.catch_warnings():
+        # The legacy exporter announces its deprecation and warns about tracing RNNs with a
+        # variable batch or a slice it cannot fold; all are expected here and parity is tested.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
+        warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
+        torch.onnx.export(
+            model, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=OPSET, dynamo=False,
+        )
+    return path
+
+
+def model_card(*, variant: str, target: list[str], window: int, feature_names: list[str],
+               data_version: str, weights_hash: str, trained_until: str | None, horizon: int,
+               reference: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``model.json`` contents (docs/CONTRACTS.md, "Exported model directory")."""
+    return {
+        "format": MODEL_FORMAT, "variant": variant, "target": list(target),
+        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME, "window": window,
+        "feature_names": list(feature_names), "data_version": data_version,
+        "weights_hash": weights_hash, "trained_until": trained_until, "horizon": horizon,
+        "reference": reference,
+    }
+
+
+def write_model_json(path: Path, card: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,31 @@
+"""What training hands to tracking and evaluation: one trained variant and where its files are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from finmlops.config.settings import VariantSettings
+
+
+@dataclass(frozen=True)
+class TrainedVariant:
+    """A variant after walk-forward evaluation and the final fit up to the cutoff.
+
+    ``model_dir`` holds ``model.onnx`` + ``model.json``; ``oos_path`` is the Parquet of
+    out-of-sample predictions (``date, ticker, probability, label, forward_return, fold``).
+    ``metrics``/``fold_metrics`` are classification metrics of the walk-forward predictions;
+    ``baselines`` maps a naive baseline name (``always_up``, ``yesterday``) to its metrics.
+    """
+
+    variant: str
+    settings: VariantSettings
+    model_dir: Path
+    oos_path: Path
+    fold_metrics: list[dict[str, float]]
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    weights_hash: str
+    data_version: str
+    feature_names: list[str]
+    seconds: float

@@ -1,0 +1,241 @@
+"""Walk-forward training of one variant over a pooled feature frame, then the deployable fit.
+
+Folds are trained in date order and each fold starts from the previous fold's best weights
+(warm start): the expanding window changes little from one year to the next, so a fold mostly
+needs a few epochs of fine-tuning, and warm-started fits stop after ``warm_patience(patience)``
+(half the patience) epochs without improvement. Only the first fold starts from the seed's
+initial weights with the full patience. The deployable model is fine-tuned the same way from
+the last fold whose training data ended by the cutoff (so it saw nothing later). Normalisation
+statistics are refitted on each fit's own training rows only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from finmlops.config.settings import TrainSettings, VariantSettings
+from finmlops.errors import DataValidationError
+from finmlops.evaluation.classification import baseline_metrics, classification_metrics
+from finmlops.evaluation.splits import holdout_split, label_known_by, walk_forward
+from finmlops.features.matrix import feature_names, training_mask
+from finmlops.features.windows import make_windows, window_ends
+
+FloatArray = npt.NDArray[np.float32]
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Every window a model can be asked about: ``x [n, W_max, F_all]`` raw float32 and, per
+    sample, its date, ticker, forward return, label (NaN if unknown) and the last day's return."""
+
+    x: FloatArray
+    feature_names: list[str]
+    dates: npt.NDArray[np.datetime64]
+    tickers: npt.NDArray[np.object_]
+    forward_return: npt.NDArray[np.float64]
+    label: npt.NDArray[np.float64]
+    previous_return: npt.NDArray[np.float64]
+
+    @property
+    def window(self) -> int:
+        return int(self.x.shape[1])
+
+
+def warm_patience(patience: int) -> int:
+    """Early-stopping patience of a warm-started fold."""
+    return max(1, patience // 2)
+
+
+def max_window(variants: dict[str, VariantSettings]) -> int:
+    """``W_max``: the shared input window of every variant of one experiment."""
+    return max(v.window for v in variants.values())
+
+
+def prepare_samples(frame: pd.DataFrame, names: Sequence[str], window: int) -> Samples:
+    """Windows ending at every row with ``window - 1`` earlier rows of its ticker.
+
+    ``frame`` is :func:`finmlops.features.build_features` output (sorted by ticker, date).
+    """
+    ends = window_ends(frame["ticker"], window)
+    if ends.size == 0:
+        raise DataValidationError(f"no ticker has the {window} rows a window needs")
+    values = frame[list(names)].to_numpy(dtype=np.float32)
+    sub = frame.iloc[ends]
+    return Samples(
+        x=make_windows(values, ends, window),
+        feature_names=list(names),
+        dates=sub["date"].to_numpy(dtype="datetime64[ns]"),
+        tickers=sub["ticker"].astype(str).to_numpy(dtype=object),
+        forward_return=sub["forward_return"].to_numpy(dtype=np.float64),
+        label=sub["label"].to_numpy(dtype=np.float64),
+        previous_return=np.expm1(sub["ret_1"].to_numpy(dtype=np.float64)),
+    )
+
+
+@dataclass
+class VariantRun:
+    """What walk-forward training of one variant produced (in memory, before writing)."""
+
+    name: str
+    settings: VariantSettings
+    feature_names: list[str]
+    oos: pd.DataFrame
+    fold_metrics: list[dict[str, float]]
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    model: Any
+    """The deployable :class:`~finmlops.models._modules.DirectionModel` (raw input)."""
+    weights_hash: str
+    reference_rows: FloatArray
+    """Raw last-day features ``[n, F_all]`` of the deployable model's training rows."""
+    reference_predictions: npt.NDArray[np.float64]
+    """The deployable model's probabilities on those rows (the prediction drift reference)."""
+    trained_until: dt.date | None
+    seconds: float = 0.0
+    epochs: list[int] = field(default_factory=list)
+    """Epochs run per fold, then by the deployable fit (last)."""
+
+
+class _Trainer:
+    """One variant's slicing, normalisation and fitting on a shared :class:`Samples`."""
+
+    def __init__(self, samples: Samples, variant: VariantSettings, context: Sequence[str],
+                 seed: int) -> None:
+        self.variant = variant
+        self.seed = seed
+        self.names = feature_names(variant.features, context)
+        missing = [n for n in self.names if n not in samples.feature_names]
+        if missing:
+            raise DataValidationError(f"feature frame lacks {', '.join(missing)}")
+        if variant.window > samples.window:
+            raise DataValidationError("variant window exceeds the samples' window")
+        self.index = [samples.feature_names.index(n) for n in self.names]
+        self.x = np.ascontiguousarray(samples.x[:, -variant.window:, :][:, :, self.index])
+
+    def stats(self, rows: npt.NDArray[np.int64]) -> tuple[FloatArray, FloatArray]:
+        last = self.x[rows, -1, :].astype(np.float64)
+        return last.mean(axis=0).astype(np.float32), last.std(axis=0).astype(np.float32)
+
+    def normalised(self, rows: npt.NDArray[np.int64], mean: FloatArray,
+                   std: FloatArray) -> FloatArray:
+        from finmlops.models._modules import MIN_STD
+
+        return ((self.x[rows] - mean) / np.maximum(std, MIN_STD)).astype(np.float32)
+
+    def new_core(self, seed: int) -> Any:
+        import torch
+
+        from finmlops.models._modules import build_core
+
+        torch.manual_seed(seed)
+        return build_core(self.variant, len(self.index))
+
+
+def train_variant(samples: Samples, name: str, variant: VariantSettings,
+                  train: TrainSettings, *, context: Sequence[str], horizon: int = 1,
+                  dead_band: float = 0.0, progress: Progress | None = None) -> VariantRun:
+    """Walk-forward out-of-sample predictions and metrics, then the model fitted up to
+    ``train.cutoff``; deterministic for ``train.seed``."""
+    from finmlops.models._modules import DirectionModel, Preprocess
+    from finmlops.models.training import fit, predict, set_determinism, weights_hash
+
+    t0 = time.perf_counter()
+    set_determinism(train.seed, train.torch_threads)
+    tr = _Trainer(samples, variant, context, train.seed)
+    trainable = training_mask(pd.DataFrame({"forward_return": samples.forward_return}),
+                              dead_band)
+    known = np.isfinite(samples.label)
+    folds = walk_forward(samples.dates, horizon=horizon, min_train_years=train.min_train_years,
+                         test_block_years=train.test_block_years,
+                         embargo_days=train.embargo_days)
+    if not folds:
+        raise DataValidationError(
+            f"too little data for a walk-forward: need more than {train.min_train_years} years")
+    final_rows = label_known_by(samples.dates, train.cutoff, horizon=horizon)
+    final_rows = final_rows[trainable[final_rows]]
+    if final_rows.size == 0:
+        raise DataValidationError("no training rows before the cutoff")
+    final_last = samples.dates[final_rows].max()
+    start_state: dict[str, Any] | None = None
+    core = tr.new_core(train.seed)
+    parts: list[pd.DataFrame] = []
+    fold_metrics: list[dict[str, float]] = []
+    epochs: list[int] = []
+    for fold in folds:
+        rows = fold.train[trainable[fold.train]]
+        fit_rows, val_rows = holdout_split(samples.dates, rows,
+                                           fraction=train.validation_fraction, horizon=horizon)
+        test = fold.test[known[fold.test]]
+        if fit_rows.size == 0 or test.size == 0:
+            continue
+        mean, std = tr.stats(fit_rows)
+        result = fit(core, tr.normalised(fit_rows, mean, std), samples.label[fit_rows],
+                     tr.normalised(val_rows, mean, std), samples.label[val_rows], variant,
+                     seed=train.seed + fold.index,
+                     patience=variant.patience if not epochs else warm_patience(variant.patience))
+        epochs.append(result.epochs)
+        if samples.dates[fold.train].max() <= final_last:
+            start_state = result.state  # the latest weights that saw nothing after the cutoff
+        prob = predict(core, tr.normalised(test, mean, std))
+        labels = samples.label[test]
+        m = classification_metrics(labels, prob)
+        base = baseline_metrics(labels, samples.previous_return[test])
+        fold_metrics.append({
+            "fold": float(fold.index), "test_year": float(fold.test_start.year),
+            "train_rows": float(fit_rows.size), "best_epoch": float(result.best_epoch),
+            **m, **{f"{b}_accuracy": v["accuracy"] for b, v in base.items()},
+        })
+        parts.append(pd.DataFrame({
+            "date": samples.dates[test], "ticker": samples.tickers[test].astype(str),
+            "probability": prob, "label": labels.astype(np.int64),
+            "forward_return": samples.forward_return[test], "fold": fold.index,
+        }))
+        if progress:
+            progress(f"{name}: fold {fold.index + 1}/{len(folds)} "
+                     f"({fold.test_start.year}) accuracy {m['accuracy']:.3f}")
+    if not parts:
+        raise DataValidationError("no fold had both training and test rows")
+    oos = pd.concat(parts, ignore_index=True).sort_values(["date", "ticker"], kind="stable")
+    oos = oos.reset_index(drop=True)
+    prev = pd.Series(samples.previous_return,
+                     index=pd.MultiIndex.from_arrays([samples.dates, samples.tickers]))
+    prev_oos = prev.reindex(pd.MultiIndex.from_arrays([oos["date"], oos["ticker"]])).to_numpy()
+    metrics = classification_metrics(oos["label"], oos["probability"])
+    metrics["folds"] = float(len(fold_metrics))
+    baselines = baseline_metrics(oos["label"], prev_oos)
+
+    # The deployable model: every row whose label is known by the cutoff, warm-started from
+    # the last fold that saw nothing after the cutoff (fresh weights if there is none).
+    fit_rows, val_rows = holdout_split(samples.dates, final_rows,
+                                       fraction=train.validation_fraction, horizon=horizon)
+    if fit_rows.size == 0:
+        raise DataValidationError("no training rows before the cutoff")
+    mean, std = tr.stats(fit_rows)
+    final_core = tr.new_core(train.seed)
+    if start_state is not None:
+        final_core.load_state_dict(start_state)
+    final = fit(final_core, tr.normalised(fit_rows, mean, std), samples.label[fit_rows],
+                tr.normalised(val_rows, mean, std), samples.label[val_rows], variant,
+                seed=train.seed, patience=None if start_state is None
+                else warm_patience(variant.patience))
+    epochs.append(final.epochs)
+    model = DirectionModel(Preprocess(variant.window, tr.index, mean, std), final_core).eval()
+    last_day = samples.dates[final_rows].max()
+    ref_prob = predict(final_core, tr.normalised(fit_rows, mean, std))
+    return VariantRun(
+        name=name, settings=variant, feature_names=tr.names, oos=oos,
+        fold_metrics=fold_metrics, metrics=metrics, baselines=baselines, model=model,
+        weights_hash=weights_hash(model.state_dict()),
+        reference_rows=samples.x[fit_rows, -1, :], reference_predictions=ref_prob,
+        trained_until=pd.Timestamp(last_day).date(),
+        seconds=time.perf_counter() - t0, epochs=epochs,
+    )

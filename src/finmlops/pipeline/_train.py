@@ -1,0 +1,133 @@
+"""Pipeline stage ``train``: walk-forward every variant, export the deployable models.
+
+Per variant, ``<cache>/<variant>/`` holds ``model.onnx``, ``model.json``, ``oos.parquet``
+(out-of-sample predictions) and ``result.json`` (metrics); the cache key is the dataset version
+and the feature and train settings, so an unchanged second run reuses the directories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from finmlops.config import Settings, VariantSettings
+from finmlops.errors import StageError
+from finmlops.models.result import TrainedVariant
+from finmlops.pipeline.runner import RunContext, StageResult
+
+TRAIN_FORMAT = 1
+"""Bump when training or export changes, so cached models are rebuilt."""
+
+
+def _reference(x: Any, names: list[str], bins: int, predictions: Any) -> dict[str, Any] | None:
+    try:
+        from finmlops.monitoring.drift import build_reference
+    except ImportError:  # pragma: no cover - monitoring ships with the package
+        return None
+    return build_reference(x, names, bins, predictions=predictions)
+
+
+def write_variant(directory: Path, run: Any, settings: Settings, data_version: str,
+                  input_names: list[str], window: int) -> TrainedVariant:
+    """Write one :class:`~finmlops.models.walkforward.VariantRun` atomically to ``directory``."""
+    from finmlops.models.export import export_onnx, model_card, write_model_json
+
+    tmp = directory.with_name(f".{directory.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    run.oos.to_parquet(tmp / "oos.parquet", index=False)
+    export_onnx(run.model, tmp / "model.onnx", window, len(input_names))
+    cutoff = settings.train.cutoff
+    card = model_card(
+        variant=run.name, target=list(settings.features.target), window=window,
+        feature_names=input_names, data_version=data_version, weights_hash=run.weights_hash,
+        trained_until=(cutoff or run.trained_until).isoformat(),
+        horizon=settings.features.horizon,
+        reference=_reference(run.reference_rows, input_names, settings.monitoring.bins,
+                             run.reference_predictions),
+    )
+    card["variant_window"] = run.settings.window
+    card["variant_features"] = run.feature_names
+    write_model_json(tmp / "model.json", card)
+    result = {
+        "variant": run.name, "settings": run.settings.model_dump(mode="json"),
+        "fold_metrics": run.fold_metrics, "metrics": run.metrics, "baselines": run.baselines,
+        "weights_hash": run.weights_hash, "data_version": data_version,
+        "feature_names": input_names, "seconds": run.seconds, "epochs": run.epochs,
+    }
+    (tmp / "result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(tmp, directory)
+    return load_variant(directory)
+
+
+def load_variant(directory: Path) -> TrainedVariant:
+    """The :class:`TrainedVariant` recorded in ``directory/result.json``."""
+    data = json.loads((directory / "result.json").read_text(encoding="utf-8"))
+    return TrainedVariant(
+        variant=data["variant"], settings=VariantSettings.model_validate(data["settings"]),
+        model_dir=directory, oos_path=directory / "oos.parquet",
+        fold_metrics=data["fold_metrics"], metrics=data["metrics"],
+        baselines=data["baselines"], weights_hash=data["weights_hash"],
+        data_version=data["data_version"], feature_names=data["feature_names"],
+        seconds=float(data["seconds"]),
+    )
+
+
+def train_all(ctx: RunContext, features_path: Path, data_version: str) -> dict[str, TrainedVariant]:
+    """Train (or reuse from the cache) every configured variant."""
+    settings = ctx.settings
+    key = {"format": TRAIN_FORMAT, "dataset_version": data_version,
+           "features": settings.features.model_dump(mode="json"),
+           "train": settings.train.model_dump(mode="json")}
+    base = ctx.cache_dir("train", key)
+    variants = settings.train.variants
+    todo = [v for v in variants if not (base / v / "result.json").is_file()]
+    if todo:
+        import pandas as pd
+
+        from finmlops.features import feature_names
+        from finmlops.models.walkforward import max_window, prepare_samples, train_variant
+
+        if not features_path.is_file():
+            raise StageError(f"feature matrix {features_path} is missing: run "
+                             "`finmlops run --only features` again")
+        names = feature_names("full", settings.features.context)
+        window = max_window(variants)
+        samples = prepare_samples(pd.read_parquet(features_path), names, window)
+        for i, name in enumerate(todo):
+            ctx.progress(f"training {name}", i, len(todo))
+            run = train_variant(samples, name, variants[name], settings.train,
+                                context=settings.features.context,
+                                horizon=settings.features.horizon,
+                                dead_band=settings.features.dead_band,
+                                progress=lambda m: ctx.progress(m))
+            write_variant(base / name, run, settings, data_version, names, window)
+        ctx.progress("trained", len(todo), len(todo))
+    return {v: load_variant(base / v) for v in variants}
+
+
+def state_entry(t: TrainedVariant) -> dict[str, Any]:
+    """The JSON-able ``trained[variant]`` entry of the run state."""
+    return {"model_dir": str(t.model_dir), "oos_path": str(t.oos_path), "metrics": t.metrics,
+            "weights_hash": t.weights_hash, "fold_metrics": t.fold_metrics,
+            "baselines": t.baselines, "data_version": t.data_version, "seconds": t.seconds}
+
+
+def run(ctx: RunContext) -> StageResult:
+    """Walk-forward + deployable model per variant; outputs ``trained``."""
+    data_version = str(ctx.require("dataset_version", "ingest"))
+    features = ctx.require("features", "features")
+    trained = train_all(ctx, Path(features["path"]), data_version)
+    summary = "; ".join(
+        f"{v}: accuracy {t.metrics['accuracy']:.3f} "
+        f"[{t.metrics['accuracy_ci_low']:.3f}, {t.metrics['accuracy_ci_high']:.3f}]"
+        for v, t in trained.items())
+    up = next(iter(trained.values())).baselines.get("always_up", {}).get("accuracy")
+    if up is not None:
+        summary += f"; always-up {up:.3f}"
+    return StageResult(summary=summary,
+                       outputs={"trained": {v: state_entry(t) for v, t in trained.items()}})

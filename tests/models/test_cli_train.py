@@ -1,0 +1,56 @@
+"""``finmlops train``: runs ingest (if needed), features and train; prints the table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from finmlops.cli import train as train_cli
+
+CONFIG = {
+    "data": {"start": "2008-01-01", "end": "2013-12-31"},
+    "train": {
+        "min_train_years": 3, "cutoff": "2011-12-31", "torch_threads": 1,
+        "variants": {
+            "baseline": {"architecture": "mlp", "window": 3, "hidden": 8, "epochs": 2,
+                         "patience": 1, "batch_size": 512},
+            "enhanced": {"architecture": "tcn", "features": "full", "window": 5, "hidden": 8,
+                         "epochs": 2, "patience": 1, "batch_size": 512},
+        },
+    },
+}
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def root(ctx: typer.Context) -> None:
+        ctx.obj = {"config": None}
+
+    train_cli.register(app)
+    return app
+
+
+@pytest.mark.slow
+def test_train_prints_models_and_baselines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    (tmp_path / "finmlops.yaml").write_text(yaml.safe_dump({"home": str(tmp_path / "h"),
+                                                            **CONFIG}))
+    runner = CliRunner()
+    result = runner.invoke(make_app(), ["train", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    names = [r["name"] for r in data["rows"]]
+    assert names == ["baseline", "enhanced", "always up", "yesterday's direction"]
+    assert all(0 <= r["accuracy_ci_low"] <= r["accuracy"] <= r["accuracy_ci_high"] <= 1
+               for r in data["rows"])
+    table = runner.invoke(make_app(), ["train"])  # cached: only prints
+    assert table.exit_code == 0, table.output
+    assert "always up" in table.stdout and "95% CI" in table.stdout

@@ -1,0 +1,80 @@
+"""The features and train pipeline stages: outputs per the contracts, cached by content."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from finmlops.config import Settings
+from finmlops.errors import StageError
+from finmlops.pipeline import RunContext, SilentReporter
+
+
+@pytest.fixture
+def ingested(stage_settings: Settings) -> RunContext:
+    from finmlops.data import ingest
+
+    version = ingest(stage_settings).version
+    return RunContext(settings=stage_settings, reporter=SilentReporter(),
+                      state={"dataset_version": version})
+
+
+@pytest.mark.slow
+def test_features_then_train_writes_the_contracted_outputs(ingested: RunContext) -> None:
+    import onnxruntime as ort
+
+    from finmlops.features import feature_names, make_windows, window_ends
+    from finmlops.pipeline import _features, _train
+
+    ctx = ingested
+    feats = _features.run(ctx).outputs["features"]
+    ctx.state["features"] = feats
+    names = feature_names("full", ["SPY"])
+    assert feats["columns"] == names
+    frame = pd.read_parquet(feats["path"])
+    assert len(frame) == feats["rows"] > 1000
+
+    result = _train.run(ctx)
+    trained = result.outputs["trained"]
+    assert set(trained) == {"baseline", "enhanced"}
+    assert "accuracy" in result.summary and "always-up" in result.summary
+    for variant, info in trained.items():
+        model_dir = Path(info["model_dir"])
+        assert model_dir.name == variant
+        assert {p.name for p in model_dir.iterdir()} == {
+            "model.onnx", "model.json", "oos.parquet", "result.json"}
+        card = json.loads((model_dir / "model.json").read_text())
+        assert card["format"] == 1 and card["variant"] == variant
+        assert card["input_name"] == "features" and card["output_name"] == "probability"
+        assert card["window"] == 8 and card["feature_names"] == names
+        assert card["weights_hash"] == info["weights_hash"]
+        assert card["data_version"] == ctx.state["dataset_version"]
+        assert card["trained_until"] == "2012-12-31" and card["target"] == ["IBB"]
+        assert card["reference"]["feature_names"] == names
+        oos = pd.read_parquet(info["oos_path"])
+        assert len(oos) == info["metrics"]["n"]
+        assert {"always_up", "yesterday"} <= set(info["baselines"])
+        # The served graph takes raw full-feature windows and agrees in shape with the data.
+        ends = window_ends(frame["ticker"], 8)[-50:]
+        x = make_windows(frame[names].to_numpy(), ends, 8)
+        session = ort.InferenceSession(str(model_dir / "model.onnx"),
+                                       providers=["CPUExecutionProvider"])
+        p = session.run(None, {"features": x})[0]
+        assert p.shape == (50,) and np.all((p > 0) & (p < 1))
+
+    # Same inputs: the cache is reused, nothing retrains.
+    ctx.reporter = SilentReporter()
+    again = _train.run(ctx).outputs["trained"]
+    assert again == trained
+    assert not any("training" in m for _, m in ctx.reporter.events)  # type: ignore[attr-defined]
+
+
+def test_train_needs_the_features_stage_first(ingested: RunContext) -> None:
+    from finmlops.pipeline import _train
+
+    with pytest.raises(StageError, match="features"):
+        _train.run(ingested)
