@@ -70,6 +70,6 @@ def run_state(tmp_path: Path) -> tuple[Settings, dict[str, Any]]:
     for i, variant in enumerate(["baseline", "enhanced"]):
         path = tmp_path / f"{variant}_oos.parquet"
         bundled_predictions(seed=i, skill=0.02 * (i + 1)).to_parquet(path)
-        trained[variant] = {"run_id": f"r{i}", "model_dir": str(tmp_path), "oos_path": str(path),
+        trained[variant] = {"model_dir": str(tmp_path), "oos_path": str(path),
                             "metrics": {}, "weights_hash": "x"}
     return settings, {"trained": trained, "dataset_version": "v-test"}

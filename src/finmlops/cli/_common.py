@@ -26,7 +26,9 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def console() -> Any:
+def console(stderr: bool = False) -> Any:
+    """A rich console; when output is not a terminal (CI, a pipe) lines are 160 wide, not 80."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)

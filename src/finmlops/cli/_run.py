@@ -24,8 +24,7 @@ def register(app: typer.Typer) -> None:
 
         settings = settings_from(ctx)
         chosen = select(STAGES, only=only, start=start, until=until)
-        out = console()
-        with ConsoleReporter(out if not as_json else console_to_stderr()) as reporter:
+        with ConsoleReporter(console(stderr=as_json)) as reporter:
             state = run_stages(settings, chosen, reporter)
         if as_json:
             print_json({"stages": state.get("stages", {}), "home": str(settings.home.resolve())})
@@ -40,9 +39,3 @@ def register(app: typer.Typer) -> None:
             return
         for s in STAGES:
             typer.echo(f"{s.name:<10} {s.description}")
-
-
-def console_to_stderr() -> object:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)

@@ -150,12 +150,11 @@ def _load_json(path: Path) -> dict[str, Any]:
 
 
 def _run_stage(settings: Any, as_json: bool) -> dict[str, Any]:
-    from rich.console import Console
 
     from finmlops.cli._progress import ConsoleReporter
     from finmlops.pipeline import Stage, run_stages
 
-    out = Console(stderr=True, highlight=False) if as_json else console()
+    out = console(stderr=as_json)
     with ConsoleReporter(out) as reporter:
         return run_stages(settings, [Stage(*ABTEST_STAGE)], reporter)
 

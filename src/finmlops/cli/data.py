@@ -38,7 +38,6 @@ def ingest_command(
 ) -> None:
     """Fetch, validate and store daily bars as a dataset version; prints the version."""
     from finmlops.cli._progress import ConsoleReporter
-    from finmlops.cli._run import console_to_stderr
     from finmlops.data import CsvSource, ingest, make_source
 
     if csv is not None and source is None:
@@ -57,7 +56,7 @@ def ingest_command(
         single = src.file_ticker()  # a per-ticker file ingests its own ticker by default
         names = [single] if single else None
     t0 = time.perf_counter()
-    with ConsoleReporter(console_to_stderr() if as_json else console()) as reporter:
+    with ConsoleReporter(console(stderr=as_json)) as reporter:
         reporter.stage_started("ingest", "fetching")
         result = ingest(settings, source=src, tickers=names,
                         progress=reporter.progress)

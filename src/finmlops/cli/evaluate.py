@@ -59,13 +59,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _run_stage(ctx: typer.Context, spec: tuple[str, str, str], as_json: bool) -> dict[str, Any]:
-    from rich.console import Console
 
     from finmlops.cli._progress import ConsoleReporter
     from finmlops.pipeline import Stage, run_stages
 
     settings = settings_from(ctx)
-    out = Console(stderr=True, highlight=False) if as_json else console()
+    out = console(stderr=as_json)
     with ConsoleReporter(out) as reporter:
         return run_stages(settings, [Stage(*spec)], reporter)
 

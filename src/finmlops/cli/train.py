@@ -28,14 +28,13 @@ def register(app: typer.Typer) -> None:
     def train(ctx: typer.Context, as_json: JsonOption = False) -> None:
         """Walk-forward train every configured variant (ingesting first if no dataset exists)
         and print out-of-sample accuracy with 95% CIs beside the naive baselines."""
-        from rich.console import Console
 
         from finmlops.cli._progress import ConsoleReporter
         from finmlops.pipeline import load_state, run_stages
 
         settings = settings_from(ctx)
         stages = stages_to_run(load_state(settings))
-        out = Console(stderr=True, highlight=False) if as_json else console()
+        out = console(stderr=as_json)
         with ConsoleReporter(out) as reporter:
             state = run_stages(settings, stages, reporter)
         trained: dict[str, Any] = state["trained"]

@@ -54,11 +54,27 @@ def run(ctx: RunContext) -> StageResult:
         evaluation["predictions"] = {v: str(p) for v, p in paths.items()}
         _write_json(out_path, evaluation)
     summary = summarize(evaluation)
+    _log_to_runs(ctx, trained, summary, out_path, key)
     line = "; ".join(
         f"{v}: Sharpe {_num(s['sharpe'])} (B&H {_num(s['buy_and_hold_sharpe'])}), "
         f"DSR {_num(s['dsr'])}" for v, s in summary.items())
     return StageResult(summary=line,
                        outputs={"evaluation": {"path": str(out_path), "summary": summary}})
+
+
+def _log_to_runs(ctx: RunContext, trained: dict[str, Any], summary: dict[str, Any],
+                 path: Path, key: Any) -> None:
+    """The headline backtest numbers and ``evaluation.json`` on each variant's MLflow run."""
+    from finmlops.tracking import log_evaluation
+
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    for variant, info in trained.items():
+        run_id = info.get("run_id")
+        if not run_id or variant not in summary:
+            continue
+        metrics = {f"backtest.{k}": float(v) for k, v in summary[variant].items()
+                   if isinstance(v, int | float)}
+        log_evaluation(ctx.settings, run_id, metrics, {"evaluation": path}, key=digest[:32])
 
 
 def trial_count(settings: Settings, n_variants: int) -> tuple[int | None, str, list[str]]:

@@ -39,8 +39,18 @@ def run(ctx: RunContext) -> StageResult:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(page, "utf-8")
     os.replace(tmp, path)
+    _log_to_runs(ctx, path)
     return StageResult(summary=f"{path.name}: {verdict(evaluation).headline}",
                        outputs={"report": {"path": str(path)}})
+
+
+def _log_to_runs(ctx: RunContext, path: Path) -> None:
+    """Attach the report to every trained variant's MLflow run."""
+    from finmlops.tracking import log_artifacts
+
+    for info in (ctx.state.get("trained") or {}).values():
+        if isinstance(info, dict) and info.get("run_id"):
+            log_artifacts(ctx.settings, info["run_id"], {"report": path})
 
 
 def _load(path: Path, what: str) -> Any:

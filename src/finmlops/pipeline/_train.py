@@ -110,9 +110,10 @@ def train_all(ctx: RunContext, features_path: Path, data_version: str) -> dict[s
     return {v: load_variant(base / v) for v in variants}
 
 
-def state_entry(t: TrainedVariant) -> dict[str, Any]:
+def state_entry(t: TrainedVariant, run_id: str | None = None) -> dict[str, Any]:
     """The JSON-able ``trained[variant]`` entry of the run state."""
-    return {"model_dir": str(t.model_dir), "oos_path": str(t.oos_path), "metrics": t.metrics,
+    return {"run_id": run_id,
+            "model_dir": str(t.model_dir), "oos_path": str(t.oos_path), "metrics": t.metrics,
             "weights_hash": t.weights_hash, "fold_metrics": t.fold_metrics,
             "baselines": t.baselines, "data_version": t.data_version, "seconds": t.seconds}
 
@@ -122,6 +123,10 @@ def run(ctx: RunContext) -> StageResult:
     data_version = str(ctx.require("dataset_version", "ingest"))
     features = ctx.require("features", "features")
     trained = train_all(ctx, Path(features["path"]), data_version)
+    from finmlops.tracking import log_trained_variants
+
+    ctx.progress("logging runs to MLflow")
+    run_ids = log_trained_variants(ctx.settings, trained.values())
     summary = "; ".join(
         f"{v}: accuracy {t.metrics['accuracy']:.3f} "
         f"[{t.metrics['accuracy_ci_low']:.3f}, {t.metrics['accuracy_ci_high']:.3f}]"
@@ -130,4 +135,5 @@ def run(ctx: RunContext) -> StageResult:
     if up is not None:
         summary += f"; always-up {up:.3f}"
     return StageResult(summary=summary,
-                       outputs={"trained": {v: state_entry(t) for v, t in trained.items()}})
+                       outputs={"trained": {v: state_entry(t, run_ids[v])
+                                                        for v, t in trained.items()}})

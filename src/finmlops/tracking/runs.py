@@ -205,19 +205,50 @@ def _log_model_files(client: Any, run_id: str, trained: TrainedVariant) -> None:
 
 
 def log_trained_variants(settings: Settings, trained: Iterable[TrainedVariant]) -> dict[str, str]:
-    """For the train stage: one run per variant, returns ``{variant: run_id}``."""
+    """For the train stage: one run per variant, returns ``{variant: run_id}``.
+
+    A variant whose identical training (same weights hash, data version and configuration) is
+    already a finished run keeps that run, so rerunning a cached pipeline adds no duplicates.
+    """
     config = public_dict(settings)
-    return {t.variant: log_training(settings, t, config) for t in trained}
+    out: dict[str, str] = {}
+    for t in trained:
+        existing = find_training_run(settings, t)
+        out[t.variant] = existing or log_training(settings, t, config)
+    return out
+
+
+@translate
+def find_training_run(settings: Settings, trained: TrainedVariant) -> str | None:
+    """The id of a finished run that logged exactly this training, if there is one."""
+    tracker = configure(settings)
+    chash = config_hash(settings, trained.settings.model_dump(mode="json"))
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id],
+        filter_string=(f"tags.`{KIND_TAG}` = '{TRAINING}' and attributes.status = 'FINISHED'"
+                       f" and tags.weights_hash = '{trained.weights_hash}'"
+                       f" and tags.data_version = '{trained.data_version}'"
+                       f" and tags.config_hash = '{chash}'"
+                       f" and tags.variant = '{trained.variant}'"),
+        max_results=1,
+    )
+    return str(runs[0].info.run_id) if runs else None
 
 
 @translate
 def log_evaluation(settings: Settings, run_id: str, metrics: Mapping[str, float],
-                   artifacts: Mapping[str, Path] | None = None) -> None:
+                   artifacts: Mapping[str, Path] | None = None, key: str | None = None) -> bool:
     """Add evaluation metrics to a training run; ``artifacts`` maps a run folder to a file or
-    directory to put there (e.g. ``{"evaluation": Path("evaluation.json")}``)."""
+    directory to put there (e.g. ``{"evaluation": Path("evaluation.json")}``).
+
+    With ``key`` (a digest of what was evaluated), logging the same evaluation twice is a
+    no-op; returns whether anything was logged.
+    """
     tracker = configure(settings)
     client = tracker.client
-    client.get_run(run_id)  # a clear not-found error before logging anything
+    run = client.get_run(run_id)  # a clear not-found error before logging anything
+    if key is not None and run.data.tags.get("evaluation_key") == key:
+        return False
     _log_batch(client, run_id, metrics=_metrics(metrics))
     for folder, path in (artifacts or {}).items():
         path = Path(path)
@@ -226,6 +257,17 @@ def log_evaluation(settings: Settings, run_id: str, metrics: Mapping[str, float]
         else:
             client.log_artifact(run_id, str(path), folder or None)
     client.set_tag(run_id, "evaluated", "true")
+    if key is not None:
+        client.set_tag(run_id, "evaluation_key", key)
+    return True
+
+
+@translate
+def log_artifacts(settings: Settings, run_id: str, artifacts: Mapping[str, Path]) -> None:
+    """Attach files (e.g. the HTML report) to an existing run, by run folder."""
+    client = configure(settings).client
+    for folder, path in artifacts.items():
+        client.log_artifact(run_id, str(path), folder or None)
 
 
 @translate
