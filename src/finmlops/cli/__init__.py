@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from finmlops.cli import _run, abtest, data, deploy, evaluate, models, monitor, train
+from finmlops.cli import _run, abtest, data, deploy, evaluate, models, monitor, serve, train
 from finmlops.errors import FinmlopsError
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ train.register(app)
 deploy.register(app)
 models.register(app)
 evaluate.register(app)
+serve.register(app)
 abtest.register(app)
 monitor.register(app)
 

@@ -3,7 +3,10 @@
 This module is the contract between the service (which updates these), the alert rules and
 dashboards in ``deploy/`` (which query them) and the A/B statistics computed from Prometheus.
 Sums of returns can fall, so they are gauges that accumulate; everything that only grows is
-a counter.
+a counter. Feedback counters count each request's outcome once (feedback is idempotent);
+``finmlops_feedback_*`` follow the arm that served, ``finmlops_paired_*`` compare every other
+scored arm (shadow scoring or the mirror) with the experiment's ``default`` arm on the same
+requests. Requests rejected before routing count with empty ``model``/``arm`` labels.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             arm, registry=reg),
         paired=Counter(
             "finmlops_paired_outcomes", "Requests with outcomes scored by both arm and "
-            "reference (shadow scoring).", pair, registry=reg),
+            "reference (shadow scoring or mirror).", pair, registry=reg),
         paired_discordant=Counter(
             "finmlops_paired_discordant", "Paired outcomes where exactly one side was right "
             "(winner=arm|reference), McNemar's counts.", [*pair, "winner"], registry=reg),

@@ -1,0 +1,130 @@
+"""Raw ASGI plumbing for the service: route matching, body reading with a size limit, sending."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from finmlops.errors import (
+    BadRequestError,
+    FinmlopsError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+Headers = Mapping[bytes, bytes]
+
+JSON_TYPE = (b"content-type", b"application/json")
+EXPOSE = b"x-request-id, x-seldon-route"
+OPEN_ROUTES = frozenset({"live", "ready", "metrics", "openapi"})
+"""Routes that stay open when a bearer token is configured."""
+
+STATIC = {
+    "/v2/health/live": ("live", "GET"),
+    "/v2/health/ready": ("ready", "GET"),
+    "/v2": ("server", "GET"),
+    "/v2/feedback": ("feedback", "POST"),
+    "/admin/experiment": ("experiment", "GET, PUT"),
+    "/admin/reload": ("reload", "POST"),
+    "/metrics": ("metrics", "GET"),
+    "/openapi.json": ("openapi", "GET"),
+}
+
+
+class Disconnected(Exception):
+    """The client went away while the body was being read."""
+
+
+class MethodNotAllowed(FinmlopsError):
+    http_status = 405
+
+    def __init__(self, allow: str) -> None:
+        super().__init__("method not allowed")
+        self.allow = allow
+
+
+def match(path: str) -> tuple[str, dict[str, str], str]:
+    """``(route, params, allowed methods)`` for a path; 404 for an unknown one."""
+    if path.startswith("/v2/models/"):
+        parts = path[len("/v2/models/"):].split("/")
+        name = parts[0]
+        if name:
+            rest = parts[1:]
+            params = {"name": name}
+            if len(rest) >= 2 and rest[0] == "versions" and rest[1]:
+                params["version"] = rest[1]
+                rest = rest[2:]
+            if not rest:
+                return "model", params, "GET"
+            if rest == ["ready"]:
+                return "model_ready", params, "GET"
+            if rest == ["infer"]:
+                return "infer", params, "POST"
+    route = STATIC.get(path)
+    if route is not None:
+        return route[0], {}, route[1]
+    raise ModelNotFoundError(f"no route {path}")
+
+
+async def send_response(send: Send, status: int, body: bytes,
+                        headers: list[tuple[bytes, bytes]]) -> None:
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def preflight(send: Send, headers: Headers, origin: bytes | None, allowed: bool,
+                    allow: str) -> None:
+    """Answer a CORS preflight: 200 with the allow headers, or 400 for a foreign origin."""
+    wanted = headers.get(b"access-control-request-method", b"").decode("latin-1")
+    if origin is None or not allowed:
+        await send_response(send, 400, b'{"error":"CORS origin not allowed"}', [JSON_TYPE])
+        return
+    if wanted not in allow.split(", "):
+        await send_response(send, 400, b'{"error":"CORS method not allowed"}', [JSON_TYPE])
+        return
+    await send_response(send, 200, b"", [
+        (b"access-control-allow-origin", origin), (b"vary", b"Origin"),
+        (b"access-control-allow-methods", allow.encode()),
+        (b"access-control-allow-headers",
+         headers.get(b"access-control-request-headers",
+                     b"authorization, content-type, x-request-id, x-routing-key")),
+        (b"access-control-max-age", b"600"), (b"content-type", b"text/plain")])
+
+
+async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+    """The request body; 413 when the declared or the counted size is over ``limit``."""
+    declared = headers.get(b"content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise BadRequestError("invalid Content-Length") from None
+        if size > limit:
+            raise PayloadTooLargeError(f"body over {limit} bytes")
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        chunk = message.get("body", b"")
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLargeError(f"body over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def read_json(receive: Receive, headers: Headers, limit: int) -> Any:
+    raw = await read_body(receive, headers, limit)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequestError("the body is not valid JSON") from None

@@ -1,0 +1,107 @@
+"""Open Inference Protocol V2 request parsing and response building (no HTTP here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from finmlops.errors import BadRequestError
+
+DATATYPES = {"FP32", "FP64"}
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """A validated request: the float32 batch and the optional id / routing key."""
+
+    x: np.ndarray
+    request_id: str | None
+    routing_key: str | None
+
+
+_NUMBER = {int, float}
+_FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def _only_numbers(data: list[Any]) -> bool:
+    """JSON numbers only (booleans and strings are not), checked in C for flat lists."""
+    types = set(map(type, data))
+    if types <= _NUMBER:
+        return True
+    if types == {list}:
+        return all(_only_numbers(d) for d in data)
+    return False
+
+
+def parse_infer(body: Any, input_name: str, window: int, n_features: int) -> InferRequest:
+    """Check a decoded V2 body against the signature ``[-1, window, n_features]`` FP32."""
+    if not isinstance(body, dict):
+        raise BadRequestError("the request body must be a JSON object")
+    rid = body.get("id")
+    if rid is not None and not (isinstance(rid, str) and len(rid) <= 256 and rid.isascii()
+                                and rid.isprintable()):
+        raise BadRequestError("id must be printable ASCII of at most 256 characters")
+    outputs = body.get("outputs")
+    if outputs is not None and not (isinstance(outputs, list)
+                                    and all(isinstance(o, dict) for o in outputs)):
+        raise BadRequestError("outputs must be a list of objects")
+    params = body.get("parameters")
+    key = None
+    if params is not None:
+        if not isinstance(params, dict):
+            raise BadRequestError("parameters must be an object")
+        key = params.get("routing_key")
+        if key is not None and not isinstance(key, str):
+            raise BadRequestError("parameters.routing_key must be a string")
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or len(inputs) != 1:
+        raise BadRequestError(f"inputs must be a list holding one tensor named {input_name!r}")
+    tensor = inputs[0]
+    if not isinstance(tensor, dict):
+        raise BadRequestError("each input must be an object")
+    if not isinstance(tensor.get("parameters", {}), dict):
+        raise BadRequestError("input parameters must be an object")
+    if tensor.get("name") != input_name:
+        raise BadRequestError(f"unknown input {tensor.get('name')!r}; expected {input_name!r}")
+    datatype = tensor.get("datatype")
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
+        raise BadRequestError(f"datatype must be FP32 (or FP64), got {datatype!r}")
+    shape = tensor.get("shape")
+    if (not isinstance(shape, list) or len(shape) != 3
+            or not all(type(d) is int for d in shape)):
+        raise BadRequestError(f"shape must be [n, {window}, {n_features}]")
+    n, w, f = shape
+    if w != window or f != n_features or not 1 <= n <= 100_000:
+        raise BadRequestError(f"shape {shape} does not match the model's [n, {window}, "
+                              f"{n_features}] (n >= 1)")
+    data = tensor.get("data")
+    if not isinstance(data, list) or not _only_numbers(data):
+        raise BadRequestError("data must be a (flat or nested) list of numbers")
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError):
+        raise BadRequestError("data must be a (flat or nested) list of numbers") from None
+    if arr.dtype.kind not in "fiu":
+        raise BadRequestError("data must hold only numbers")
+    if arr.size != n * w * f:
+        raise BadRequestError(f"data holds {arr.size} values; shape {shape} needs {n * w * f}")
+    # |v| <= FLT_MAX is False for NaN and inf too, and keeps the float32 cast exact-or-finite.
+    if not bool((np.abs(arr) <= _FLT_MAX).all()):
+        raise BadRequestError("data must be finite numbers (no NaN, Infinity or overflow)")
+    x = arr.astype(np.float32, copy=False).reshape(n, w, f)
+    return InferRequest(x, rid, key)
+
+
+def infer_response(model_name: str, version: str, request_id: str, output_name: str,
+                   probabilities: list[float], params: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "model_name": model_name,
+        "model_version": version,
+        "id": request_id,
+        "parameters": dict(params),
+        "outputs": [{"name": output_name, "datatype": "FP32",
+                     "shape": [len(probabilities)], "data": probabilities}],
+    }

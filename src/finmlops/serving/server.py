@@ -1,0 +1,129 @@
+"""Running the app: a real uvicorn server in a background thread, and the process entry."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from finmlops.errors import NotReadyError
+
+
+@dataclass
+class ServerHandle:
+    """A uvicorn server running in a thread; ``stop()`` shuts it down gracefully."""
+
+    url: str
+    host: str
+    port: int
+    server: Any
+    thread: threading.Thread
+    app: Any
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready TCP socket (port 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (else Nagle +
+    # delayed ACK add 40 ms whenever a response goes out in two writes).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, *,
+                  wait_ready: bool = True, timeout: float = 60.0,
+                  **config: Any) -> ServerHandle:
+    """Start ``app`` on uvicorn in a daemon thread; returns once it accepts connections
+    (and, with ``wait_ready``, once its models are loaded)."""
+    import uvicorn
+
+    sock = bind(host, port)
+    actual = sock.getsockname()[1]
+    options: dict[str, Any] = {"log_level": "warning", "lifespan": "on", "http": "httptools",
+                               "loop": "asyncio", "access_log": False}
+    options.update(config)
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                              name=f"uvicorn-{actual}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise NotReadyError(f"server on {host}:{actual} did not start")
+        time.sleep(0.01)
+    url_host = f"[{host}]" if ":" in host else host
+    handle = ServerHandle(f"http://{url_host}:{actual}", host, actual, server, thread, app)
+    if wait_ready and hasattr(app, "wait_loaded") and not app.wait_loaded(
+            max(0.0, deadline - time.monotonic())):
+        handle.stop()
+        raise NotReadyError(f"models not loaded: {getattr(app, 'load_error', None)}")
+    return handle
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """The signal was already handled by uvicorn's graceful shutdown."""
+
+
+def serve(settings: Any, models: dict[str, Any] | None = None, *,
+          config_path: str | None = None, workers: int | None = None,
+          announce: Any = None) -> None:
+    """Run the service in this process (``workers`` > 1: uvicorn's worker processes).
+
+    SIGTERM/SIGINT drain in-flight requests (uvicorn's graceful shutdown) and the lifespan
+    shutdown flushes the prediction log. ``announce(url)`` is called once the port is bound.
+    """
+    import json
+    import os
+
+    import uvicorn
+
+    from finmlops.serving import factory
+
+    os.environ[factory.SETTINGS_ENV] = factory.settings_to_env(settings)
+    if models is not None:
+        os.environ[factory.MODELS_ENV] = json.dumps({k: str(v) for k, v in models.items()})
+    if config_path is not None:
+        os.environ[factory.CONFIG_ENV] = str(config_path)
+    n = workers or settings.serve.workers
+    s = settings.serve
+    config = uvicorn.Config(
+        "finmlops.serving.factory:app_from_env", factory=True, host=s.host, port=s.port,
+        workers=n, lifespan="on", http="httptools", loop="uvloop", log_level="warning",
+        access_log=False, timeout_graceful_shutdown=int(s.request_timeout_s) + 5,
+        backlog=2048)
+    sock = bind(s.host, s.port)
+    port = sock.getsockname()[1]
+    url_host = f"[{s.host}]" if ":" in s.host else s.host
+    if announce is not None:
+        announce(f"http://{url_host}:{port}")
+    server = uvicorn.Server(config)
+    # uvicorn re-raises SIGTERM/SIGINT to the previous handler after its graceful shutdown;
+    # a no-op handler there lets a drained, flushed shutdown exit 0 instead of -15.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _ignore)
+    # The event loop shares the GIL with the log writer: hand it over every 1 ms, not 5 ms.
+    sys.setswitchinterval(0.001)
+    if n > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        server.run(sockets=[sock])

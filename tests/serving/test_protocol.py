@@ -1,0 +1,77 @@
+"""V2 request validation: everything malformed is a 400, never a crash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from finmlops.errors import BadRequestError
+from finmlops.serving.outcomes import Policy
+from finmlops.serving.protocol import parse_infer
+
+
+def body(data: Any, shape: Any = (1, 2, 3), datatype: str = "FP32", **extra: Any) -> Any:
+    return {"inputs": [{"name": "features", "datatype": datatype, "shape": list(shape),
+                        "data": data}], **extra}
+
+
+def test_flat_and_nested_data_are_accepted() -> None:
+    flat = parse_infer(body(list(range(6))), "features", 2, 3)
+    nested = parse_infer(body([[[0, 1, 2], [3, 4, 5]]]), "features", 2, 3)
+    assert flat.x.dtype == np.float32 and flat.x.shape == (1, 2, 3)
+    np.testing.assert_array_equal(flat.x, nested.x)
+
+
+def test_id_and_routing_key_are_read() -> None:
+    req = parse_infer(body([0.0] * 6, id="r1", parameters={"routing_key": "k"}), "features", 2, 3)
+    assert (req.request_id, req.routing_key) == ("r1", "k")
+
+
+@pytest.mark.parametrize("bad", [
+    None, [], "x", {"inputs": []}, {"inputs": [1]},
+    body([0.0] * 6, datatype="INT64"), body([0.0] * 6, datatype="BYTES"),
+    body([0.0] * 6, datatype={}), body([0.0] * 6, datatype=["FP32"]),
+    body([0.0] * 5), body([0.0] * 12), body([0.0] * 6, shape=(1, 3, 2)),
+    body([0.0] * 6, shape=(1, 6)), body([0.0] * 6, shape=(1, 2.0, 3)),
+    body([0.0] * 6, shape=(0, 2, 3)), body([float("nan")] + [0.0] * 5),
+    body([float("inf")] + [0.0] * 5), body([1e39] + [0.0] * 5),
+    body(["1"] + [0.0] * 5), body([True] + [0.0] * 5), body([None] + [0.0] * 5),
+    body([[0.0, 1.0], [2.0]]), body([0.0] * 6, id=5), body([0.0] * 6, id="a\nb"),
+    body([0.0] * 6, parameters={"routing_key": 1}), body([0.0] * 6, parameters=[]),
+    body([0.0] * 6, outputs="probability"),
+    {"inputs": [{"name": "other", "datatype": "FP32", "shape": [1, 2, 3], "data": [0] * 6}]},
+])
+def test_malformed_requests_are_bad_requests(bad: Any) -> None:
+    with pytest.raises(BadRequestError):
+        parse_infer(bad, "features", 2, 3)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
+                                                                max_size=4),
+    max_leaves=20)
+
+
+@given(json_values)
+def test_any_json_is_parsed_or_rejected_with_a_bad_request(value: Any) -> None:
+    for candidate in (value, body(value), {"inputs": [value]}):
+        try:
+            req = parse_infer(candidate, "features", 2, 3)
+        except BadRequestError:
+            continue
+        assert np.isfinite(req.x).all() and req.x.shape[1:] == (2, 3)
+
+
+def test_policy_positions_and_costs_follow_the_contract() -> None:
+    flat = Policy("long_flat", 0.5, 3e-4)
+    short = Policy("long_short", 0.5, 3e-4)
+    assert flat.position(0.7) == 1.0 and flat.position(0.5) == 0.0
+    assert short.position(0.2) == -1.0
+    assert flat.net_return(1.0, 0.01) == pytest.approx(0.01 - 6e-4)
+    assert flat.net_return(0.0, 0.01) == 0.0
+    assert short.net_return(-1.0, 0.01) == pytest.approx(-0.01 - 6e-4)
