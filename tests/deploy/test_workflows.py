@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from finmlops.deploy import Rendered
+from finmlops.deploy._k8s import HOME
 from finmlops.deploy.workflows import (
     COMMANDS,
     DAILY_CRON,
     DATA_TEMPLATE,
+    SHARED_HOME_SIZE,
     TRAINING_TEMPLATE,
     USER_ERROR_EXIT_CODES,
 )
@@ -28,7 +30,8 @@ def _edges(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 def test_dags_run_the_stages_in_order(rendered: Rendered) -> None:
     assert _edges(_spec(rendered, DATA_TEMPLATE)) == [("ingest", "validate")]
-    assert _edges(_spec(rendered, TRAINING_TEMPLATE)) == [("train", "evaluate"),
+    assert _edges(_spec(rendered, TRAINING_TEMPLATE)) == [("features", "train"),
+                                                          ("train", "evaluate"),
                                                           ("evaluate", "register")]
     assert _edges(_spec(rendered, DAILY_CRON)) == [("ingest", "feedback"), ("feedback", "drift"),
                                                    ("drift", "decide")]
@@ -64,3 +67,53 @@ def test_cron_is_scheduled_in_its_timezone_without_overlap(rendered: Rendered) -
                     if t["name"] == "feedback")
     assert any(e["name"] == "FINMLOPS_API_TOKEN" and "secretKeyRef" in e["valueFrom"]
                for e in feedback["container"]["env"])
+
+
+def _home_volume(spec: dict[str, Any], template: dict[str, Any]) -> str:
+    env = {e["name"]: e.get("value") for e in template["container"]["env"]}
+    assert env["FINMLOPS_HOME"] == HOME
+    (mount,) = [m for m in template["container"]["volumeMounts"] if m["mountPath"] == HOME]
+    name: str = mount["name"]
+    return name
+
+
+def test_training_steps_share_one_home_claimed_per_workflow(rendered: Rendered) -> None:
+    spec = _spec(rendered, TRAINING_TEMPLATE)
+    steps = [t for t in spec["templates"] if "container" in t]
+    assert [t["name"] for t in steps] == ["features", "train", "evaluate", "register"]
+    names = {_home_volume(spec, t) for t in steps}
+    assert len(names) == 1  # one volume for every step, so state.json is shared
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] in names
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == SHARED_HOME_SIZE
+    assert "storageClassName" not in claim["spec"]  # the cluster's default class
+    assert spec["volumeClaimGC"] == {"strategy": "OnWorkflowCompletion"}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert claim["metadata"]["name"] not in volumes  # not shadowed by an emptyDir
+    assert "emptyDir" in volumes["tmp"] and "configMap" in volumes["config"]
+    for t in steps:
+        sc = t["container"]["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True and sc["runAsNonRoot"] is True
+    # fsGroup makes the claimed volume writable by the non-root user.
+    assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsUser"]
+
+
+def test_workflows_that_pass_no_state_keep_pod_local_homes(rendered: Rendered) -> None:
+    for name in (DATA_TEMPLATE, DAILY_CRON):
+        spec = _spec(rendered, name)
+        assert "volumeClaimTemplates" not in spec
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        for t in (t for t in spec["templates"] if "container" in t):
+            assert "emptyDir" in volumes[_home_volume(spec, t)]
+
+
+def test_training_fans_out_after_the_features_step(rendered: Rendered) -> None:
+    spec = _spec(rendered, TRAINING_TEMPLATE)
+    (dag,) = [t["dag"] for t in spec["templates"] if t["name"] == spec["entrypoint"]]
+    tasks = {t["name"]: t for t in dag["tasks"]}
+    assert "withParam" not in tasks["features"]
+    assert tasks["train"]["withParam"] == "{{workflow.parameters.variants}}"
+    assert COMMANDS["train"] == ["train", "--variant", "{{inputs.parameters.variant}}"]
+    assert COMMANDS["features"] == ["run", "--until", "features"]
+    assert COMMANDS["register"] == ["register"]

@@ -54,3 +54,37 @@ def test_train_prints_models_and_baselines(tmp_path: Path, monkeypatch: pytest.M
     table = runner.invoke(make_app(), ["train"])  # cached: only prints
     assert table.exit_code == 0, table.output
     assert "always up" in table.stdout and "95% CI" in table.stdout
+
+
+@pytest.mark.slow
+def test_train_one_variant_at_a_time_keeps_the_others(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from finmlops.config import load_settings
+    from finmlops.pipeline import load_state
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "finmlops.yaml"
+    config.write_text(yaml.safe_dump({"home": str(tmp_path / "h"), **CONFIG}))
+    runner = CliRunner()
+    first = runner.invoke(make_app(), ["train", "--variant", "enhanced", "--json"])
+    assert first.exit_code == 0, first.output
+    assert [r["name"] for r in json.loads(first.stdout)["rows"]] == [
+        "enhanced", "always up", "yesterday's direction"]
+    second = runner.invoke(make_app(), ["train", "--variant", "baseline", "--json"])
+    assert second.exit_code == 0, second.output
+    assert set(json.loads(second.stdout)["trained"]) == {"baseline"}
+    state = load_state(load_settings(config))
+    assert set(state["trained"]) == {"baseline", "enhanced"}
+    assert all(info["run_id"] for info in state["trained"].values())
+
+
+def test_unknown_variant_fails_before_any_work(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from finmlops.cli import main
+
+    config = tmp_path / "finmlops.yaml"
+    config.write_text(yaml.safe_dump({"home": str(tmp_path / "h"), **CONFIG}))
+    assert main(["--config", str(config), "train", "--variant", "wide"]) == 2
+    assert capsys.readouterr().err == (
+        "error: unknown variant 'wide'; train.variants has: baseline, enhanced\n")
+    assert not (tmp_path / "h").exists()  # nothing ingested, no state written

@@ -78,3 +78,48 @@ def test_train_needs_the_features_stage_first(ingested: RunContext) -> None:
 
     with pytest.raises(StageError, match="features"):
         _train.run(ingested)
+
+
+def test_unknown_variants_are_a_config_error_naming_the_configured_ones(
+        stage_settings: Settings) -> None:
+    from finmlops.errors import ConfigError
+    from finmlops.pipeline._train import chosen_variants
+
+    assert chosen_variants(stage_settings, None) == ["baseline", "enhanced"]
+    assert chosen_variants(stage_settings, ["enhanced", "baseline", "enhanced"]) == [
+        "baseline", "enhanced"]  # configuration order, once each
+    with pytest.raises(ConfigError, match=r"unknown variant 'wide'; train.variants has: "
+                                          r"baseline, enhanced"):
+        chosen_variants(stage_settings, ["enhanced", "wide"])
+
+
+@pytest.mark.slow
+def test_variants_trained_one_at_a_time_merge_into_the_run_state(
+        ingested: RunContext) -> None:
+    from finmlops.pipeline import STAGES, load_state, run_stages, save_state, select
+    from finmlops.tracking import configure
+
+    settings = ingested.settings
+    save_state(settings, {**ingested.state,
+                          "trained": {"retired": {"run_id": None, "model_dir": "gone"}}})
+    stages = select(STAGES, only=["features", "train"])
+    first = SilentReporter()
+    state = run_stages(settings, stages, first, options={"train": {"variants": ["enhanced"]}})
+    # Only the asked-for variant trained; the entry of a variant no longer configured is gone.
+    assert set(state["trained"]) == {"enhanced"}
+    assert [m for _, m in first.events if m.startswith("training ")] == ["training enhanced"]
+    state = run_stages(settings, stages, SilentReporter(),
+                       options={"train": {"variants": ["baseline"]}})
+    assert set(state["trained"]) == {"baseline", "enhanced"} == set(load_state(settings)
+                                                                    ["trained"])
+    # Same models, same directories as one full run: a full run now trains nothing.
+    full = SilentReporter()
+    again = run_stages(settings, stages, full)
+    assert again["trained"] == state["trained"]
+    assert not any(m.startswith("training") for _, m in full.events)
+    dirs = {Path(info["model_dir"]).parent for info in state["trained"].values()}
+    assert len(dirs) == 1
+    # Each variant's run was logged to MLflow by its own train command.
+    client = configure(settings).client
+    for variant, info in state["trained"].items():
+        assert client.get_run(info["run_id"]).data.tags["variant"] == variant

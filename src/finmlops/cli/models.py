@@ -1,4 +1,5 @@
-"""``finmlops models list|show|history`` and ``finmlops promote``: the registry from the shell."""
+"""``finmlops models list|show|history``, ``finmlops register`` and ``finmlops promote``: the
+registry from the shell."""
 
 from __future__ import annotations
 
@@ -101,6 +102,27 @@ def register(app: typer.Typer) -> None:
         for e in events:
             out.print(f"{e.get('at', '')}  {e.get('action', ''):<9} v{e.get('version')}  "
                       f"by {e.get('actor', '')}: {e.get('reason', '')}")
+
+    @app.command("register")
+    def register_(ctx: typer.Context, as_json: JsonOption = False) -> None:
+        """Register each trained variant of the run state as a model version in MLflow (logging
+        its run first if train did not) and move the aliases; prints versions and aliases."""
+        from finmlops.cli._progress import ConsoleReporter
+        from finmlops.pipeline import STAGES, run_stages, select
+
+        settings = settings_from(ctx)
+        with ConsoleReporter(console(stderr=as_json)) as reporter:
+            state = run_stages(settings, select(STAGES, only=["register"]), reporter)
+        registered: dict[str, Any] = state["registered"]
+        if as_json:
+            print_json({"registered_model": settings.registered_model,
+                        "registered": registered})
+            return
+        out = console()
+        for variant, info in registered.items():
+            aliases = ", ".join(info["aliases"]) or "-"
+            out.print(f"{settings.registered_model} v{info['version']}  {variant:<12} "
+                      f"aliases: {aliases}")
 
     @app.command("promote")
     def promote_(

@@ -4,6 +4,10 @@ Every step runs the image's ``finmlops <stage>`` command with the same settings 
 laptop (a mounted ConfigMap); data and artifacts go to S3/MinIO and MLflow, credentials come
 from Secret references. Steps retry with exponential backoff, except on exit codes that mean
 the user must fix something (bad config or data, unknown model), where a retry cannot help.
+
+Steps that hand results to later steps through the run state (``state.json`` and the
+content-addressed cache under ``FINMLOPS_HOME``) share one ``FINMLOPS_HOME``: a volume claimed
+per workflow (``volumeClaimTemplates``), deleted when the workflow completes.
 """
 
 from __future__ import annotations
@@ -42,15 +46,21 @@ RETRY_EXPRESSION = (
 SMALL = resources("250m", "512Mi", "1", "1Gi")
 TRAINING = resources("2", "4Gi", "4", "8Gi")
 
+HOME_VOLUME = "home"
+"""The name of the ``FINMLOPS_HOME`` volume in ``app_volumes``/``app_volume_mounts``."""
+SHARED_HOME_SIZE = "2Gi"
+"""The per-workflow shared home: the feature matrix, the models and their OOS predictions."""
+
 _END_TODAY = ("{{workflow.creationTimestamp.Y}}-{{workflow.creationTimestamp.m}}"
               "-{{workflow.creationTimestamp.d}}")
 
 # The command line of each step (after ``finmlops``); one table, so the CLI contract the
-# cluster relies on is visible in one place.
+# cluster relies on is visible in one place (tests/deploy check each one against the CLI).
 COMMANDS: dict[str, list[str]] = {
     "ingest": ["ingest", "--tickers", "{{workflow.parameters.tickers}}",
                "--start", "{{workflow.parameters.start}}", "--end", "{{workflow.parameters.end}}"],
     "validate": ["data", "list", "--json"],
+    "features": ["run", "--until", "features"],
     "train": ["train", "--variant", "{{inputs.parameters.variant}}"],
     "evaluate": ["evaluate"],
     "register": ["register"],
@@ -90,11 +100,32 @@ def _step(settings: Settings, name: str, *, image: str, res: Manifest, deadline:
     )
 
 
+def shared_home_claim() -> Manifest:
+    """The workflow-scoped claim mounted as ``FINMLOPS_HOME`` in every step. ReadWriteOnce
+    works on any cluster but makes the workflow's pods schedule onto one node; a class with
+    ReadWriteMany (storageClassName left unset: the cluster default) spreads them."""
+    return {
+        "metadata": {"name": HOME_VOLUME},
+        "spec": {"accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": SHARED_HOME_SIZE}}},
+    }
+
+
 def _workflow_kwargs(settings: Settings, component: str, deadline: int,
-                     parameters: dict[str, str]) -> dict[str, Any]:
+                     parameters: dict[str, str], *, shared_home: bool = False) -> dict[str, Any]:
+    """Workflow-level fields; ``shared_home`` replaces each pod's emptyDir ``FINMLOPS_HOME``
+    with one claim for the whole workflow (for steps that pass the run state on)."""
     from hera.workflows import Parameter
 
     m = _models()
+    volumes = [v for v in app_volumes() if not (shared_home and v["name"] == HOME_VOLUME)]
+    shared: dict[str, Any] = {}
+    if shared_home:
+        shared = {
+            "volume_claim_templates": [m.PersistentVolumeClaim.model_validate(
+                shared_home_claim())],
+            "volume_claim_gc": m.VolumeClaimGC(strategy="OnWorkflowCompletion"),
+        }
     return {
         "namespace": namespace(settings, "pipelines"),
         "labels": labels(component),
@@ -102,7 +133,8 @@ def _workflow_kwargs(settings: Settings, component: str, deadline: int,
         "service_account_name": WORKFLOW_SA,
         "active_deadline_seconds": deadline,
         "security_context": m.PodSecurityContext.model_validate(pod_security_context()),
-        "volumes": [m.Volume.model_validate(v) for v in app_volumes()],
+        "volumes": [m.Volume.model_validate(v) for v in volumes],
+        **shared,
         "pod_gc": m.PodGC(strategy="OnPodSuccess"),
         "ttl_strategy": m.TTLStrategy(seconds_after_completion=7 * 24 * 3600),
         "pod_metadata": m.Metadata(labels=labels(component)),
@@ -132,21 +164,26 @@ def data_template(settings: Settings) -> Manifest:
 
 
 def training_template(settings: Settings) -> Manifest:
-    """Train every variant in parallel (``withParam`` over a JSON list), then evaluate all of
-    them and register the models in MLflow."""
+    """Pin the dataset version and build the features once, train every variant in parallel
+    (``withParam`` over a JSON list), then evaluate all of them and register the models in
+    MLflow. The steps share one ``FINMLOPS_HOME`` (:func:`shared_home_claim`): each train pod
+    merges its variant into the run state, which evaluate and register then read."""
     from hera.workflows import DAG, WorkflowTemplate
 
     image = settings.deploy.training_image
     params = {"variants": json.dumps(sorted(settings.train.variants))}
     with WorkflowTemplate(name=TRAINING_TEMPLATE,
-                          **_workflow_kwargs(settings, "pipelines", 12 * 3600, params)) as wt:
+                          **_workflow_kwargs(settings, "pipelines", 12 * 3600, params,
+                                             shared_home=True)) as wt:
+        features = _step(settings, "features", image=image, res=SMALL, deadline=3600)
         train = _step(settings, "train", image=image, res=TRAINING, deadline=6 * 3600,
                       inputs=["variant"])
         evaluate = _step(settings, "evaluate", image=image, res=TRAINING, deadline=2 * 3600)
         register = _step(settings, "register", image=image, res=SMALL, deadline=1800)
         with DAG(name="main"):
-            (train(name="train", arguments={"variant": "{{item}}"},
-                   with_param="{{workflow.parameters.variants}}")
+            (features()
+             >> train(name="train", arguments={"variant": "{{item}}"},
+                      with_param="{{workflow.parameters.variants}}")
              >> evaluate() >> register())
     return _to_dict(wt)
 

@@ -1,8 +1,11 @@
-"""Pipeline stage ``train``: walk-forward every variant, export the deployable models.
+"""Pipeline stage ``train``: walk-forward every variant (or the ones asked for), export the
+deployable models.
 
 Per variant, ``<cache>/<variant>/`` holds ``model.onnx``, ``model.json``, ``oos.parquet``
 (out-of-sample predictions) and ``result.json`` (metrics); the cache key is the dataset version
-and the feature and train settings, so an unchanged second run reuses the directories.
+and the feature and train settings, so an unchanged second run reuses the directories. Training
+a subset (``finmlops train --variant NAME``, one workflow pod per variant) writes into the same
+directories, and the run state's ``trained`` gains those variants beside the others.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from finmlops.config import Settings, VariantSettings
-from finmlops.errors import StageError
+from finmlops.errors import ConfigError, StageError
 from finmlops.models.result import TrainedVariant
 from finmlops.pipeline.runner import RunContext, StageResult
 
@@ -35,7 +40,8 @@ def write_variant(directory: Path, run: Any, settings: Settings, data_version: s
     """Write one :class:`~finmlops.models.walkforward.VariantRun` atomically to ``directory``."""
     from finmlops.models.export import export_onnx, model_card, write_model_json
 
-    tmp = directory.with_name(f".{directory.name}.tmp{os.getpid()}")
+    # pid alone is not unique across pods sharing a volume (every container may be pid 1).
+    tmp = directory.with_name(f".{directory.name}.tmp{os.getpid()}.{uuid.uuid4().hex[:8]}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     run.oos.to_parquet(tmp / "oos.parquet", index=False)
@@ -77,15 +83,35 @@ def load_variant(directory: Path) -> TrainedVariant:
     )
 
 
-def train_all(ctx: RunContext, features_path: Path, data_version: str) -> dict[str, TrainedVariant]:
-    """Train (or reuse from the cache) every configured variant."""
+def chosen_variants(settings: Settings, only: Sequence[str] | None) -> list[str]:
+    """The configured variants to train, in configuration order: all of them, or ``only``
+    (unknown names are a :class:`ConfigError` listing the configured ones)."""
+    configured = list(settings.train.variants)
+    if not only:
+        return configured
+    unknown = [v for v in dict.fromkeys(only) if v not in settings.train.variants]
+    if unknown:
+        raise ConfigError(f"unknown variant{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(map(repr, unknown))}; train.variants has: "
+                          f"{', '.join(configured)}")
+    wanted = set(only)
+    return [v for v in configured if v in wanted]
+
+
+def train_all(ctx: RunContext, features_path: Path, data_version: str,
+              only: Sequence[str] | None = None) -> dict[str, TrainedVariant]:
+    """Train (or reuse from the cache) every configured variant, or only those in ``only``.
+
+    The cache key and the input window cover every configured variant either way, so one
+    variant trained alone is the same model, in the same directory, as in a full run."""
     settings = ctx.settings
     key = {"format": TRAIN_FORMAT, "dataset_version": data_version,
            "features": settings.features.model_dump(mode="json"),
            "train": settings.train.model_dump(mode="json")}
     base = ctx.cache_dir("train", key)
     variants = settings.train.variants
-    todo = [v for v in variants if not (base / v / "result.json").is_file()]
+    chosen = chosen_variants(settings, only)
+    todo = [v for v in chosen if not (base / v / "result.json").is_file()]
     if todo:
         import pandas as pd
 
@@ -107,7 +133,7 @@ def train_all(ctx: RunContext, features_path: Path, data_version: str) -> dict[s
                                 progress=lambda m: ctx.progress(m))
             write_variant(base / name, run, settings, data_version, names, window)
         ctx.progress("trained", len(todo), len(todo))
-    return {v: load_variant(base / v) for v in variants}
+    return {v: load_variant(base / v) for v in chosen}
 
 
 def state_entry(t: TrainedVariant, run_id: str | None = None) -> dict[str, Any]:
@@ -119,10 +145,13 @@ def state_entry(t: TrainedVariant, run_id: str | None = None) -> dict[str, Any]:
 
 
 def run(ctx: RunContext) -> StageResult:
-    """Walk-forward + deployable model per variant; outputs ``trained``."""
+    """Walk-forward + deployable model per variant (option ``variants``: only those); outputs
+    ``trained`` for them, which the runner merges into the entries already in the state. An
+    entry of a variant no longer configured is dropped (``None`` removes it in the merge)."""
     data_version = str(ctx.require("dataset_version", "ingest"))
     features = ctx.require("features", "features")
-    trained = train_all(ctx, Path(features["path"]), data_version)
+    only: Sequence[str] | None = ctx.option("train", "variants")
+    trained = train_all(ctx, Path(features["path"]), data_version, only)
     from finmlops.tracking import log_trained_variants
 
     ctx.progress("logging runs to MLflow")
@@ -134,6 +163,7 @@ def run(ctx: RunContext) -> StageResult:
     up = next(iter(trained.values())).baselines.get("always_up", {}).get("accuracy")
     if up is not None:
         summary += f"; always-up {up:.3f}"
-    return StageResult(summary=summary,
-                       outputs={"trained": {v: state_entry(t, run_ids[v])
-                                                        for v, t in trained.items()}})
+    entries: dict[str, Any] = {v: None for v in ctx.state.get("trained") or {}
+                               if v not in ctx.settings.train.variants}
+    entries.update({v: state_entry(t, run_ids[v]) for v, t in trained.items()})
+    return StageResult(summary=summary, outputs={"trained": entries})

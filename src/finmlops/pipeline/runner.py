@@ -3,17 +3,22 @@
 Stages are named functions ``fn(ctx) -> StageResult`` found by import path, so importing the
 runner costs nothing and each stage pulls in its heavy dependencies only when it runs.
 Outputs that later stages (or later commands) need are merged into a small JSON state file
-under ``FINMLOPS_HOME``, so ``finmlops evaluate`` can follow a ``finmlops train`` run.
+under ``FINMLOPS_HOME``, so ``finmlops evaluate`` can follow a ``finmlops train`` run. Several
+processes (parallel workflow pods on one volume) may merge into it at once: each merge holds an
+exclusive lock beside the file, re-reads it, merges and replaces it atomically.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import importlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -61,6 +66,12 @@ class RunContext:
     settings: Settings
     reporter: Reporter
     state: dict[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Per-stage options from the command line, by stage name (e.g. ``train``'s variants)."""
+
+    def option(self, stage: str, name: str, default: Any = None) -> Any:
+        """The command-line option ``name`` given for ``stage``, else ``default``."""
+        return self.options.get(stage, {}).get(name, default)
 
     def progress(self, message: str, completed: float | None = None,
                  total: float | None = None) -> None:
@@ -97,7 +108,32 @@ def state_path(settings: Settings) -> Path:
     return settings.home.resolve() / "state.json"
 
 
+def lock_path(settings: Settings) -> Path:
+    """The lock file beside ``state.json`` that serialises writers."""
+    return settings.home.resolve() / "state.json.lock"
+
+
+@contextlib.contextmanager
+def state_lock(settings: Settings) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the state's lock file (blocks until it is free).
+
+    ``flock`` works across processes on one host and, on Linux, across NFS clients (the
+    kernel maps it to a POSIX lock), so pods sharing a volume serialise here too."""
+    path = lock_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 def load_state(settings: Settings) -> dict[str, Any]:
+    """The state on disk (``{}`` when there is none); needs no lock, writes are atomic."""
     path = state_path(settings)
     if not path.is_file():
         return {}
@@ -105,13 +141,54 @@ def load_state(settings: Settings) -> dict[str, Any]:
     return loaded
 
 
-def save_state(settings: Settings, state: Mapping[str, Any]) -> None:
-    """Atomically replace the state file (a reader sees the old or the new, never half)."""
+def _write_state(settings: Settings, state: Mapping[str, Any]) -> None:
+    """Replace the state file atomically (a reader sees the old or the new, never half)."""
     path = state_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(dict(state), indent=2, sort_keys=True, default=str), "utf-8")
-    os.replace(tmp, path)
+    # pid alone is not unique across pods sharing a volume (every container may be pid 1).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(dict(state), indent=2, sort_keys=True, default=str), "utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_state(settings: Settings, state: Mapping[str, Any]) -> None:
+    """Replace the whole state (under the lock, atomically). Stages merge instead: see
+    :func:`merge_state`."""
+    with state_lock(settings):
+        _write_state(settings, state)
+
+
+def merge_outputs(base: Mapping[str, Any], updates: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``updates`` merged in: a dict value merges with the dict already there
+    key by key (so ``trained`` of one variant keeps the other variants' entries; a ``None``
+    entry removes that key), any other value replaces. Pure: neither argument changes."""
+    out = dict(base)
+    for key, value in updates.items():
+        if isinstance(value, Mapping):
+            old = out.get(key)
+            merged = dict(old) if isinstance(old, Mapping) else {}
+            for k, v in value.items():
+                if v is None:
+                    merged.pop(k, None)
+                else:
+                    merged[k] = v
+            out[key] = merged
+        else:
+            out[key] = value
+    return out
+
+
+def merge_state(settings: Settings, updates: Mapping[str, Any]) -> dict[str, Any]:
+    """Lock, re-read the state on disk, merge ``updates`` (see :func:`merge_outputs`), write
+    atomically, unlock; returns the merged state. Safe for concurrent writers on one
+    filesystem: no writer's keys are lost."""
+    with state_lock(settings):
+        merged = merge_outputs(load_state(settings), updates)
+        _write_state(settings, merged)
+    return merged
 
 
 def select(stages: Sequence[Stage], only: Iterable[str] | None = None,
@@ -136,20 +213,31 @@ def select(stages: Sequence[Stage], only: Iterable[str] | None = None,
 
 
 def run_stages(settings: Settings, stages: Sequence[Stage], reporter: Reporter,
-               state: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run ``stages`` in order, persisting the merged outputs after each one."""
+               state: dict[str, Any] | None = None,
+               options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Run ``stages`` in order, merging each one's outputs into the state on disk.
+
+    ``state`` (default: the state on disk) is what the stages see first; when given, it is
+    merged into the state on disk with the first stage's outputs. After each stage the
+    context sees the merged state on disk, including what concurrent runs wrote meanwhile.
+    ``options`` are per-stage command-line options (:meth:`RunContext.option`)."""
     ctx = RunContext(settings=settings, reporter=reporter,
-                     state=load_state(settings) if state is None else state)
+                     state=load_state(settings) if state is None else state,
+                     options=dict(options or {}))
+    pending: dict[str, Any] = {} if state is None else dict(state)
     ctx.state["config"] = public_dict(settings)
     for stage in stages:
         reporter.stage_started(stage.name, stage.description)
         t0 = time.perf_counter()
         result = stage.load()(ctx)
-        ctx.state.update(result.outputs)
-        ctx.state.setdefault("stages", {})[stage.name] = {
-            "summary": result.summary,
-            "seconds": round(time.perf_counter() - t0, 3),
+        updates = {
+            **pending,
+            "config": ctx.state["config"],
+            **result.outputs,
+            "stages": {stage.name: {"summary": result.summary,
+                                    "seconds": round(time.perf_counter() - t0, 3)}},
         }
-        save_state(settings, ctx.state)
+        pending = {}
+        ctx.state = merge_state(settings, updates)
         reporter.stage_finished(stage.name, time.perf_counter() - t0, result.summary)
     return ctx.state
