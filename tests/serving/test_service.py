@@ -303,7 +303,8 @@ def metric(text: str, name: str) -> float:
 def test_feedback_is_idempotent_in_table_and_counters(
         start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
     h = start_server(settings_for(**{"serve.log_flush_interval_s": 30.0,
-                                     "serve.log_batch_size": 10_000}))
+                                     "serve.log_batch_size": 10_000,
+                                     "experiment.shadow": False}))
     with client(h) as c:
         ids = [c.post(EXP, json=infer_body(zeros(), id=f"f{i}")).json()["id"] for i in range(20)]
         batch = c.post(EXP, json=infer_body(zeros(3), id="batch")).json()

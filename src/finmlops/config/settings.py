@@ -176,8 +176,9 @@ class ExperimentSettings(_Section):
         min_length=1,
     )
     mirror: Mirror | None = None
-    shadow: bool = False
-    """Score every candidate on every request (counterfactual A/B, paired statistics)."""
+    shadow: bool = True
+    """Score every candidate on every request, off the hot path, and log all of them: the
+    market's outcome is the same whichever arm answered, so the arms can be compared paired."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSettings:
