@@ -1,4 +1,4 @@
-"""``python -m benchmarks [NAME ...]``: run every ``bench_*.py`` (or the named ones), one process each."""
+"""``python -m benchmarks [NAME ...]``: run every ``bench_*.py`` (or the named ones)."""
 
 from __future__ import annotations
 
