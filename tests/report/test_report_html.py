@@ -40,7 +40,7 @@ def test_verdict_tells_the_skilled_variant_from_the_unskilled_one(evaluation):
     assert "Worth a closer look: enhanced beat" in verdict
     line = r"baseline</b>: accuracy 49\.6% \[[\d.]+%, [\d.]+%\] — below always-up"
     assert re.search(line, verdict)
-    assert "deflated Sharpe ratio 0.00 over 2 trials — not significant" in verdict
+    assert "deflated Sharpe ratio 0.000 over 2 trials — not significant" in verdict
 
 
 def test_abtest_section_renders_arms_decision_and_timeline(evaluation, abtest_full):

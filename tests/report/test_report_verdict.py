@@ -19,7 +19,7 @@ def test_indistinguishable_accuracy_is_not_worth_trading():
     lines = v.variants[0].lines
     assert lines[0] == "accuracy 51.2% [49.8%, 52.6%] — below always-up 53.1%"
     assert "net Sharpe 0.40 vs buy-and-hold 0.55" in lines[1]
-    assert "0.31 over 4 trials — not significant" in lines[2]
+    assert "0.310 over 4 trials — not significant" in lines[2]
     assert lines[3] == "never beats buy-and-hold, even at zero cost"
 
 

@@ -32,8 +32,8 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
-def _f(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
+def _f(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
 
 
 def variant_verdict(variant: str, e: Mapping[str, Any], cost_bps: float | None,
@@ -61,7 +61,7 @@ def variant_verdict(variant: str, e: Mapping[str, Any], cost_bps: float | None,
     dsr = m.get("dsr")
     dsr_ok = dsr is not None and dsr >= DSR_LEVEL
     trials = f" over {n_trials} trials" if n_trials else ""
-    lines.append(f"deflated Sharpe ratio {_f(dsr)}{trials} — "
+    lines.append(f"deflated Sharpe ratio {_f(dsr, 3)}{trials} — "
                  f"{'significant' if dsr_ok else 'not significant'} (needs ≥ {DSR_LEVEL})")
     be = e.get("break_even_bps")
     cost = f" (configured {cost_bps:g} bps)" if cost_bps is not None else ""
