@@ -119,3 +119,20 @@ def test_only_the_inference_api_is_public(rendered: Rendered) -> None:
     (route,) = [o for o in rendered.manifests() if o["kind"] == "HTTPRoute"]
     paths = [m["path"] for r in route["spec"]["rules"] for m in r["matches"]]
     assert paths == [{"type": "PathPrefix", "value": "/v2"}]
+
+
+def test_only_workflow_pods_reach_prometheus_and_only_on_its_port(rendered: Rendered) -> None:
+    """The daily decide step queries Prometheus across namespaces: both sides allow it."""
+    pols = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["spec"]
+            for o in rendered.manifests() if o["kind"] == "NetworkPolicy"}
+    out = pols[("finmlops-pipelines", "allow-workflows-to-prometheus")]
+    into = pols[("finmlops-monitoring", "allow-workflows-to-prometheus")]
+    prom = {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
+    assert out["policyTypes"] == ["Egress"] and into["policyTypes"] == ["Ingress"]
+    assert out["podSelector"] == into["ingress"][0]["from"][0]["podSelector"]
+    assert "workflows.argoproj.io/workflow" in str(out["podSelector"])
+    assert out["egress"] == [{"to": [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "finmlops-monitoring"}}, "podSelector": prom}],
+        "ports": [{"protocol": "TCP", "port": 9090}]}]
+    assert into["podSelector"] == prom
+    assert into["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 9090}]

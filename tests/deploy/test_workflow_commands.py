@@ -15,10 +15,7 @@ from finmlops.deploy import render_kubernetes
 
 REPO = Path(__file__).resolve().parents[2]
 
-KNOWN_MISSING: dict[tuple[str, ...], str] = {
-    ("abtest", "feedback"): "`finmlops abtest feedback` (posting realised outcomes to the "
-                            "service) is not in the CLI yet; it comes with the serving work",
-}
+KNOWN_MISSING: dict[tuple[str, ...], str] = {}
 """Commands a rendered step calls that do not exist yet: the only ones allowed to fail."""
 
 

@@ -117,3 +117,28 @@ def test_training_fans_out_after_the_features_step(rendered: Rendered) -> None:
     assert COMMANDS["train"] == ["train", "--variant", "{{inputs.parameters.variant}}"]
     assert COMMANDS["features"] == ["run", "--until", "features"]
     assert COMMANDS["register"] == ["register"]
+
+
+def test_daily_feedback_and_decide_need_no_request_ids_and_no_local_log(
+        rendered: Rendered) -> None:
+    """The cron pod posts outcomes by routing key (the CLI computes them from the store) and
+    decides from Prometheus: the service's counters over every replica, not a pod's own log."""
+    spec = _spec(rendered, DAILY_CRON)
+    params = {p["name"]: p["value"] for p in spec["arguments"]["parameters"]}
+    assert params["prometheus-url"] == \
+        "http://prometheus-operated.finmlops-monitoring.svc:9090"
+    args = {t["name"]: t["container"]["args"] for t in spec["templates"] if "container" in t}
+    assert args["feedback"] == ["abtest", "feedback", "--url",
+                                "{{workflow.parameters.service-url}}"]
+    assert args["decide"] == ["abtest", "decide", "--source", "prometheus",
+                              "--prometheus-url", "{{workflow.parameters.prometheus-url}}"]
+    assert "--apply" not in args["decide"]
+
+
+def test_prometheus_url_follows_the_namespace_prefix(make_settings: Any) -> None:
+    from finmlops.deploy.workflows import daily_cron
+
+    cron = daily_cron(make_settings(FINMLOPS_DEPLOY__NAMESPACE_PREFIX="acme"))
+    params = {p["name"]: p["value"] for p in cron["spec"]["workflowSpec"]["arguments"]
+              ["parameters"]}
+    assert params["prometheus-url"] == "http://prometheus-operated.acme-monitoring.svc:9090"

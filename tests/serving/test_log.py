@@ -89,7 +89,33 @@ def test_feedback_joins_every_scored_arm_once(tmp_path: Path) -> None:
                                  {"request_id": "a", "realized_return": 0.1, "x": 1},
                                  {"outcomes": [{"request_id": "a"}]},
                                  {"outcomes": [{"request_id": "a", "realized_return": 0}],
-                                  "x": 1}])
+                                  "x": 1},
+                                 {"request_id": "a", "routing_key": "IBB:2026-04-30",
+                                  "realized_return": 0.1},
+                                 {"realized_return": 0.1, "direction": 1},
+                                 {"routing_key": "", "realized_return": 0.1},
+                                 {"routing_key": None, "realized_return": 0.1},
+                                 {"outcomes": [{"routing_key": "k", "realized_return": 0},
+                                               {"realized_return": 0}]}])
 def test_bad_feedback_is_a_bad_request(bad: object) -> None:
     with pytest.raises(BadRequestError):
         parse_feedback(bad)
+
+
+def test_feedback_addressed_by_routing_key(tmp_path: Path) -> None:
+    assert parse_feedback({"outcomes": [
+        {"routing_key": "IBB:2026-04-30", "realized_return": 1, "direction": 0},
+        {"request_id": "r", "realized_return": 0.5}]}) == [
+        Feedback(None, 1.0, 0, "IBB:2026-04-30"), Feedback("r", 0.5)]
+    with pytest.raises(ValueError, match="exactly one"):
+        Feedback("r", 0.1, routing_key="k")
+    plog = PredictionLog(tmp_path / "p.db", Policy("long_flat", 0.5, 0.0))
+    for rid in ("x1", "x2"):
+        plog.put(served(rid, p=0.9)._replace(routing_key="IBB:2026-04-30"))
+    got = plog.apply_feedback([Feedback(None, 0.01, routing_key="IBB:2026-04-30"),
+                               Feedback(None, 0.01, routing_key="IBB:2026-05-01")])
+    assert (got.accepted, got.duplicates, got.unknown) == (2, 0, ["IBB:2026-05-01"])
+    assert sorted(o.request_id for o in got.outcomes) == ["x1", "x2"]
+    again = plog.apply_feedback([Feedback(None, 0.01, routing_key="IBB:2026-04-30")])
+    assert (again.accepted, again.duplicates, again.outcomes) == (0, 2, [])
+    plog.close()

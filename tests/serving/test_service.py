@@ -383,3 +383,68 @@ def test_weights_change_at_run_time_under_concurrent_traffic(
         assert admin.post("/admin/reload").json()["candidates"] == [
             {"name": "baseline", "weight": 0}, {"name": "enhanced", "weight": 5}]
     assert served > 50 and failures == []
+
+
+def test_feedback_by_routing_key_reaches_every_prediction_once(
+        start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
+    """A cron job knows only "TICKER:DATE": the outcome joins every request id and every
+    scored arm logged under that key, once, in the tables and in the counters."""
+    h = start_server(settings_for(**{"serve.log_flush_interval_s": 30.0,
+                                     "serve.log_batch_size": 10_000,
+                                     "experiment.shadow": True}))
+    key, other, batch_key = "IBB:2026-04-30", "IBB:2026-05-01", "SPY:2026-04-30"
+
+    def infer(c: httpx.Client, rid: str, routing_key: str, n: int = 1) -> None:
+        r = c.post(EXP, json=infer_body(zeros(n), id=rid,
+                                        parameters={"routing_key": routing_key}))
+        assert r.status_code == 200, r.text
+
+    with client(h) as c:
+        for i in range(3):  # the same key from three clients / reruns
+            infer(c, f"k{i}", key)
+        infer(c, "b", batch_key, n=2)  # one request, two rows: ids b and b/1
+        infer(c, "o", other)
+        infer(c, "no-key", "")  # an empty key is no key of ours
+        body = {"outcomes": [{"routing_key": key, "realized_return": 0.0123},
+                             {"routing_key": "GHOST:2026-01-01", "realized_return": 0.01}]}
+        first = c.post("/v2/feedback", json=body)
+        assert first.json() == {"accepted": 3, "duplicates": 0,
+                                "unknown": ["GHOST:2026-01-01"]}, first.text
+        assert c.post("/v2/feedback", json=body).json() == {
+            "accepted": 0, "duplicates": 3, "unknown": ["GHOST:2026-01-01"]}
+        single = c.post("/v2/feedback", json={"routing_key": batch_key,
+                                              "realized_return": -0.01, "direction": 1})
+        assert single.json() == {"accepted": 2, "duplicates": 0, "unknown": []}
+        # by id first, then by key: the key's feedback finds it already answered
+        by_id = c.post("/v2/feedback", json={"request_id": "o", "realized_return": 0.02})
+        assert by_id.json()["accepted"] == 1
+        mixed = c.post("/v2/feedback", json={"outcomes": [
+            {"routing_key": other, "realized_return": -0.5},
+            {"request_id": "k1", "realized_return": 0.3}]})
+        assert mixed.json() == {"accepted": 0, "duplicates": 2, "unknown": []}
+        for bad in ({"request_id": "k0", "routing_key": key, "realized_return": 0.01},
+                    {"realized_return": 0.01},
+                    {"outcomes": [{"routing_key": key, "request_id": "k0",
+                                   "realized_return": 0.01}]},
+                    {"outcomes": [{"routing_key": "", "realized_return": 0.01}]},
+                    {"routing_key": 7, "realized_return": 0.01}):
+            r = c.post("/v2/feedback", json=bad)
+            assert r.status_code == 400 and isinstance(r.json()["error"], str), bad
+        text = c.get("/metrics").text
+    plog = h.app.log
+    counts = plog.counts()
+    assert counts["predictions"] == 7 and counts["feedback"] == 6
+    assert counts["outcomes"] == 12  # shadow: both arms of every answered request
+    fb = {r["request_id"]: r for r in plog._query("SELECT * FROM feedback")}
+    assert set(fb) == {"k0", "k1", "k2", "b", "b/1", "o"}
+    assert all(fb[f"k{i}"]["realized_return"] == 0.0123 and fb[f"k{i}"]["direction"] == 1
+               for i in range(3))
+    assert fb["b"]["direction"] == fb["b/1"]["direction"] == 1  # as sent, not derived
+    assert fb["o"]["realized_return"] == 0.02  # the first answer stands
+    served = [o for o in plog.arm_outcomes("direction-ab") if o["served"]]
+    assert len(served) == 6
+    assert metric(text, "finmlops_feedback_total") == 6
+    assert metric(text, "finmlops_feedback_hits_total") == sum(o["hit"] for o in served)
+    assert metric(text, "finmlops_feedback_return_sum") == pytest.approx(
+        sum(o["net_return"] for o in served), abs=1e-12)
+    assert metric(text, "finmlops_paired_outcomes_total") == 6

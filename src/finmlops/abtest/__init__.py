@@ -1,5 +1,6 @@
 """A/B statistics from sufficient statistics, always-valid sequential tests, paired (shadow)
-statistics, the decision, and a traffic replay against any V2 endpoint."""
+statistics, the decision, a traffic replay against any V2 endpoint, and the realised outcomes
+a scheduled job posts as feedback."""
 
 from finmlops.abtest.analysis import analyse_outcomes, analyse_snapshot
 from finmlops.abtest.decision import (
@@ -13,6 +14,7 @@ from finmlops.abtest.decision import (
     split_estimate,
     weights_after,
 )
+from finmlops.abtest.feedback import RealisedOutcome, realised_outcomes
 from finmlops.abtest.paired import (
     PairedStats,
     daily_diff_test,
@@ -58,6 +60,7 @@ __all__ = [
     "ArmStats",
     "Decision",
     "PairedStats",
+    "RealisedOutcome",
     "ReplayInput",
     "ReplayResult",
     "SRMResult",
@@ -89,6 +92,7 @@ __all__ = [
     "paired_sequential",
     "paired_timeline",
     "read_outcomes",
+    "realised_outcomes",
     "replay",
     "routing_key",
     "running_min",

@@ -1,8 +1,11 @@
-"""``finmlops abtest replay|status|decide``: drive, watch and decide the A/B experiment.
+"""``finmlops abtest replay|feedback|status|decide``: drive, answer, watch and decide the A/B
+experiment.
 
-``status`` and ``decide`` read the prediction log (``--log``; default: the latest replay's log
-from the run state, else ``serve.log_path``) or Prometheus (``--source prometheus``).
-``decide --apply`` moves the MLflow aliases and, given ``--url``, the running service's weights.
+``feedback`` posts the realised forward return of (ticker, as-of date) to a running service by
+routing key (what the daily CronWorkflow runs). ``status`` and ``decide`` read the prediction
+log (``--log``; default: the latest replay's log from the run state, else ``serve.log_path``)
+or Prometheus (``--source prometheus``). ``decide --apply`` moves the MLflow aliases and, given
+``--url``, the running service's weights.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ SourceOption = Annotated[str, typer.Option(
     "--source", help="Where the statistics come from: log or prometheus.")]
 PromOption = Annotated[str | None, typer.Option(
     "--prometheus-url", help="Prometheus base URL (with --source prometheus).")]
+FEEDBACK_BACKOFF_S = (0.5, 1.0, 2.0)
+"""Waits before the retries of a feedback post that met a 5xx or a transport error."""
+
 LogOption = Annotated[Path | None, typer.Option(
     "--log", help="Prediction log (SQLite) to read instead of the default.")]
 
@@ -59,6 +65,33 @@ def register(app: typer.Typer) -> None:
             return
         console().print(f"replayed {result['requests']} requests over {result['days']} days "
                         f"to {url} ({result['feedback']} outcomes); served {result['served']}")
+
+    @group.command("feedback")
+    def feedback_cmd(
+        ctx: typer.Context,
+        url: Annotated[str, typer.Option(
+            "--url", help="Base URL of the running V2 service.")],
+        date: Annotated[str | None, typer.Option(
+            "--date", help="As-of date (YYYY-MM-DD); default: each ticker's newest date "
+                           "with a known forward return.")] = None,
+        tickers: Annotated[str | None, typer.Option(
+            "--tickers", help="Comma-separated tickers (default: features.target).")] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Post realised forward returns by routing key (TICKER:DATE) to /v2/feedback."""
+        settings = settings_from(ctx)
+        out = _post_realised(settings, url, _date(date, "--date"), tickers)
+        if as_json:
+            print_json(out)
+            return
+        c = console()
+        for o in out["posted"]:
+            c.print(f"posted {o['routing_key']}: realized_return {o['realized_return']:+.6f} "
+                    f"(close {o['date']} -> {o['until']}, direction {o['direction']})")
+        a = out["answer"]
+        unknown = ", ".join(a.get("unknown") or []) or "none"
+        c.print(f"{out['url']}: accepted {a.get('accepted')}, duplicates "
+                f"{a.get('duplicates')}, unknown {unknown}")
 
     @group.command("status")
     def status_cmd(
@@ -199,6 +232,60 @@ def _replay_remote(settings: Any, url: str, as_json: bool) -> dict[str, Any]:
                         token=token.get_secret_value() if token is not None else None,
                         id_prefix=f"replay-{uuid.uuid4().hex[:8]}", on_progress=progress)
     return result.summary()
+
+
+def _post_realised(settings: Any, url: str, day: dt.date | None,
+                   tickers: str | None) -> dict[str, Any]:
+    """Compute the outcomes from the newest dataset version and post them in one batch."""
+    from finmlops.abtest import realised_outcomes
+    from finmlops.data import get_manifest, read_bars
+    from finmlops.errors import ConfigError
+
+    names = list(settings.features.target) if tickers is None else [
+        t.strip().upper() for t in tickers.split(",") if t.strip()]
+    if not names:
+        raise ConfigError("--tickers names no ticker")
+    manifest = get_manifest(settings)
+    bars = read_bars(settings, manifest.version, names)
+    outcomes = realised_outcomes(bars, names, day, settings.features.horizon)
+    answer = _post_feedback(settings, url, [o.payload() for o in outcomes])
+    return {"url": url, "dataset_version": manifest.version,
+            "posted": [o.to_json() for o in outcomes], "answer": answer}
+
+
+def _post_feedback(settings: Any, url: str, outcomes: list[dict[str, Any]]) -> Any:
+    """POST ``{"outcomes": [...]}``; retried on 5xx and transport errors (feedback is
+    idempotent, so a retry after a lost answer counts nothing twice)."""
+    import time
+
+    import httpx
+
+    from finmlops.abtest.replay import _raise_for
+    from finmlops.errors import SourceError
+
+    token = settings.serve.api_token
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    target = f"{url.rstrip('/')}/v2/feedback"
+    waits = [*FEEDBACK_BACKOFF_S, None]
+    with httpx.Client(timeout=30.0, trust_env=False) as http:
+        for wait in waits:
+            try:
+                resp = http.post(target, json={"outcomes": outcomes}, headers=headers)
+            except httpx.TransportError as exc:
+                if wait is None:
+                    raise SourceError(f"service at {url} is unreachable: {exc}") from None
+                time.sleep(wait)
+                continue
+            if resp.status_code >= 500 and wait is not None:
+                time.sleep(wait)
+                continue
+            _raise_for(resp, f"feedback to {url}")
+            try:
+                return resp.json()
+            except ValueError:
+                raise SourceError(f"feedback to {url} answered {resp.status_code} with "
+                                  f"non-JSON: {resp.text[:200]}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def default_log(settings: Any) -> Path:

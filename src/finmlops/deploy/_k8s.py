@@ -25,6 +25,12 @@ SERVING_SA = "finmlops-serving"
 HTTP_PORT = 8080
 MLFLOW_PORT = 5000
 MINIO_PORT = 9000
+PROMETHEUS_SERVICE = "prometheus-operated"
+"""The Service the Prometheus Operator creates for every Prometheus it runs (here: the
+kube-prometheus-stack release in the monitoring namespace, see docs/kubernetes.md)."""
+PROMETHEUS_PORT = 9090
+PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus"}
+"""The label the Prometheus Operator puts on its Prometheus server pods."""
 GATEWAY_NAMESPACE = "envoy-gateway-system"
 """Where the Gateway's data-plane pods run (Envoy Gateway's default); not yet a setting."""
 ARGOCD_NAMESPACE = "argocd"
@@ -42,6 +48,11 @@ API_TOKEN_KEY = "token"  # noqa: S105 - a key name in the Secret
 def namespace(settings: Settings, role: str) -> str:
     """``<prefix>-pipelines`` / ``-inference`` / ``-monitoring``."""
     return f"{settings.deploy.namespace_prefix}-{role}"
+
+
+def prometheus_url(settings: Settings) -> str:
+    """Where in-cluster jobs query the Prometheus that scrapes the service (not yet a setting)."""
+    return f"http://{PROMETHEUS_SERVICE}.{namespace(settings, 'monitoring')}.svc:{PROMETHEUS_PORT}"
 
 
 def labels(component: str) -> dict[str, str]:

@@ -17,6 +17,8 @@ from finmlops.deploy._k8s import (
     HTTP_PORT,
     MINIO_PORT,
     MLFLOW_PORT,
+    PROMETHEUS_POD,
+    PROMETHEUS_PORT,
     SERVING_SA,
     WORKFLOW_SA,
     Manifest,
@@ -74,6 +76,7 @@ def network_policies(settings: Settings) -> list[Manifest]:
     p, i, m = (namespace(settings, r) for r in ROLES)
     serving = {"matchLabels": selector("serving")}
     mlflow = {"matchLabels": selector("mlflow")}
+    prometheus = {"matchLabels": dict(PROMETHEUS_POD)}
     dns = [{"to": [_in_ns("kube-system", {"matchLabels": {"k8s-app": "kube-dns"}})],
             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]
     # The API server is not a pod: Argo's executor and Prometheus discovery reach it by IP.
@@ -91,6 +94,8 @@ def network_policies(settings: Settings) -> list[Manifest]:
         _policy("allow-workflows-to-apiserver-and-sources", p, _WORKFLOW_POD, egress=apiserver),
         _policy("allow-workflows-to-inference", p, _WORKFLOW_POD,
                 egress=[{"to": [_in_ns(i, serving)], "ports": _tcp(HTTP_PORT)}]),
+        _policy("allow-workflows-to-prometheus", p, _WORKFLOW_POD,
+                egress=[{"to": [_in_ns(m, prometheus)], "ports": _tcp(PROMETHEUS_PORT)}]),
         _policy("allow-mlflow-to-postgres", p, mlflow, egress=[{"ports": _tcp(5432)}]),
         _policy("allow-gateway-to-serving", i, serving,
                 ingress=[{"from": [_in_ns(GATEWAY_NAMESPACE)], "ports": _tcp(HTTP_PORT)}]),
@@ -105,6 +110,9 @@ def network_policies(settings: Settings) -> list[Manifest]:
         _policy("allow-scrape-serving", m, {},
                 egress=[{"to": [_in_ns(i, serving)], "ports": _tcp(HTTP_PORT)}]),
         _policy("allow-monitoring-to-apiserver", m, {}, egress=apiserver),
+        _policy("allow-workflows-to-prometheus", m, prometheus,
+                ingress=[{"from": [_in_ns(p, _WORKFLOW_POD)],
+                          "ports": _tcp(PROMETHEUS_PORT)}]),
     ]
     return out
 

@@ -30,6 +30,7 @@ from finmlops.deploy._k8s import (
     labels,
     namespace,
     pod_security_context,
+    prometheus_url,
     resources,
     secret_env,
 )
@@ -66,7 +67,8 @@ COMMANDS: dict[str, list[str]] = {
     "register": ["register"],
     "feedback": ["abtest", "feedback", "--url", "{{workflow.parameters.service-url}}"],
     "drift": ["monitor", "drift"],
-    "decide": ["abtest", "decide"],
+    "decide": ["abtest", "decide", "--source", "prometheus",
+               "--prometheus-url", "{{workflow.parameters.prometheus-url}}"],
 }
 
 
@@ -189,15 +191,18 @@ def training_template(settings: Settings) -> Manifest:
 
 
 def daily_cron(settings: Settings) -> Manifest:
-    """Every trading day: ingest, post yesterday's outcomes as feedback, check drift, and
-    decide the A/B test (deciding is read-only; promotion stays a human ``--apply``)."""
+    """Every trading day: ingest, post the newest known outcomes as feedback (by routing key
+    ``TICKER:DATE``: the pod does not know the request ids), check drift, and decide the A/B
+    test from the cluster's Prometheus counters (every replica's, where a per-replica log would
+    see only its own; deciding is read-only, promotion stays a human ``--apply``)."""
     from hera.workflows import DAG, CronWorkflow
 
     d = settings.deploy
     image = d.training_image
     url = f"http://{SERVING}.{namespace(settings, 'inference')}.svc:{HTTP_PORT}"
     token = secret_env("FINMLOPS_API_TOKEN", d.api_token_secret, API_TOKEN_KEY)
-    params = {**_data_parameters(settings), "service-url": url}
+    params = {**_data_parameters(settings), "service-url": url,
+              "prometheus-url": prometheus_url(settings)}
     params["end"] = _END_TODAY
     with CronWorkflow(name=DAILY_CRON, schedules=[d.schedule], timezone=d.timezone,
                       concurrency_policy="Forbid", starting_deadline_seconds=3600,

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS feedback(request_id TEXT PRIMARY KEY, ts REAL, direct
 CREATE TABLE IF NOT EXISTS outcomes(request_id TEXT, arm TEXT, served INTEGER, hit INTEGER,
     net_return REAL, ts REAL, PRIMARY KEY (request_id, arm));
 CREATE INDEX IF NOT EXISTS predictions_experiment ON predictions(experiment);
+CREATE INDEX IF NOT EXISTS predictions_routing_key ON predictions(routing_key);
 """
 
 MAX_FEEDBACK = 1000
@@ -86,32 +87,50 @@ class FeedbackResult:
 
 @dataclass(frozen=True)
 class Feedback:
-    request_id: str
+    """One realised outcome, addressed to a request id or to every prediction logged under a
+    routing key (``"TICKER:YYYY-MM-DD"``): exactly one of the two."""
+
+    request_id: str | None
     realized_return: float
     direction: int | None = None
+    routing_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.request_id is None) == (self.routing_key is None):
+            raise ValueError("a Feedback needs exactly one of request_id or routing_key")
+
+
+_OUTCOME_SHAPE = ('each outcome is {"request_id" | "routing_key": str, "realized_return": '
+                  'number, "direction"?: 0|1}')
 
 
 def parse_feedback(body: Any) -> list[Feedback]:
-    """A single ``{"request_id", "realized_return", "direction"?}`` or ``{"outcomes": [...]}``."""
+    """A single ``{"request_id" | "routing_key", "realized_return", "direction"?}`` or
+    ``{"outcomes": [...]}``."""
     batch = isinstance(body, dict) and "outcomes" in body
     items = body["outcomes"] if batch else [body]
     if (batch and len(body) != 1) or not isinstance(items, list) or not items \
             or len(items) > MAX_FEEDBACK:
-        raise BadRequestError('expected {"outcomes": [{"request_id", "realized_return"}]}')
+        raise BadRequestError(
+            'expected {"outcomes": [{"request_id" | "routing_key", "realized_return"}]}')
     out: list[Feedback] = []
     for it in items:
-        if not isinstance(it, dict) or set(it) - {"request_id", "direction", "realized_return"}:
-            raise BadRequestError(
-                "each outcome is {\"request_id\": str, \"realized_return\": number, "
-                "\"direction\"?: 0|1}")
-        rid, ret, d = it.get("request_id"), it.get("realized_return"), it.get("direction")
-        if not isinstance(rid, str) or not rid:
+        if not isinstance(it, dict) or set(it) - {"request_id", "routing_key", "direction",
+                                                  "realized_return"}:
+            raise BadRequestError(_OUTCOME_SHAPE)
+        if ("request_id" in it) == ("routing_key" in it):
+            raise BadRequestError("each outcome needs exactly one of request_id or routing_key")
+        rid, key = it.get("request_id"), it.get("routing_key")
+        ret, d = it.get("realized_return"), it.get("direction")
+        if "request_id" in it and (not isinstance(rid, str) or not rid):
             raise BadRequestError("request_id must be a non-empty string")
+        if "routing_key" in it and (not isinstance(key, str) or not key):
+            raise BadRequestError("routing_key must be a non-empty string")
         if isinstance(ret, bool) or not isinstance(ret, int | float) or not math.isfinite(ret):
             raise BadRequestError("realized_return must be a finite number")
         if "direction" in it and (type(d) is not int or d not in (0, 1)):
             raise BadRequestError("direction must be 0 or 1")
-        out.append(Feedback(rid, float(ret), d))
+        out.append(Feedback(rid, float(ret), d, key))
     return out
 
 
@@ -319,7 +338,11 @@ class PredictionLog:
     # -- feedback --------------------------------------------------------------------------
 
     def apply_feedback(self, items: Iterable[Feedback]) -> FeedbackResult:
-        """Join outcomes to logged scores; a request's feedback counts once, ever."""
+        """Join outcomes to logged scores; a request's feedback counts once, ever.
+
+        An outcome addressed by routing key applies to every request id logged under it;
+        ``accepted`` and ``duplicates`` count request ids, ``unknown`` lists the request ids
+        and routing keys that match no prediction."""
         self.flush()
         result = FeedbackResult()
         now = time.time()
@@ -328,28 +351,17 @@ class PredictionLog:
             try:
                 con.execute("BEGIN IMMEDIATE")
                 for fb in items:
-                    rows = con.execute(
-                        "SELECT s.arm, s.predicted_class, s.position, s.served, p.experiment "
-                        "FROM scores s JOIN predictions p ON p.request_id = s.request_id "
-                        "WHERE s.request_id = ?", (fb.request_id,)).fetchall()
-                    if not rows:
+                    if fb.routing_key is not None:
+                        rids = [r for (r,) in con.execute(
+                            "SELECT request_id FROM predictions WHERE routing_key = ? "
+                            "ORDER BY ts, request_id", (fb.routing_key,))]
+                        if not rids:
+                            result.unknown.append(fb.routing_key)
+                        for rid in rids:
+                            self._apply_one(con, rid, fb, now, result)
+                    elif fb.request_id is not None and not self._apply_one(
+                            con, fb.request_id, fb, now, result):
                         result.unknown.append(fb.request_id)
-                        continue
-                    direction = fb.direction if fb.direction is not None else direction_of(
-                        fb.realized_return)
-                    cur = con.execute("INSERT OR IGNORE INTO feedback VALUES (?,?,?,?)",
-                                      (fb.request_id, now, direction, fb.realized_return))
-                    if cur.rowcount != 1:
-                        result.duplicates += 1
-                        continue
-                    result.accepted += 1
-                    for arm, cls, pos, served, experiment in rows:
-                        hit = int(int(cls) == direction)
-                        net = self.policy.net_return(float(pos), fb.realized_return)
-                        con.execute("INSERT OR IGNORE INTO outcomes VALUES (?,?,?,?,?,?)",
-                                    (fb.request_id, arm, int(served), hit, net, now))
-                        result.outcomes.append(Outcome(fb.request_id, experiment, arm,
-                                                       bool(served), hit, net))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
@@ -357,6 +369,32 @@ class PredictionLog:
             finally:
                 con.close()
         return result
+
+    def _apply_one(self, con: sqlite3.Connection, request_id: str, fb: Feedback, now: float,
+                   result: FeedbackResult) -> bool:
+        """The per-request-id join (inside the caller's transaction); False when unknown."""
+        rows = con.execute(
+            "SELECT s.arm, s.predicted_class, s.position, s.served, p.experiment "
+            "FROM scores s JOIN predictions p ON p.request_id = s.request_id "
+            "WHERE s.request_id = ?", (request_id,)).fetchall()
+        if not rows:
+            return False
+        direction = fb.direction if fb.direction is not None else direction_of(
+            fb.realized_return)
+        cur = con.execute("INSERT OR IGNORE INTO feedback VALUES (?,?,?,?)",
+                          (request_id, now, direction, fb.realized_return))
+        if cur.rowcount != 1:
+            result.duplicates += 1
+            return True
+        result.accepted += 1
+        for arm, cls, pos, served, experiment in rows:
+            hit = int(int(cls) == direction)
+            net = self.policy.net_return(float(pos), fb.realized_return)
+            con.execute("INSERT OR IGNORE INTO outcomes VALUES (?,?,?,?,?,?)",
+                        (request_id, arm, int(served), hit, net, now))
+            result.outcomes.append(Outcome(request_id, experiment, arm, bool(served), hit,
+                                           net))
+        return True
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -97,16 +97,20 @@ def build_openapi(models: Sequence[str], experiment: str, versions: Sequence[str
                        "candidates": {"type": "array", "items": candidate},
                        "mirror": {"type": ["object", "null"]}, "shadow": {"type": "boolean"}},
     }
-    outcome = {"type": "object", "required": ["request_id", "realized_return"],
-               "additionalProperties": False,
-               "properties": {"request_id": {"type": "string", "minLength": 1},
-                              "realized_return": {"type": "number"},
-                              "direction": {"type": "integer", "enum": [0, 1]}}}
+    def outcome_by(address: str) -> dict[str, Any]:
+        return {"type": "object", "required": [address, "realized_return"],
+                "additionalProperties": False,
+                "properties": {address: {"type": "string", "minLength": 1},
+                               "realized_return": {"type": "number"},
+                               "direction": {"type": "integer", "enum": [0, 1]}}}
+
+    # By request id, or by routing key ("TICKER:YYYY-MM-DD": every prediction logged under it).
+    by_id, by_key = outcome_by("request_id"), outcome_by("routing_key")
     feedback_req = {"oneOf": [
-        outcome,
+        by_id, by_key,
         {"type": "object", "required": ["outcomes"], "additionalProperties": False,
          "properties": {"outcomes": {"type": "array", "minItems": 1, "maxItems": 1000,
-                                     "items": outcome}}},
+                                     "items": {"oneOf": [by_id, by_key]}}}},
     ]}
     feedback_resp = {"type": "object", "required": ["accepted", "duplicates", "unknown"],
                      "properties": {"accepted": {"type": "integer"},
@@ -168,10 +172,11 @@ def build_openapi(models: Sequence[str], experiment: str, versions: Sequence[str
         "/v2/models/{name}/infer": infer_op([p_name]),
         "/v2/models/{name}/versions/{version}/infer": infer_op([p_name, p_ver]),
         "/v2/feedback": {"post": {
-            "summary": "Realised outcomes for served requests (idempotent)",
+            "summary": "Realised outcomes by request id or routing key (idempotent)",
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": feedback_req}}},
-            "responses": {"200": _json(feedback_resp, "Counts; unknown request ids listed"),
+            "responses": {"200": _json(feedback_resp,
+                                       "Counts of request ids; unknown ids and keys listed"),
                           **_errors(400, 413, 503, 504), **guarded},
             "security": secured,
         }},
