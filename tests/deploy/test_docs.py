@@ -1,4 +1,5 @@
-"""docs/kubernetes.md names only files, templates and parameters that the render produces."""
+"""The README's "Running on Kubernetes" section names only files, templates and parameters that
+the render produces."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ from pathlib import Path
 from finmlops.deploy import Rendered
 
 REPO = Path(__file__).resolve().parents[2]
-DOC = REPO / "docs" / "kubernetes.md"
+
+
+def _section() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Running on Kubernetes")
+    end = readme.find("\n## ", start + 1)
+    return readme[start:] if end == -1 else readme[start:end]
 
 
 def test_paths_in_the_docs_exist() -> None:
-    text = DOC.read_text(encoding="utf-8")
+    text = _section()
     paths = set(re.findall(r"deploy/k8s/[\w./-]+", text))
     assert paths
     for p in paths:
@@ -20,7 +27,7 @@ def test_paths_in_the_docs_exist() -> None:
 
 
 def test_argo_commands_match_the_templates(rendered: Rendered) -> None:
-    text = DOC.read_text(encoding="utf-8").replace("\\\n", " ")
+    text = _section().replace("\\\n", " ")
     objs = {(o["kind"], o["metadata"]["name"]): o for o in rendered.manifests()}
     kinds = {"workflowtemplate": "WorkflowTemplate", "cronwf": "CronWorkflow"}
     commands = re.findall(r"argo submit -n (\S+) --from (\w+)/([\w-]+)((?: -p [^ ]+)*)", text)

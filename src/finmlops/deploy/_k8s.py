@@ -27,7 +27,7 @@ MLFLOW_PORT = 5000
 MINIO_PORT = 9000
 PROMETHEUS_SERVICE = "prometheus-operated"
 """The Service the Prometheus Operator creates for every Prometheus it runs (here: the
-kube-prometheus-stack release in the monitoring namespace, see docs/kubernetes.md)."""
+kube-prometheus-stack release in the monitoring namespace, see the README)."""
 PROMETHEUS_PORT = 9090
 PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus"}
 """The label the Prometheus Operator puts on its Prometheus server pods."""
