@@ -32,9 +32,82 @@ def evaluation() -> dict[str, Any]:
                                  "enhanced": _predictions(1, 0.03)}, EvaluationSettings())
 
 
+DAYS = [f"2019-01-{d:02d}" for d in range(2, 12)]
+SERVED = ["baseline", "enhanced", "baseline", "baseline", "enhanced",
+          "baseline", "enhanced", "baseline", "baseline", "enhanced"]
+RET = {"baseline": [0.01, -0.02, 0.005, 0.0, 0.01, -0.01, 0.02, 0.003, -0.004, 0.006],
+       "enhanced": [0.012, -0.01, 0.007, 0.002, 0.011, -0.008, 0.021, 0.004, -0.001, 0.009]}
+
+
+def _cumulative(arm: str, served_only: bool) -> dict[str, list[float]]:
+    n = h = s = q = 0.0
+    out: dict[str, list[float]] = {"n": [], "hits": [], "sum_return": [], "sum_sq": []}
+    for day, r in enumerate(RET[arm]):
+        if not served_only or SERVED[day] == arm:
+            n, h, s, q = n + 1, h + (r > 0), s + r, q + r * r
+        for k, v in zip(out, (n, h, s, q), strict=True):
+            out[k].append(v)
+    return out
+
+
+def _sequence(width_end: float, est: float, decided: int | None) -> dict[str, Any]:
+    widths = [None, *(width_end * 10 / (i + 1) for i in range(1, 10))]
+    return {"days": DAYS, "estimate": [est] * 10,
+            "lower": [None if w is None else est - w / 2 for w in widths],
+            "upper": [None if w is None else est + w / 2 for w in widths],
+            "p_value": [1.0 - i / 20 for i in range(10)],
+            "action": ["invalid"] * 3 + ["continue"] * 7, "days_to_decision": decided}
+
+
 @pytest.fixture
 def abtest_full() -> dict[str, Any]:
-    """Shaped like the abtest stage's decision (numbers nested, a daily timeline)."""
+    """Shaped like the abtest stage's ``abtest.json``, hand-built: 10 days, two arms, a
+    split test still undecided (CS width 40 bps) and a paired one that promoted on day 5
+    (CS width 10 bps)."""
+    split = {**_sequence(0.004, 0.001, None),
+             "n_challenger": [float(sum(a == "enhanced" for a in SERVED[:i + 1]))
+                              for i in range(10)],
+             "srm_p": [0.9] * 10,
+             "arms": {a: _cumulative(a, True) for a in ("baseline", "enhanced")}}
+    paired = {**_sequence(0.001, 0.001, 5), "n": list(range(1, 11)),
+              "arms": {a: _cumulative(a, False) for a in ("baseline", "enhanced")}}
+    arm = {"baseline": {"n": 6, "hits": 4, "hit_rate": 0.6667, "hit_rate_ci": [0.3, 0.9],
+                        "mean_return": -0.0027, "mean_return_ci": [-0.02, float("nan")],
+                        "served": 6, "share": 0.6, "target_share": 0.7},
+           "enhanced": {"n": 4, "hits": 3, "hit_rate": 0.75, "hit_rate_ci": [0.3, 0.95],
+                        "mean_return": 0.0008, "mean_return_ci": [-0.02, 0.02],
+                        "served": 4, "share": 0.4, "target_share": 0.3}}
+    return {
+        "experiment": "direction-ab", "challenger": "enhanced", "reference": "baseline",
+        "metric": "net_return", "alpha": 0.05, "n_plan": 500, "min_effect": 0.0002,
+        "min_samples": 3, "days": 10, "arms": arm,
+        "decision": {"action": "continue", "reason": "no decision yet on net_return",
+                     "numbers": {"arms": arm, "min_effect": 0.0002,
+                                 "srm": {"p_value": 0.42, "mismatch": False},
+                                 "sequential": {"p_value": 0.4, "lower": -0.001,
+                                                "upper": 0.003},
+                                 "net_return": {"estimate": 0.0035, "lower": -0.01,
+                                                "upper": 0.017, "p_value": 0.6}}},
+        "paired_decision": {"action": "promote", "reason": "paired: CS above min effect",
+                            "numbers": {"sequential": {"lower": 0.0005, "upper": 0.0015}}},
+        "days_to_decision": {"split": None, "paired": 5},
+        "timeline": {"split": split, "paired": paired},
+        "stress_windows": {"covid_crash": {
+            "start": "2019-01-03", "end": "2019-01-05", "days": 3,
+            "served": {"baseline": {"n": 2, "hit_rate": 0.5, "mean_return": -0.0075,
+                                    "total_return": -0.015},
+                       "enhanced": {"n": 1, "hit_rate": 0.0, "mean_return": -0.01,
+                                    "total_return": -0.01}},
+            "paired": {"n": 3, "mean_diff": 0.002, "total_diff": 0.006, "hit_rate": 0.667,
+                       "hit_rate_reference": 0.333, "total_return": 0.009,
+                       "total_return_reference": 0.003}}},
+    }
+
+
+@pytest.fixture
+def abtest_legacy() -> dict[str, Any]:
+    """An older, thinner file: decision with nested arms, a split timeline without per-arm
+    numbers, no paired part, a NaN."""
     days = [f"2019-01-{d:02d}" for d in range(2, 12)]
     return {
         "decision": {"action": "continue", "reason": "no decision yet on net_return",
@@ -49,6 +122,7 @@ def abtest_full() -> dict[str, Any]:
                                                "mean_return_ci": [-0.001, 0.0022]}},
                          "sequential": {"p_value": 0.4, "lower": -0.001, "upper": 0.002}}},
         "timeline": {"split": {"days": days, "p_value": [1.0 - i / 20 for i in range(10)],
+                               "estimate": [0.0005] * 10,
                                "lower": [-0.01 + i / 2000 for i in range(10)],
                                "upper": [0.01 - i / 2000 for i in range(10)]}},
         "weird": float("nan"),

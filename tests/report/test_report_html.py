@@ -43,28 +43,6 @@ def test_verdict_tells_the_skilled_variant_from_the_unskilled_one(evaluation):
     assert "deflated Sharpe ratio 0.000 over 2 trials — not significant" in verdict
 
 
-def test_abtest_section_renders_arms_decision_and_timeline(evaluation, abtest_full):
-    page = render_report(evaluation, abtest_full, plotly_js="")
-    section = page[page.index("id='abtest'"):]
-    assert "Decision: continue</b> — no decision yet on net_return" in section
-    assert "<td>enhanced</td><td>300</td><td>0.55</td><td>[0.49, 0.61]</td>" in section
-    timeline = [f for f in _figures(page) if f["layout"]["title"]["text"] == "timeline.split"]
-    assert len(timeline) == 1
-    traces = {t["name"]: t for t in timeline[0]["data"]}
-    assert set(traces) == {"p_value", "lower", "upper"}
-    assert traces["lower"]["line"] == {"dash": "dash"}  # boundaries dashed
-    assert "weird" in section  # NaN shown as text, never breaks the JSON
-
-
-def test_abtest_section_tolerates_missing_keys(evaluation):
-    for ab in ({}, {"decision": "promote"}, {"arms": [{"name": "a", "n": 3}]},
-               {"timeline": [{"day": "2020-01-01", "z": 1.0}, {"day": "2020-01-02", "z": 2.0}]}):
-        page = render_report(evaluation, ab, plotly_js="")
-        assert "A/B experiment" in page
-    assert "Decision: promote" in render_report(evaluation, {"decision": "promote"},
-                                                plotly_js="")
-
-
 def test_stress_windows_without_days_are_named_not_tabulated(evaluation):
     ev = json.loads(json.dumps(evaluation))
     for v in ev["variants"].values():

@@ -86,7 +86,7 @@ def test_the_page_renders_every_plot_in_headless_chromium(state, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     dom = proc.stdout
     figures = re.findall(r'<div class="plot[^"]*" id="(fig\d+)"', dom)
-    assert len(figures) == 6  # 5 evaluation figures + the A/B timeline
+    assert len(figures) == 10  # 5 evaluation figures + 5 A/B (3 per arm, 2 sequential)
     for fig in figures:  # plotly drew svg.main-svg inside every plot div
         inside = dom[dom.index(f'id="{fig}"'):dom.index(f'id="{fig}-json"')]
         assert 'class="main-svg"' in inside, fig

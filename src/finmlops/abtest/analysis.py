@@ -45,6 +45,7 @@ def _summary(arms: Mapping[str, ArmStats], served: Mapping[str, int],
     return {
         "experiment": settings.experiment.name, "challenger": chal, "reference": ref,
         "metric": settings.abtest.metric, "alpha": settings.abtest.alpha, "n_plan": n_plan,
+        "min_effect": settings.abtest.min_effect, "min_samples": settings.abtest.min_samples,
         "arms": per_arm, "decision": decision.to_dict(),
         "paired_decision": paired_decision.to_dict() if paired_decision else None,
     }

@@ -1,7 +1,9 @@
 """The experiment day by day: what the sequential tests said after every day of outcomes.
 
 Used by the stage (``abtest.json``) and ``finmlops abtest status`` to show how many days the
-split test and the paired (shadow) test needed to reach a decision on the same traffic.
+split test and the paired (shadow) test needed to reach a decision on the same traffic. Each
+timeline also carries per-arm cumulative sufficient statistics (``arms``: n, hits, sum_return,
+sum_sq per day) so the report can draw hit rates and P&L with intervals over time.
 """
 
 from __future__ import annotations
@@ -34,6 +36,23 @@ def _srm_p(counts: NDArray[np.float64], shares: NDArray[np.float64]) -> NDArray[
     return np.asarray(np.where(total[:, 0] > 0, p, 1.0), float)
 
 
+def _arm_cumulative(rows: pd.DataFrame, days: list[str], arms: list[str]
+                    ) -> dict[str, dict[str, list[Any]]]:
+    """Per arm, cumulative ``n``, ``hits``, ``sum_return`` and ``sum_sq`` after each day."""
+    g = rows.assign(r2=rows["net_return"] ** 2).groupby(["day", "arm"]).agg(
+        n=("hit", "size"), h=("hit", "sum"), s=("net_return", "sum"), q=("r2", "sum"))
+    g = g.reindex(pd.MultiIndex.from_product([days, arms]), fill_value=0)
+    out: dict[str, dict[str, list[Any]]] = {}
+    for arm in arms:
+        per = g.xs(arm, level=1)
+        out[arm] = {
+            "n": np.cumsum(per["n"].to_numpy(dtype=np.int64)).tolist(),
+            "hits": np.cumsum(per["h"].to_numpy(dtype=np.int64)).tolist(),
+            "sum_return": np.cumsum(per["s"].to_numpy(dtype=float)).tolist(),
+            "sum_sq": np.cumsum(per["q"].to_numpy(dtype=float)).tolist()}
+    return out
+
+
 def split_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings,
                    experiment: ExperimentSettings, challenger: str, reference: str,
                    n_plan: int = N_PLAN) -> dict[str, Any]:
@@ -45,10 +64,10 @@ def split_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings,
     live = [c.name for c in experiment.candidates if c.weight > 0]
     shares = np.array([c.weight for c in experiment.candidates if c.weight > 0], float)
     shares /= shares.sum()
+    arms = sorted(set(served["arm"]) | set(live))
     g = served.assign(r2=served["net_return"] ** 2).groupby(["day", "arm"]).agg(
         n=("hit", "size"), h=("hit", "sum"), s=("net_return", "sum"), q=("r2", "sum"))
-    g = g.reindex(pd.MultiIndex.from_product([days, sorted(set(served["arm"]) | set(live))]),
-                  fill_value=0)
+    g = g.reindex(pd.MultiIndex.from_product([days, arms]), fill_value=0)
 
     def cum(arm: str, col: str) -> NDArray[np.float64]:
         return np.cumsum(g.xs(arm, level=1)[col].to_numpy(dtype=float))
@@ -67,12 +86,17 @@ def split_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings,
             "n_reference": n0.astype(int).tolist(), "estimate": est.tolist(),
             "p_value": np.minimum.accumulate(p).tolist(), "lower": lo.tolist(),
             "upper": hi.tolist(), "srm_p": srm_p.tolist(),
-            "action": [ACTIONS[c] for c in codes], "days_to_decision": _first_decision(codes)}
+            "action": [ACTIONS[c] for c in codes], "days_to_decision": _first_decision(codes),
+            "arms": _arm_cumulative(served, days, arms)}
 
 
 def paired_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings, challenger: str,
                     reference: str, n_plan: int = N_PLAN) -> dict[str, Any]:
-    """The paired test (every request both arms scored) after each day."""
+    """The paired test (every request both arms scored) after each day.
+
+    ``arms`` holds every arm's counterfactual cumulative outcomes over the paired requests
+    (served or shadow-scored), so the arms' P&L compare on the same days.
+    """
     j = paired_frame(outcomes, challenger, reference)
     if j.empty:
         return {"days": [], "days_to_decision": None}
@@ -91,11 +115,14 @@ def paired_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings, challenger: 
     else:
         est, p, lo, hi = paired_sequential(daily["diff"].to_numpy(float), abtest.alpha, n_plan)
     codes = np.where(n >= abtest.min_samples, action_codes(lo, hi, abtest.min_effect), 3)
-    return {"days": [str(d) for d in daily.index], "n": n.astype(int).tolist(),
+    days = [str(d) for d in daily.index]
+    rows = outcomes[outcomes["request_id"].isin(set(j["request_id"]))]
+    return {"days": days, "n": n.astype(int).tolist(),
             "daily_diff": daily["diff"].tolist(), "estimate": np.asarray(est).tolist(),
             "p_value": np.minimum.accumulate(p).tolist(), "lower": np.asarray(lo).tolist(),
             "upper": np.asarray(hi).tolist(), "action": [ACTIONS[c] for c in codes],
-            "days_to_decision": _first_decision(codes)}
+            "days_to_decision": _first_decision(codes),
+            "arms": _arm_cumulative(rows, days, sorted(str(a) for a in set(rows["arm"])))}
 
 
 def window_breakdown(outcomes: pd.DataFrame, start: dt.date, end: dt.date, challenger: str,
@@ -116,5 +143,7 @@ def window_breakdown(outcomes: pd.DataFrame, start: dt.date, end: dt.date, chall
         d = (j["net_return"] - j["net_return_ref"]).to_numpy(float)
         out["paired"] = {"n": len(j), "mean_diff": float(d.mean()), "total_diff": float(d.sum()),
                          "hit_rate": float(j["hit"].mean()),
-                         "hit_rate_reference": float(j["hit_ref"].mean())}
+                         "hit_rate_reference": float(j["hit_ref"].mean()),
+                         "total_return": float(j["net_return"].sum()),
+                         "total_return_reference": float(j["net_return_ref"].sum())}
     return out

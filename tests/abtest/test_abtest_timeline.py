@@ -1,0 +1,120 @@
+"""Per-arm cumulative numbers in the timelines (what the report draws) agree with the
+statistics computed from the same outcomes, and the real stage's file renders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from finmlops.abtest import paired_timeline, split_estimate, split_timeline, window_breakdown
+from finmlops.abtest.sources import arm_stats
+from finmlops.config import Settings
+
+
+def _frame(days: int, seed: int, shadow: bool, share: float = 0.4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(days):
+        day = (dt.date(2020, 3, 2) + dt.timedelta(days=int(rng.integers(0, days)))).isoformat()
+        served = "enhanced" if rng.random() < share else "baseline"
+        for arm in ("baseline", "enhanced"):
+            if shadow or arm == served:
+                r = float(rng.normal(0.0, 0.01))
+                rows.append({"request_id": f"r{i}", "day": day, "arm": arm,
+                             "served": arm == served, "hit": bool(rng.random() < 0.5),
+                             "net_return": r})
+    return pd.DataFrame(rows, columns=["request_id", "day", "arm", "served", "hit",
+                                       "net_return"])
+
+
+@hsettings(max_examples=25, deadline=None)
+@given(days=st.integers(1, 60), seed=st.integers(0, 10_000), shadow=st.booleans())
+def test_per_arm_cumulatives_match_the_statistics(days: int, seed: int, shadow: bool) -> None:
+    out = _frame(days, seed, shadow)
+    s = Settings(abtest={"min_samples": 2})
+    t = split_timeline(out, s.abtest, s.experiment, "enhanced", "baseline")
+    arms = t["arms"]
+    assert set(arms) == {"baseline", "enhanced"}
+    totals = arm_stats(out)
+    for arm, c in arms.items():
+        assert all(len(v) == len(t["days"]) for v in c.values())
+        assert np.all(np.diff(c["n"]) >= 0) and np.all(np.diff(c["hits"]) >= 0)
+        total = totals.get(arm)
+        assert c["n"][-1] == (total.n if total else 0)
+        assert c["hits"][-1] == (total.hits if total else 0)
+        assert c["sum_return"][-1] == pytest.approx(total.sum_return if total else 0.0)
+    assert t["n_challenger"] == arms["enhanced"]["n"]
+    assert t["n_reference"] == arms["baseline"]["n"]
+    e, r = arms["enhanced"], arms["baseline"]
+    est, _ = split_estimate(s.abtest.metric, e["n"], e["hits"], e["sum_return"], e["sum_sq"],
+                            r["n"], r["hits"], r["sum_return"], r["sum_sq"])
+    assert est == pytest.approx(t["estimate"])  # the same outcomes as the test
+    p = paired_timeline(out, s.abtest, "enhanced", "baseline")
+    if not shadow:
+        assert p["days"] == [] and "arms" not in p
+        return
+    pe, pr = p["arms"]["enhanced"], p["arms"]["baseline"]
+    assert pe["n"] == pr["n"] == p["n"]  # every arm on every paired request
+    diff = np.asarray(pe["sum_return"]) - np.asarray(pr["sum_return"])
+    daily_total = np.cumsum(np.asarray(p["daily_diff"]) * np.diff([0, *p["n"]]))
+    assert diff == pytest.approx(daily_total, abs=1e-12)
+
+
+def test_window_breakdown_adds_each_arms_total_over_the_paired_days() -> None:
+    out = _frame(40, 7, True)
+    w = window_breakdown(out, dt.date(2020, 3, 1), dt.date(2020, 3, 20), "enhanced",
+                         "baseline")
+    assert w is not None
+    p = w["paired"]
+    assert p["total_return"] - p["total_return_reference"] == pytest.approx(p["total_diff"])
+    inside = out[out["day"] <= "2020-03-20"]
+    assert p["total_return"] == pytest.approx(
+        inside.loc[inside["arm"] == "enhanced", "net_return"].sum())
+
+
+@pytest.mark.integration
+def test_stage_output_carries_the_per_arm_timelines_and_renders(
+        tmp_path: Path, settings: Callable[..., Settings],
+        tiny_model: Callable[..., Path]) -> None:
+    from finmlops.data import ingest
+    from finmlops.features import feature_names
+    from finmlops.pipeline import RunContext, SilentReporter
+    from finmlops.pipeline._abtest import run
+    from finmlops.report import abtest_section
+
+    s = settings(data__start=dt.date(2019, 1, 1), data__end=dt.date(2020, 6, 30),
+                 train__cutoff=dt.date(2019, 12, 31), experiment__shadow=True,
+                 abtest__min_samples=20)
+    names = feature_names("full", s.features.context)
+    trained = {arm: {"model_dir": str(tiny_model(tmp_path / "models" / arm, arm, 20, names, w))}
+               for arm, w in (("baseline", 60.0), ("enhanced", -60.0))}
+    state = {"dataset_version": ingest(s).version, "trained": trained}
+    path = Path(run(RunContext(s, SilentReporter(), state)).outputs["abtest"]["path"])
+    data = json.loads(path.read_text())
+    assert data["min_samples"] == 20 and data["min_effect"] == 0.0
+    split, paired = data["timeline"]["split"], data["timeline"]["paired"]
+    for arm, a in data["arms"].items():
+        assert split["arms"][arm]["n"][-1] == a["n"]
+        assert split["arms"][arm]["hits"][-1] == a["hits"]
+        assert paired["arms"][arm]["n"][-1] == data["replay"]["feedback"]
+    assert path.stat().st_size < 1_000_000
+    figures: list[dict[str, Any]] = []
+
+    def add(traces: list[dict[str, Any]], layout: dict[str, Any], height: int = 420) -> str:
+        figures.append(layout)
+        return ""
+
+    page = abtest_section(data, add)
+    assert len(figures) == 5
+    assert "Split test (served traffic):" in page and "Paired test (shadow scoring):" in page
+    assert "&times; narrower" in page and "covid_crash" in page
