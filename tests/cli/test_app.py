@@ -12,7 +12,7 @@ import pytest
 from finmlops.cli import main
 
 HEAVY = ("torch", "mlflow", "onnxruntime", "onnx", "pandas", "pyarrow", "plotly", "hera",
-         "s3fs", "scipy", "sklearn", "uvicorn")
+         "s3fs", "scipy", "sklearn", "uvicorn", "pydantic", "yaml", "httpx")
 
 
 def test_help_imports_nothing_heavy() -> None:

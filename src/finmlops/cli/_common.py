@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from finmlops.config import Settings, load_settings
+if TYPE_CHECKING:
+    from finmlops.config import Settings
+
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 def settings_from(ctx: typer.Context, overrides: dict[str, Any] | None = None) -> Settings:
     """The settings for this invocation: the app-level ``--config`` plus command overrides."""
+    from finmlops.config import load_settings  # pydantic-settings: not needed for --help
+
     root = ctx.find_root()
     config: Path | None = (root.obj or {}).get("config")
     return load_settings(config, overrides={k: v for k, v in (overrides or {}).items()
