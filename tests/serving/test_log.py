@@ -119,3 +119,29 @@ def test_feedback_addressed_by_routing_key(tmp_path: Path) -> None:
     again = plog.apply_feedback([Feedback(None, 0.01, routing_key="IBB:2026-04-30")])
     assert (again.accepted, again.duplicates, again.outcomes) == (0, 2, [])
     plog.close()
+
+
+@pytest.mark.parametrize("ret", [1e200, -1e200, -1.5, 10.5, 2 ** 70])
+def test_feedback_returns_outside_a_day_are_bad_requests(ret: float) -> None:
+    """One absurd return would make the sum-of-squares gauges (and every later A/B decision
+    read from them) infinite; a simple return is never below -1."""
+    with pytest.raises(BadRequestError, match="realized_return"):
+        parse_feedback({"request_id": "a", "realized_return": ret})
+    for edge in (-1.0, 10.0, 0):
+        assert parse_feedback({"request_id": "a", "realized_return": edge})[0].realized_return \
+            == edge
+
+
+def test_a_reused_request_id_is_not_logged_twice_and_says_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    written: list[int] = []
+    plog = PredictionLog(tmp_path / "p.db", Policy(), on_written=written.append)
+    plog.put(served("same", p=0.8))
+    plog.put(served("same", p=0.1))
+    plog.put(served("other"))
+    with caplog.at_level("WARNING", logger="finmlops.serving"):
+        plog.flush()
+    assert [r["probability"] for r in plog.predictions() if r["request_id"] == "same"] == [
+        pytest.approx(0.8)]
+    assert written == [2]  # rows written, not rows offered
+    assert "1 prediction(s) not logged" in caplog.text

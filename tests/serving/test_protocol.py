@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from finmlops.errors import BadRequestError
 from finmlops.serving.outcomes import Policy
-from finmlops.serving.protocol import parse_infer
+from finmlops.serving.protocol import check_request_id, check_routing_key, parse_infer
 
 
 def body(data: Any, shape: Any = (1, 2, 3), datatype: str = "FP32", **extra: Any) -> Any:
@@ -75,3 +75,45 @@ def test_policy_positions_and_costs_follow_the_contract() -> None:
     assert flat.net_return(1.0, 0.01) == pytest.approx(0.01 - 6e-4)
     assert flat.net_return(0.0, 0.01) == 0.0
     assert short.net_return(-1.0, 0.01) == pytest.approx(-0.01 - 6e-4)
+
+
+def test_deeply_nested_data_is_a_bad_request_not_a_recursion_error() -> None:
+    """orjson decodes ~1000 levels; the number check must not recurse past the tensor's rank
+    (it used to raise RecursionError: a 500 and a 1000-frame traceback per request)."""
+    deep: Any = 1
+    for _ in range(1015):
+        deep = [deep]
+    with pytest.raises(BadRequestError):
+        parse_infer(body(deep), "features", 2, 3)
+    with pytest.raises(BadRequestError):  # deeper than [n, w, f] even with the right count
+        parse_infer(body([[[[0, 1, 2], [3, 4, 5]]]]), "features", 2, 3)
+
+
+@pytest.mark.parametrize("rid", [
+    "", "x" * 257, "café", "a\tb", "0123456789abcdef-1", "0123456789abcdef-1f/2", "order/1",
+])
+def test_ids_a_client_may_not_choose(rid: str) -> None:
+    """Printable ASCII of 1..256, and never the shape of an id the service issues (its
+    ``<prefix>-<counter>`` or a batch's ``<id>/<row>``): such an id would take another
+    request's log row and feedback."""
+    with pytest.raises(BadRequestError):
+        check_request_id(rid)
+    with pytest.raises(BadRequestError):
+        parse_infer(body([0.0] * 6, id=rid), "features", 2, 3)
+
+
+@pytest.mark.parametrize("rid", ["r1", "replay:IBB:2026-04-30", "x" * 256, "a/b", "/1x",
+                                 "0123456789ABCDEF-1", "abc-1"])
+def test_ids_a_client_may_choose(rid: str) -> None:
+    assert parse_infer(body([0.0] * 6, id=rid), "features", 2, 3).request_id == rid
+
+
+@pytest.mark.parametrize("key", ["k" * 257, "IBB\n2026-04-30", "a\x00"])
+def test_routing_keys_are_bounded_and_printable(key: str) -> None:
+    with pytest.raises(BadRequestError):
+        check_routing_key(key)
+    with pytest.raises(BadRequestError):
+        parse_infer(body([0.0] * 6, parameters={"routing_key": key}), "features", 2, 3)
+    ok = "k" * 256
+    assert parse_infer(body([0.0] * 6, parameters={"routing_key": ok}), "features", 2,
+                       3).routing_key == ok

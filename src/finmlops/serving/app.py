@@ -54,7 +54,13 @@ from finmlops.serving._telemetry import Telemetry
 from finmlops.serving.log import PredictionLog, Served, parse_feedback
 from finmlops.serving.openapi import build_openapi
 from finmlops.serving.outcomes import Policy
-from finmlops.serving.protocol import infer_response, parse_infer
+from finmlops.serving.protocol import (
+    MAX_ID,
+    check_request_id,
+    check_routing_key,
+    infer_response,
+    parse_infer,
+)
 from finmlops.serving.router import Router, candidates_from_json, parse_route
 from finmlops.serving.runtime import LoadedModel, load_models
 
@@ -63,6 +69,18 @@ log = logging.getLogger("finmlops.serving")
 INLINE_ROWS = 64
 """Batches up to this many rows run on the event loop; larger ones in a thread (timeout-able)."""
 SERVER_NAME = "finmlops"
+
+
+def api_token(settings: Settings) -> bytes | None:
+    """The configured bearer token as bytes; ``None`` when none is configured. A configured
+    but empty (or blank) token is a :class:`ConfigError`: it must never mean "no auth"."""
+    token = settings.serve.api_token
+    if token is None:
+        return None
+    value = token.get_secret_value().strip()
+    if not value:
+        raise ConfigError("serve.api_token is set but empty: set a token or remove the key")
+    return value.encode()
 
 
 class ServingApp:
@@ -81,8 +99,7 @@ class ServingApp:
         self.router = Router.from_settings(settings.experiment)
         self.policy = Policy.from_settings(settings.evaluation)
         self.log: PredictionLog | None = None
-        token = settings.serve.api_token
-        self._token = (b"Bearer " + token.get_secret_value().encode()) if token else None
+        self._token = api_token(settings)
         origins = settings.serve.cors_origins
         self._cors_any = "*" in origins
         self._cors = frozenset(o.encode() for o in origins)
@@ -254,9 +271,12 @@ class ServingApp:
                 return
             if method not in allow.split(", "):
                 raise MethodNotAllowed(allow)
-            if self._token is not None and route not in OPEN_ROUTES and not hmac.compare_digest(
-                    headers.get(b"authorization", b""), self._token):
-                raise UnauthorizedError("missing or wrong bearer token")
+            if self._token is not None and route not in OPEN_ROUTES:
+                auth = headers.get(b"authorization", b"")
+                # The scheme is case-insensitive (RFC 9110 11.1); the token is compared whole.
+                if auth[:7].lower() != b"bearer " or not hmac.compare_digest(
+                        auth[7:].strip(b" "), self._token):
+                    raise UnauthorizedError("missing or wrong bearer token")
             async with asyncio.timeout(self._timeout):
                 if route == "infer":
                     body, out_headers = await self._infer(params, headers, receive, t0)
@@ -286,7 +306,7 @@ class ServingApp:
             status = 500
             body = b'{"error":"internal error"}'
         rid = headers.get(b"x-request-id")
-        if rid is not None and route != "infer":
+        if rid is not None and route != "infer" and len(rid) <= MAX_ID:
             extra.append((b"x-request-id", rid))
         await send_response(send, status, body, [JSON_TYPE, *extra])
 
@@ -319,11 +339,12 @@ class ServingApp:
         rid = req.request_id
         if rid is None:
             raw = headers.get(b"x-request-id")
-            rid = raw.decode("latin-1")[:256] if raw else f"{self._id_prefix}{next(self._ids):x}"
+            rid = (check_request_id(raw.decode("latin-1")) if raw
+                   else f"{self._id_prefix}{next(self._ids):x}")
         key = req.routing_key
         if key is None:
             raw_key = headers.get(b"x-routing-key")
-            key = raw_key.decode("latin-1") if raw_key else None
+            key = check_routing_key(raw_key.decode("latin-1")) if raw_key else None
         also: tuple[str, ...] = ()
         exp_label = ""
         if experiment is not None:

@@ -3,13 +3,17 @@
 The service only puts a tuple on a queue per request; a writer thread turns batches of them
 into rows (input digests, positions, shadow/mirror scores) and writes them in one transaction.
 Feedback first drains the queue, so an outcome for a just-served request always finds it.
+
+The file grows with every served row (and every shadow/mirror score) and is never
+pruned here: it is the experiment's evidence, read by ``finmlops abtest``. Size the volume for
+the traffic, or archive and rotate the file between experiments. A request id is logged once:
+a later request with the same client-chosen id is served but not logged (a warning says so).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import queue
 import sqlite3
 import threading
@@ -43,6 +47,10 @@ CREATE INDEX IF NOT EXISTS predictions_routing_key ON predictions(routing_key);
 
 MAX_FEEDBACK = 1000
 """Outcomes per feedback request."""
+MIN_RETURN, MAX_RETURN = -1.0, 10.0
+"""A one-day simple return: a price cannot fall more than 100%; the upper bound keeps one
+absurd outcome (a client's 1e200) from turning the sum-of-squares gauges, and with them
+every later A/B decision, into infinity."""
 
 Scorer = Callable[[str, np.ndarray], tuple[str, np.ndarray]]
 """``(arm, x) -> (model_version, probabilities)`` for shadow and mirror scoring."""
@@ -126,8 +134,10 @@ def parse_feedback(body: Any) -> list[Feedback]:
             raise BadRequestError("request_id must be a non-empty string")
         if "routing_key" in it and (not isinstance(key, str) or not key):
             raise BadRequestError("routing_key must be a non-empty string")
-        if isinstance(ret, bool) or not isinstance(ret, int | float) or not math.isfinite(ret):
-            raise BadRequestError("realized_return must be a finite number")
+        if isinstance(ret, bool) or not isinstance(ret, int | float) \
+                or not MIN_RETURN <= ret <= MAX_RETURN:
+            raise BadRequestError(f"realized_return must be a one-day simple return within "
+                                  f"{MIN_RETURN:g}..{MAX_RETURN:g}")
         if "direction" in it and (type(d) is not int or d not in (0, 1)):
             raise BadRequestError("direction must be 0 or 1")
         out.append(Feedback(rid, float(ret), d, key))
@@ -314,15 +324,19 @@ class PredictionLog:
                                    pol.position(q), 0))
         con.execute("BEGIN")
         try:
-            con.executemany("INSERT OR IGNORE INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?)",
-                            preds)
+            written = con.executemany(
+                "INSERT OR IGNORE INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?)", preds).rowcount
             con.executemany("INSERT OR IGNORE INTO scores VALUES (?,?,?,?,?,?,?)", scores)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        if written < len(preds):
+            log.warning("prediction log: %d prediction(s) not logged: their request id was "
+                        "already logged (the first stands; client ids must be unique)",
+                        len(preds) - written)
         if self.on_written is not None:
-            self.on_written(len(preds))
+            self.on_written(written)
         if self.observe is not None:
             by_arm: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
             for it in items:

@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from finmlops.serving.log import MAX_RETURN, MIN_RETURN
+from finmlops.serving.protocol import MAX_ID
+
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
-_ID_PATTERN = r"^[\x20-\x7e]{0,256}$"
+_ID_PATTERN = rf"^[\x20-\x7e]{{1,{MAX_ID}}}$"
+_ID = {"type": "string", "pattern": _ID_PATTERN,
+       "description": "Printable ASCII; not <16 hex>-<hex> nor ending in /<number> (the "
+                      "shapes of ids the service issues)"}
+_KEY = {"type": "string", "maxLength": MAX_ID, "description": "Printable; \"TICKER:YYYY-MM-DD\""}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -49,9 +56,8 @@ def build_openapi(models: Sequence[str], experiment: str, versions: Sequence[str
     infer_req = {
         "type": "object", "required": ["inputs"],
         "properties": {
-            "id": {"type": "string", "pattern": _ID_PATTERN},
-            "parameters": {"type": "object",
-                           "properties": {"routing_key": {"type": "string"}}},
+            "id": _ID,
+            "parameters": {"type": "object", "properties": {"routing_key": _KEY}},
             "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": tensor_in},
             "outputs": {"type": "array", "items": {"type": "object"}},
         },
@@ -101,7 +107,8 @@ def build_openapi(models: Sequence[str], experiment: str, versions: Sequence[str
         return {"type": "object", "required": [address, "realized_return"],
                 "additionalProperties": False,
                 "properties": {address: {"type": "string", "minLength": 1},
-                               "realized_return": {"type": "number"},
+                               "realized_return": {"type": "number", "minimum": MIN_RETURN,
+                                                   "maximum": MAX_RETURN},
                                "direction": {"type": "integer", "enum": [0, 1]}}}
 
     # By request id, or by routing key ("TICKER:YYYY-MM-DD": every prediction logged under it).
@@ -120,10 +127,8 @@ def build_openapi(models: Sequence[str], experiment: str, versions: Sequence[str
     guarded = _errors(401) if auth else {}
     p_name = {"name": "name", "in": "path", "required": True, "schema": names}
     p_ver = {"name": "version", "in": "path", "required": True, "schema": ver}
-    h_rid = {"name": "x-request-id", "in": "header", "required": False,
-             "schema": {"type": "string"}}
-    h_key = {"name": "x-routing-key", "in": "header", "required": False,
-             "schema": {"type": "string"}}
+    h_rid = {"name": "x-request-id", "in": "header", "required": False, "schema": _ID}
+    h_key = {"name": "x-routing-key", "in": "header", "required": False, "schema": _KEY}
     h_route = {"name": "x-seldon-route", "in": "header", "required": False,
                "schema": {"type": "string"}}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,16 +25,44 @@ class InferRequest:
 
 _NUMBER = {int, float}
 _FLT_MAX = float(np.finfo(np.float32).max)
+MAX_ID = 256
+"""Longest request id or routing key a client may send (characters)."""
+_RESERVED_ID = re.compile(r"[0-9a-f]{16}-[0-9a-f]+|.*/[0-9]+").fullmatch
+"""Ids the service issues itself: ``<prefix>-<counter>`` and the ``<id>/<row>`` of a batch's
+later rows. A client sending one could take the log row (and the feedback) of another
+request, so they are refused."""
 
 
-def _only_numbers(data: list[Any]) -> bool:
-    """JSON numbers only (booleans and strings are not), checked in C for flat lists."""
+def _only_numbers(data: list[Any], depth: int = 3) -> bool:
+    """JSON numbers only (booleans and strings are not), checked in C for flat lists; nested
+    at most ``depth`` levels (the tensor's rank), so a deep list is a 400, not a recursion."""
     types = set(map(type, data))
     if types <= _NUMBER:
         return True
-    if types == {list}:
-        return all(_only_numbers(d) for d in data)
+    if types == {list} and depth > 1:
+        return all(_only_numbers(d, depth - 1) for d in data)
     return False
+
+
+def check_request_id(rid: Any) -> str:
+    """A client-chosen request id (body ``id`` or ``x-request-id``): printable ASCII, at most
+    :data:`MAX_ID` characters, not of a shape the service issues."""
+    if not (isinstance(rid, str) and 0 < len(rid) <= MAX_ID and rid.isascii()
+            and rid.isprintable()):
+        raise BadRequestError(f"id must be printable ASCII of 1 to {MAX_ID} characters")
+    if _RESERVED_ID(rid):
+        raise BadRequestError("id must not end in /<number> nor look like a service-issued "
+                              "id (<16 hex>-<hex>)")
+    return rid
+
+
+def check_routing_key(key: Any) -> str:
+    """A routing key (``parameters.routing_key`` or ``x-routing-key``): a printable string of
+    at most :data:`MAX_ID` characters (it is hashed, logged and indexed)."""
+    if not (isinstance(key, str) and len(key) <= MAX_ID and key.isprintable()):
+        raise BadRequestError(
+            f"routing_key must be a printable string of at most {MAX_ID} characters")
+    return key
 
 
 def parse_infer(body: Any, input_name: str, window: int, n_features: int) -> InferRequest:
@@ -41,9 +70,8 @@ def parse_infer(body: Any, input_name: str, window: int, n_features: int) -> Inf
     if not isinstance(body, dict):
         raise BadRequestError("the request body must be a JSON object")
     rid = body.get("id")
-    if rid is not None and not (isinstance(rid, str) and len(rid) <= 256 and rid.isascii()
-                                and rid.isprintable()):
-        raise BadRequestError("id must be printable ASCII of at most 256 characters")
+    if rid is not None:
+        check_request_id(rid)
     outputs = body.get("outputs")
     if outputs is not None and not (isinstance(outputs, list)
                                     and all(isinstance(o, dict) for o in outputs)):
@@ -54,8 +82,8 @@ def parse_infer(body: Any, input_name: str, window: int, n_features: int) -> Inf
         if not isinstance(params, dict):
             raise BadRequestError("parameters must be an object")
         key = params.get("routing_key")
-        if key is not None and not isinstance(key, str):
-            raise BadRequestError("parameters.routing_key must be a string")
+        if key is not None:
+            check_routing_key(key)
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1:
         raise BadRequestError(f"inputs must be a list holding one tensor named {input_name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import sys
@@ -78,6 +79,17 @@ def run_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, *,
     return handle
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _ignore(signum: int, frame: Any) -> None:
     """The signal was already handled by uvicorn's graceful shutdown."""
 
@@ -96,7 +108,12 @@ def serve(settings: Any, models: dict[str, Any] | None = None, *,
     import uvicorn
 
     from finmlops.serving import factory
+    from finmlops.serving.app import api_token
 
+    if api_token(settings) is None and not _loopback(settings.serve.host):
+        logging.getLogger("finmlops.serving").warning(
+            "serving on %s without serve.api_token: inference, feedback and the /admin "
+            "routes are open to anyone who can reach it", settings.serve.host)
     os.environ[factory.SETTINGS_ENV] = factory.settings_to_env(settings)
     if models is not None:
         os.environ[factory.MODELS_ENV] = json.dumps({k: str(v) for k, v in models.items()})

@@ -1,0 +1,228 @@
+"""The service as a hostile client sees it, on a real uvicorn server: auth edge cases, ids it
+must not be able to take over, headers and bodies that used to crash or poison, and metric
+series it must not be able to create."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from serving_support import infer_body, zeros
+
+from finmlops.config import Settings
+from finmlops.errors import ConfigError
+
+pytestmark = pytest.mark.integration
+EXP = "/v2/models/direction-ab/infer"
+
+
+def series(text: str) -> set[str]:
+    return {line.split(" ")[0] for line in text.splitlines() if line and line[0] != "#"}
+
+
+def test_bearer_scheme_is_case_insensitive_and_nothing_else_passes(
+        start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
+    h = start_server(settings_for(**{"serve.api_token": "s3cret"}))
+    body = infer_body(zeros())
+    with httpx.Client(base_url=h.url, timeout=10.0) as c:
+        for ok in ("Bearer s3cret", "bearer s3cret", "BEARER s3cret", "Bearer  s3cret"):
+            assert c.post(EXP, json=body, headers={"authorization": ok}).status_code == 200, ok
+        for bad in ("", "Bearer", "Bearer x", "Bearers3cret", "Basic s3cret", "s3cret",
+                    "Bearer s3cre", "Bearer s3cretX", "Bearer S3CRET", "Token s3cret"):
+            r = c.post(EXP, json=body, headers={"authorization": bad})
+            assert r.status_code == 401, bad
+        assert c.post(f"{EXP}?token=s3cret", json=body).status_code == 401
+        assert c.post(f"{EXP}?access_token=s3cret", json=body).status_code == 401
+        fb = {"request_id": "x", "realized_return": 0.01}
+        assert c.post("/v2/feedback", json=fb).status_code == 401
+        assert c.get("/admin/experiment").status_code == 401
+        assert c.post("/admin/reload").status_code == 401
+        # A preflight is answered without auth but never runs the route behind it.
+        pre = {"origin": "https://evil.example", "access-control-request-method": "PUT"}
+        r = c.request("OPTIONS", "/admin/experiment", headers=pre)
+        assert r.status_code == 400 and "access-control-allow-origin" not in r.headers
+        before = h.app.router.weights
+        r = c.request("OPTIONS", "/admin/experiment", headers=pre,
+                      json={"candidates": [{"name": "baseline", "weight": 1}]})
+        assert h.app.router.weights == before
+
+
+@pytest.mark.parametrize("token", ["", "   ", "\n"])
+def test_an_empty_token_is_a_config_error_not_an_open_service(
+        token: str, settings_for: Callable[..., Settings], models: dict[str, Path]) -> None:
+    from finmlops.serving import create_app
+
+    with pytest.raises(ConfigError, match="api_token is set but empty"):
+        create_app(settings_for(**{"serve.api_token": token}), models)
+
+
+def test_a_token_read_from_a_file_with_its_newline_still_works(
+        start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
+    h = start_server(settings_for(**{"serve.api_token": "s3cret\n"}))
+    with httpx.Client(base_url=h.url, timeout=10.0) as c:
+        r = c.post(EXP, json=infer_body(zeros()), headers={"authorization": "Bearer s3cret"})
+        assert r.status_code == 200
+
+
+def test_process_refuses_an_empty_token_with_one_line(tmp_path: Path, model_root: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINMLOPS_")}
+    env.update(FINMLOPS_API_TOKEN="", FINMLOPS_HOME=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "finmlops.serving", "--port", "0", "--model-dir",
+         str(model_root)], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "error: serve.api_token is set but empty: set a token or remove the key"]
+
+
+def test_a_client_cannot_take_the_id_of_another_request(
+        start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
+    """Service ids are ``<prefix>-<counter>``, visible in every response; a client that sent
+    the next one as its own id used to take that request's log row, so the victim's
+    prediction was dropped and the victim's feedback scored the attacker's prediction."""
+    h = start_server(settings_for(**{"serve.log_flush_interval_s": 30.0}))
+    with httpx.Client(base_url=h.url, timeout=10.0) as c:
+        seen = c.post(EXP, json=infer_body(zeros())).json()["id"]
+        prefix, counter = seen.rsplit("-", 1)
+        upcoming = f"{prefix}-{int(counter, 16) + 1:x}"
+        for attempt in (c.post(EXP, json=infer_body(zeros()), headers={"x-request-id": upcoming}),
+                        c.post(EXP, json=infer_body(zeros(), id=upcoming)),
+                        c.post(EXP, json=infer_body(zeros(), id=f"{upcoming}/1"))):
+            assert attempt.status_code == 400 and "id" in attempt.json()["error"]
+        victim = c.post(EXP, json=infer_body(zeros()))
+        assert victim.json()["id"] == upcoming
+        # A batch's later rows are <id>/<row>: nobody may claim one of those either.
+        batch = c.post(EXP, json=infer_body(zeros(2), id="victim"))
+        assert batch.status_code == 200
+        r = c.post(EXP, json=infer_body(zeros()), headers={"x-request-id": "victim/1"})
+        assert r.status_code == 400
+    plog = h.app.log
+    plog.flush()
+    ids = {p["request_id"]: p for p in plog.predictions()}
+    assert set(ids) == {seen, upcoming, "victim", "victim/1"}
+    assert ids[upcoming]["arm"] == victim.json()["model_name"]
+
+
+def test_headers_a_client_controls_are_validated(
+        start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
+    h = start_server(settings_for())
+    body = infer_body(zeros())
+    with httpx.Client(base_url=h.url, timeout=10.0) as c:
+        for rid in ("caf\xe9".encode("latin-1"), b"a\tb", b"x" * 257):
+            r = c.post(EXP, json=body, headers=[(b"x-request-id", rid)])
+            assert r.status_code == 400 and "id must be" in r.json()["error"], rid
+        r = c.post(EXP, json=body, headers={"x-routing-key": "k" * 257})
+        assert r.status_code == 400 and "routing_key" in r.json()["error"]
+        long_key = {"parameters": {"routing_key": "k" * 100_000}}
+        assert c.post(EXP, json=infer_body(zeros(), **long_key)).status_code == 400
+        r = c.post(EXP, json=body, headers={"x-request-id": "r-1", "x-routing-key": "IBB:1"})
+        assert r.status_code == 200 and r.headers["x-request-id"] == "r-1"
+
+
+def test_deep_json_and_absurd_feedback_are_400s_not_500s_or_poison(
+        start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
+    h = start_server(settings_for())
+    deep = "[" * 1015 + "1" + "]" * 1015
+    head = b'{"inputs":[{"name":"features","datatype":"FP32","shape":[1,4,3],"data":'
+    raw = head + deep.encode() + b"}]}"
+    with httpx.Client(base_url=h.url, timeout=10.0) as c:
+        r = c.post(EXP, content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 400, r.text
+        rid = c.post(EXP, json=infer_body(zeros())).json()["id"]
+        r = c.post("/v2/feedback", json={"request_id": rid, "realized_return": 1e200})
+        assert r.status_code == 400 and "realized_return" in r.json()["error"]
+        ok = c.post("/v2/feedback", json={"request_id": rid, "realized_return": 0.01})
+        assert ok.json()["accepted"] == 1
+        text = c.get("/metrics").text
+    sums = re.findall(r"^finmlops_feedback_return_sq_sum\{.*\} (\S+)$", text, re.M)
+    assert sums and all(float(v) < 1 for v in sums)
+
+
+def test_a_client_cannot_create_metric_series(
+        start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
+    """Labels come from the loaded models and a fixed set of statuses, never from a path,
+    header or body a client sends."""
+    h = start_server(settings_for())
+    with httpx.Client(base_url=h.url, timeout=10.0) as c:
+        for arm in ("baseline_3", "enhanced_7"):  # every series legitimate traffic makes
+            c.post(EXP, json=infer_body(zeros()), headers={"x-seldon-route": f":{arm}:"})
+        c.post(EXP, json={"inputs": []})
+        c.post("/v2/models/nope-0/infer", json=infer_body(zeros()))
+        c.delete(EXP)
+        before = series(c.get("/metrics").text)
+        for i in range(30):
+            c.post(f"/v2/models/nope-{i}/infer", json=infer_body(zeros()))
+            c.post(EXP, json=infer_body(zeros()), headers={"seldon-model": f"m{i}"})
+            c.post(EXP, json=infer_body(zeros()), headers={"x-seldon-route": f":m{i}_1:"})
+            c.post(EXP, json={"inputs": [i]})
+            c.request(("DELETE", "PATCH", "PUT")[i % 3], EXP)
+            c.get(f"/v2/models/nope-{i}")
+            c.post("/v2/feedback", json={"request_id": f"ghost-{i}", "realized_return": 0.0})
+        after = series(c.get("/metrics").text)
+    grown = {s for s in after - before if not s.startswith(("finmlops_drift", "python_gc"))}
+    assert not grown, sorted(grown)[:5]
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.3.2.1", True), ("localhost", True), ("::1", True),
+    ("[::1]", True), ("0.0.0.0", False), ("::", False), ("10.0.0.5", False),
+    ("example.com", False)])
+def test_only_loopback_hosts_may_serve_without_a_token_silently(host: str,
+                                                                 loopback: bool) -> None:
+    """``serve`` warns when it binds anything but loopback without ``serve.api_token``."""
+    from finmlops.serving.server import _loopback
+
+    assert _loopback(host) is loopback
+
+
+def test_oversized_request_ids_are_not_echoed(
+        start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
+    """httptools accepts megabyte headers; the service echoes a request id only up to the
+    length it would accept as an id."""
+    h = start_server(settings_for())
+    with httpx.Client(base_url=h.url, timeout=10.0) as c:
+        assert c.get("/v2", headers={"x-request-id": "abc"}).headers["x-request-id"] == "abc"
+        r = c.get("/v2/health/live", headers={"x-request-id": "a" * 1_000_000})
+        assert r.status_code == 200 and "x-request-id" not in r.headers
+
+
+def test_the_token_never_reaches_the_logs(tmp_path: Path, model_root: Path) -> None:
+    import signal
+    import time
+
+    token = "tok-" + "9f3a" * 8
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINMLOPS_")}
+    env.update(FINMLOPS_API_TOKEN=token, FINMLOPS_HOME=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "finmlops.serving", "--port", "0", "--model-dir",
+         str(model_root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().rsplit(" on ", 1)[1].strip()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "service never became ready"
+            time.sleep(0.05)
+        auth = {"authorization": f"Bearer {token}"}
+        for headers in ({}, {"authorization": f"Bearer {token}x"}, auth):
+            httpx.post(f"{url}{EXP}", json=infer_body(zeros()), headers=headers)
+        httpx.post(f"{url}{EXP}", json={"inputs": [[[[[0]]]]]}, headers=auth)
+        httpx.post(f"{url}/admin/reload", headers=auth)  # re-reads the settings
+        httpx.put(f"{url}/admin/experiment", json={"candidates": [{"name": "x", "weight": 1}]},
+                  headers=auth)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert token not in out + err
