@@ -106,3 +106,17 @@ def test_bad_predictions_raise_typed_errors(predictions):
         evaluate_predictions({"a": predictions.drop(columns="label")}, EvaluationSettings())
     with pytest.raises(DataValidationError, match="repeat"):
         evaluate_predictions({"a": pd.concat([predictions, predictions])}, EvaluationSettings())
+
+
+def test_identical_variants_are_still_deflated_by_the_trial_count(predictions):
+    # Two variants with the same Sharpe ratio have zero spread; 50 tracked trials must still
+    # raise the bar above SR 0 (before, the DSR then equalled the undeflated PSR).
+    out = evaluate_predictions({"a": predictions, "b": predictions.copy()},
+                               EvaluationSettings(), n_trials=50, trials_source="tracking")
+    assert out["trials"]["sr_variance"] == 0.0
+    assert "null variance" in out["trials"]["sr_variance_source"]
+    m = out["variants"]["a"]["metrics"]["strategy"]
+    assert m["dsr_benchmark_sharpe"] > 0.0 and m["dsr"] < m["psr"]
+    # stress windows are deflated by their own (shorter, noisier) length
+    gfc = out["variants"]["a"]["stress"]["gfc_2008"]["strategy"]
+    assert gfc["dsr_benchmark_sharpe"] > m["dsr_benchmark_sharpe"]

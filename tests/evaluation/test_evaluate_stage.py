@@ -132,3 +132,48 @@ def test_market_impact_uses_the_stored_bars(run_state, no_store):
     with_impact = data["variants"]["baseline"]["metrics"]["strategy"]["cost_drag"]
     without = base["variants"]["baseline"]["metrics"]["strategy"]["cost_drag"]
     assert with_impact > without > 0
+
+
+def test_a_longer_horizon_is_backtested_on_one_day_returns(run_state, no_store, tmp_path):
+    """With horizon 5 the OOS forward_return is the 5-day return; a one-day position must earn
+    the next day's return, not five days' returns compounded every day."""
+    import numpy as np
+    import pandas as pd
+
+    from finmlops.config import FeatureSettings
+    from finmlops.evaluation import run_backtest
+    from finmlops.pipeline._ingest import run as ingest
+
+    settings, state = run_state
+    settings = settings.model_copy(update={"features": FeatureSettings(horizon=5)})
+    ctx = RunContext(settings, SilentReporter(), dict(state))
+    ctx.state.update(ingest(ctx).outputs)
+    one_day = {}
+    for variant, info in ctx.state["trained"].items():
+        frame = pd.read_parquet(info["oos_path"])
+        one_day[variant] = frame.copy()
+        price = (1 + frame["forward_return"].fillna(0)).cumprod()
+        frame["forward_return"] = price.shift(-5) / price - 1  # what training writes for h=5
+        path = tmp_path / f"{variant}_h5.parquet"
+        frame.to_parquet(path)
+        info["oos_path"] = str(path)
+    data = json.loads(Path(run(ctx).outputs["evaluation"]["path"]).read_text())
+    assert any("one-day position on the next day's return" in n for n in data["notes"])
+    for variant, frame in one_day.items():
+        frame = frame[frame["forward_return"].notna()]
+        direct = run_backtest(frame["probability"], frame["forward_return"],
+                              settings.evaluation)
+        got = data["variants"][variant]["metrics"]["strategy"]
+        assert got["days"] == len(frame)
+        assert got["total_return"] == pytest.approx(direct.equity[-1] - 1, rel=1e-9)
+        bh = data["variants"][variant]["metrics"]["buy_and_hold"]["total_return"]
+        assert bh == pytest.approx(np.prod(1 + frame["forward_return"]) - 1, rel=1e-9)
+
+
+def test_a_longer_horizon_without_stored_bars_is_a_stage_error(run_state, no_store):
+    from finmlops.config import FeatureSettings
+
+    settings, state = run_state
+    settings = settings.model_copy(update={"features": FeatureSettings(horizon=5)})
+    with pytest.raises(StageError, match="one-day returns from the stored bars"):
+        run(RunContext(settings, SilentReporter(), dict(state)))

@@ -111,3 +111,17 @@ def test_metrics_by_hand():
     assert m.cost_drag == pytest.approx(0.003 / 5 * 252)
     assert m.calmar == pytest.approx(m.annual_return / -m.max_drawdown)
     assert m.min_trl is None  # a losing record never proves skill
+
+
+def test_trials_that_agree_still_deflate(returns):
+    """A spread of zero across trials (two variants that happen to agree) must not switch the
+    deflation off: unskilled trials' SRs scatter by at least their sampling noise 1/(n-1)."""
+    res = backtest_positions(np.ones_like(returns), returns, 0.0)
+    n = len(returns)
+    agree = performance_metrics(res, 252, n_trials=50, sr_variance=0.0)
+    assert agree.dsr_benchmark_sharpe == pytest.approx(expected_max_sharpe(50, 1 / (n - 1)))
+    assert agree.dsr is not None and agree.psr is not None and agree.dsr < agree.psr
+    assert agree.dsr == performance_metrics(res, 252, n_trials=50).dsr  # the null default
+    wide = performance_metrics(res, 252, n_trials=50, sr_variance=0.01)
+    assert wide.dsr_benchmark_sharpe == pytest.approx(expected_max_sharpe(50, 0.01))
+    assert wide.dsr is not None and wide.dsr < agree.dsr

@@ -38,6 +38,13 @@ def test_features_then_train_writes_the_contracted_outputs(ingested: RunContext)
     frame = pd.read_parquet(feats["path"])
     assert len(frame) == feats["rows"] > 1000
 
+    from finmlops.data import read_bars
+
+    bars = read_bars(ctx.settings, ctx.state["dataset_version"])
+    nxt = bars.groupby("ticker")["adj_close"].shift(-1)
+    next_returns = bars.assign(expected=nxt / bars["adj_close"] - 1)[
+        ["ticker", "date", "expected"]]
+
     result = _train.run(ctx)
     trained = result.outputs["trained"]
     assert set(trained) == {"baseline", "enhanced"}
@@ -57,6 +64,13 @@ def test_features_then_train_writes_the_contracted_outputs(ingested: RunContext)
         assert card["reference"]["feature_names"] == names
         oos = pd.read_parquet(info["oos_path"])
         assert len(oos) == info["metrics"]["n"]
+        # Every OOS row earns the stored close-to-next-close return the backtest charges it:
+        # forward_return[t] == adj_close[t+1] / adj_close[t] - 1 on the ticker's own calendar.
+        got = oos.merge(next_returns, on=["ticker", "date"], how="left", validate="one_to_one")
+        assert got["expected"].notna().all()
+        np.testing.assert_allclose(got["forward_return"], got["expected"], rtol=1e-12,
+                                   atol=0)
+        assert (got["label"] == (got["expected"] > 0)).all()
         assert {"always_up", "yesterday"} <= set(info["baselines"])
         # The served graph takes raw full-feature windows and agrees in shape with the data.
         ends = window_ends(frame["ticker"], 8)[-50:]

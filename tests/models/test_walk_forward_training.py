@@ -103,3 +103,60 @@ def test_a_universe_is_pooled_into_one_model(train_settings: Callable[..., Train
     assert (per_day.map(sorted) == pd.Series([["IBB", "SPY"]] * len(per_day),
                                              index=per_day.index)).all()
     assert run.metrics["n"] == 2 * len(per_day)
+
+
+def _perturbed(samples: Samples, since: np.datetime64, seed: int = 0) -> Samples:
+    """``samples`` with every feature row dated >= ``since`` and every label window reaching
+    ``since`` replaced by noise: what a model trained before ``since`` must never notice."""
+    rng = np.random.default_rng(seed)
+    x = samples.x.copy()
+    later = samples.dates >= since
+    x[later] = rng.normal(size=x[later].shape).astype(np.float32)
+    # the label of the last day before ``since`` is the return into ``since``
+    reach = later | (samples.dates == samples.dates[~later].max())
+    fwd = samples.forward_return.copy()
+    fwd[reach & np.isfinite(fwd)] = rng.normal(0, 0.02, int((reach & np.isfinite(fwd)).sum()))
+    label = np.where(np.isfinite(samples.label), (fwd > 0).astype(np.float64), np.nan)
+    return dataclasses.replace(samples, x=x, forward_return=fwd, label=label)
+
+
+def test_the_deployable_model_never_sees_past_the_cutoff(
+        samples: Samples, train_settings: Callable[..., TrainSettings]) -> None:
+    # Folds after the cutoff train on later data; the deployable model is warm-started from
+    # the last fold that saw nothing after it, so noise after the cutoff changes nothing.
+    ts = train_settings()  # cutoff 2012-12-31
+    v = ts.variants["enhanced"]
+    honest = train_variant(samples, "enhanced", v, ts, context=["SPY"])
+    noisy = train_variant(_perturbed(samples, np.datetime64("2013-01-01")), "enhanced", v, ts,
+                          context=["SPY"])
+    assert honest.weights_hash == noisy.weights_hash
+    assert honest.trained_until == noisy.trained_until == dt.date(2012, 12, 28)
+    # ... while the walk-forward folds after the cutoff did see the change
+    late = honest.oos["date"] >= pd.Timestamp("2014-01-01")
+    assert not np.allclose(honest.oos.loc[late, "probability"],
+                           noisy.oos.loc[late, "probability"])
+
+
+def test_no_oos_prediction_depends_on_later_data(
+        samples: Samples, train_settings: Callable[..., TrainSettings]) -> None:
+    # Noise from mid-2013 on: every prediction before it (folds trained earlier, features of
+    # earlier days) is bit-identical; the fold of 2013 itself trained only before 2013.
+    since = np.datetime64("2013-06-14")
+    ts = train_settings(variants={"mlp": MLP})
+    a = train_variant(samples, "mlp", MLP, ts, context=["SPY"]).oos
+    b = train_variant(_perturbed(samples, since, seed=1), "mlp", MLP, ts, context=["SPY"]).oos
+    before = a["date"] < pd.Timestamp(since)
+    assert before.sum() > 300 and (a["date"] == b["date"]).all()
+    np.testing.assert_array_equal(a.loc[before, "probability"], b.loc[before, "probability"])
+
+
+def test_the_dead_band_thins_training_never_the_evaluation(
+        samples: Samples, train_settings: Callable[..., TrainSettings]) -> None:
+    ts = train_settings(variants={"mlp": MLP})
+    full = train_variant(samples, "mlp", MLP, ts, context=["SPY"])
+    banded = train_variant(samples, "mlp", MLP, ts, context=["SPY"], dead_band=0.005)
+    cols = ["date", "ticker", "label", "forward_return", "fold"]
+    pd.testing.assert_frame_equal(full.oos[cols], banded.oos[cols])  # every day still tested
+    assert (banded.oos["forward_return"].abs() < 0.005).sum() > 100  # small moves included
+    assert banded.metrics["n"] == full.metrics["n"]
+    assert banded.weights_hash != full.weights_hash  # ... but the models learnt from fewer

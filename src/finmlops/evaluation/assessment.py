@@ -89,7 +89,8 @@ def evaluate_predictions(
     cost and direction accuracy, for each variant and its benchmarks.
 
     The DSR deflates by ``n_trials`` (default: the number of variants) with the variance of
-    the variants' per-period Sharpe ratios (or the null variance 1/(n-1) with fewer than two).
+    the variants' per-period Sharpe ratios, floored at the null variance 1/(n-1) of each
+    series' length (the null variance alone with fewer than two variants).
     """
     if not predictions:
         raise DataValidationError("no variants to evaluate")
@@ -106,7 +107,8 @@ def evaluate_predictions(
                      "(no count from the tracking store)")
     if len(srs) >= 2:
         sr_var: float | None = float(np.var(srs, ddof=1))
-        var_source = "variance of the evaluated variants' Sharpe ratios"
+        var_source = ("variance of the evaluated variants' Sharpe ratios, at least the null "
+                      "variance 1/(n-1)")
     else:
         sr_var = None
         var_source = "null variance 1/(n-1) (fewer than two variants)"

@@ -119,8 +119,10 @@ def deflated_sharpe_ratio(sr: float, n: int, skew: float, kurtosis: float, n_tri
 
 
 def null_sharpe_variance(n: int) -> float:
-    """Sampling variance of a per-period SR near zero, 1/(n-1): the fallback for the variance
-    across trials when fewer than two trials' Sharpe ratios are known."""
+    """Sampling variance of a per-period SR near zero, 1/(n-1): the variance across trials
+    when fewer than two trials' Sharpe ratios are known, and its floor otherwise (unskilled
+    trials' estimated SRs scatter at least this much from estimation noise alone, so two
+    variants that happen to agree must not make the deflation vanish)."""
     return 1.0 / max(n - 1, 1)
 
 
@@ -142,7 +144,8 @@ def max_drawdown(equity: FloatArray, work: FloatArray | None = None) -> tuple[fl
 def performance_metrics(result: BacktestResult, periods_per_year: int = 252,
                         n_trials: int = 1, sr_variance: float | None = None) -> PerformanceMetrics:
     """Every metric of ``result``'s net returns; the DSR deflates by ``n_trials`` trials
-    whose per-period SRs vary with ``sr_variance`` (default :func:`null_sharpe_variance`)."""
+    whose per-period SRs vary with ``sr_variance``, never less than
+    :func:`null_sharpe_variance` of ``result``'s length (the default)."""
     r = result.net
     n = r.shape[0]
     ppy = float(periods_per_year)
@@ -163,7 +166,8 @@ def performance_metrics(result: BacktestResult, periods_per_year: int = 252,
     if sr is not None and skew is not None and kurt is not None:
         psr = probabilistic_sharpe_ratio(sr, n, skew, kurt)
         min_trl = min_track_record_length(sr, skew, kurt)
-        var = null_sharpe_variance(n) if sr_variance is None else sr_variance
+        var = null_sharpe_variance(n) if sr_variance is None else max(
+            sr_variance, null_sharpe_variance(n))
         sr0 = expected_max_sharpe(n_trials, var)
         dsr = probabilistic_sharpe_ratio(sr, n, skew, kurt, sr0)
     return PerformanceMetrics(

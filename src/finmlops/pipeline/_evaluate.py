@@ -13,6 +13,11 @@ from finmlops.config import Settings
 from finmlops.errors import FinmlopsError, StageError
 from finmlops.pipeline.runner import RunContext, StageResult
 
+EVALUATE_FORMAT = 2
+"""Bump when the evaluation's figures change for the same inputs, so cached results are
+recomputed (2: the DSR's Sharpe-ratio variance is floored at the null variance, and a
+horizon > 1 is backtested on one-day returns)."""
+
 
 def run(ctx: RunContext) -> StageResult:
     """Evaluate each trained variant's out-of-sample predictions (cached by content)."""
@@ -27,15 +32,15 @@ def run(ctx: RunContext) -> StageResult:
         if not p.is_file():
             raise StageError(f"predictions of {v!r} not found at {p}: run `finmlops train` again")
     n_trials, source, notes = trial_count(settings, len(paths))
-    if settings.features.horizon > 1:
-        notes.append(f"horizon is {settings.features.horizon} days but each prediction is "
-                     "backtested as a one-day position: overlapping returns overstate results")
+    horizon = settings.features.horizon
     impact = settings.evaluation.costs.impact_coefficient > 0
     key = {
+        "format": EVALUATE_FORMAT,
         "predictions": {v: _sha256(p) for v, p in paths.items()},
         "evaluation": settings.evaluation.model_dump(mode="json"),
         "trials": [n_trials, source],
-        "dataset_version": ctx.state.get("dataset_version") if impact else None,
+        "horizon": horizon,
+        "dataset_version": ctx.state.get("dataset_version") if impact or horizon > 1 else None,
     }
     out_path = ctx.cache_dir("evaluate", key) / "evaluation.json"
     if out_path.is_file():
@@ -43,6 +48,10 @@ def run(ctx: RunContext) -> StageResult:
     else:
         ctx.progress(f"evaluating {', '.join(paths)}")
         frames = {v: pd.read_parquet(p) for v, p in paths.items()}
+        if horizon > 1:
+            frames = _one_day_returns(ctx, frames)
+            notes.append(f"labels are {horizon}-day directions; each prediction is backtested "
+                         "as a one-day position on the next day's return from the stored bars")
         impact_inputs = None
         if impact:
             impact_inputs, note = _impact_inputs(ctx, frames)
@@ -95,6 +104,35 @@ def trial_count(settings: Settings, n_variants: int) -> tuple[int | None, str, l
         return n_variants, "variants", [
             f"tracking store counted {n} trials, fewer than the {n_variants} variants evaluated"]
     return n, "tracking", [f"DSR trials = {n}, counted in the tracking store"]
+
+
+def _one_day_returns(ctx: RunContext, frames: dict[str, Any]) -> dict[str, Any]:
+    """The predictions with ``forward_return`` replaced by the next bar's return.
+
+    With a horizon h > 1 the OOS ``forward_return`` is the h-day return, but the backtest holds
+    each position for one day (close t to close t+1): compounding overlapping h-day returns
+    day after day would multiply the result. The one-day return comes from the stored bars.
+    """
+    import pandas as pd
+
+    tickers = sorted({str(t) for f in frames.values() for t in f["ticker"].unique()})
+    try:
+        from finmlops.data import read_bars  # type: ignore[attr-defined,unused-ignore]
+
+        bars = read_bars(ctx.settings, ctx.state.get("dataset_version"), tickers)
+    except (ImportError, FinmlopsError) as exc:
+        raise StageError(f"a {ctx.settings.features.horizon}-day horizon is backtested on "
+                         f"one-day returns from the stored bars, which are unavailable ({exc})"
+                         ) from exc
+    bars = bars.sort_values(["ticker", "date"], kind="stable")
+    nxt = bars.groupby("ticker", sort=False)["adj_close"].shift(-1) / bars["adj_close"] - 1.0
+    one_day = pd.Series(nxt.to_numpy(), index=pd.MultiIndex.from_arrays(
+        [bars["ticker"].astype(str), pd.to_datetime(bars["date"])]))
+    out: dict[str, Any] = {}
+    for v, f in frames.items():
+        at = pd.MultiIndex.from_arrays([f["ticker"].astype(str), pd.to_datetime(f["date"])])
+        out[v] = f.assign(forward_return=one_day.reindex(at).to_numpy())
+    return out
 
 
 def _impact_inputs(ctx: RunContext, frames: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
