@@ -34,6 +34,7 @@ from finmlops.abtest import (
     mixture_arrays,
     mixture_tau2,
     paired_sequential,
+    running_min,
     split_estimate,
 )
 from finmlops.config import ABTestSettings, ExperimentSettings
@@ -65,11 +66,14 @@ def split_sims(seed: int, effect: float = 0.0) -> dict[str, np.ndarray]:
             "n0": cum(r), "h0": cum(hit & r), "s0": cum(ret * r), "q0": cum(ret**2 * r)}
 
 
-def split_codes(sim: dict[str, np.ndarray], metric: str = "net_return"
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sequential decision codes per day (gated by MIN_SAMPLES), naive z rejections, variance."""
+def split_codes(sim: dict[str, np.ndarray], metric: str = "net_return",
+                var_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sequential decision codes per day (gated by MIN_SAMPLES), naive z rejections, variance.
+
+    ``var_scale`` deliberately mis-states the variance (to show these checks would see it)."""
     est, var = split_estimate(metric, sim["n1"], sim["h1"], sim["s1"], sim["q1"], sim["n0"],
                               sim["h0"], sim["s0"], sim["q0"])
+    var = var * var_scale
     tau2 = mixture_tau2(var, sim["n1"] + sim["n0"], DAYS * PER_DAY, ALPHA)
     _, _, lo, hi = mixture_arrays(est, var, tau2, ALPHA)
     ok = (sim["n1"] >= MIN_SAMPLES) & (sim["n0"] >= MIN_SAMPLES)
@@ -98,6 +102,14 @@ def test_split_daily_peeking_does_not_inflate_always_valid_but_does_naive(
     naive_peeking = naive.any(axis=1).mean()
     assert always_valid <= upper_bound()
     assert naive_peeking > 2 * ALPHA, naive_peeking  # proof the simulation can see the problem
+
+
+@pytest.mark.parametrize("var_scale", [0.5, 0.25])
+def test_an_understated_variance_would_fail_the_split_calibration(var_scale: float) -> None:
+    """The check above has teeth: the same A/A runs with the variance understated by half
+    (what e.g. dividing by the total instead of per-arm counts does) break the bound."""
+    codes, _, _ = split_codes(split_sims(seed=11), var_scale=var_scale)
+    assert (codes != 0).any(axis=1).mean() > upper_bound()
 
 
 def test_split_hit_rate_aa_with_peeking() -> None:
@@ -160,6 +172,40 @@ def test_paired_aa_with_autocorrelation_and_daily_peeking() -> None:
     always_valid = (codes != 0).any(axis=1).mean()
     assert always_valid <= upper_bound(), always_valid
     assert naive.any(axis=1).mean() > 2 * ALPHA
+
+
+def test_reported_running_min_p_value_is_valid_only_from_the_gate_on() -> None:
+    """The timeline's always-valid p-value (running minimum) starts at ``min_samples``: the
+    plug-in variance of the first few days is noise, and a minimum over them rejects an A/A
+    experiment far more often than alpha."""
+    _, p, _, _ = paired_sequential(ar1(seed=24, phi=0.3, sd=0.004), ALPHA, DAYS)
+    gate = np.arange(1, DAYS + 1) >= MIN_SAMPLES
+    assert (running_min(p, np.broadcast_to(gate, p.shape))[:, -1] < ALPHA).mean() \
+        <= upper_bound()
+    assert (running_min(p)[:, -1] < ALPHA).mean() > 2 * ALPHA  # what an ungated minimum does
+
+
+def test_paired_hit_rate_with_several_tickers_a_day_is_calibrated_per_day() -> None:
+    """Five tickers a day move mostly together, so their hits are not independent: one
+    observation per day (what decide_paired and the timeline use) keeps an A/A experiment
+    within alpha, while counting each request as independent (McNemar's counts) does not."""
+    k = 5
+    rng = np.random.default_rng(41)
+    day_dir = rng.random((SIMS, DAYS, 1)) < 0.53
+    dirs = np.where(rng.random((SIMS, DAYS, k)) < 0.9, day_dir, ~day_dir)
+    calls = rng.random((2, SIMS, DAYS, 1)) < 0.6
+    h1, h0 = calls[0] == dirs, calls[1] == dirs
+    _, _, lo, hi = paired_sequential((h1.astype(float) - h0).mean(axis=2), ALPHA, DAYS)
+    gate = np.arange(1, DAYS + 1) >= MIN_SAMPLES
+    assert ((action_codes(lo, hi) != 0) & gate).any(axis=1).mean() <= upper_bound()
+    b = np.cumsum((h1 & ~h0).sum(axis=2), axis=1).astype(float)
+    c = np.cumsum((h0 & ~h1).sum(axis=2), axis=1).astype(float)
+    n = k * np.arange(1, DAYS + 1, dtype=float)
+    est = (b - c) / n
+    var = np.maximum((b + c) / n - est**2, 0) / n
+    _, _, lo, hi = mixture_arrays(est, var, mixture_tau2(var, n, DAYS * k, ALPHA), ALPHA)
+    per_request = ((action_codes(lo, hi) != 0) & (n >= MIN_SAMPLES)).any(axis=1).mean()
+    assert per_request > 4 * ALPHA, per_request
 
 
 def test_paired_iid_variance_would_be_fooled_by_autocorrelation() -> None:

@@ -240,3 +240,57 @@ def test_in_process_replay_then_status_reads_that_replays_log(
     status = json.loads(result.output)
     assert status["source"]["path"] == summary["replay"]["log_path"]
     assert status["decision"] == summary["decision"]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_decide_apply_acts_on_the_arms_versions_and_is_idempotent(
+        cli: Callable[..., Any], make_log: Callable[..., Path], sim_rows: Callable[..., Any],
+        tmp_path: Path, tiny_model: Callable[..., Path]) -> None:
+    """A retrained baseline (v3) holds the ``challenger`` alias, yet the experiment's winner
+    is the enhanced arm (v2): that is what gets promoted, once, however often it is applied.
+    When the promoted arm later loses, the reference's version is champion again."""
+    from finmlops.config import public_dict
+    from finmlops.models import TrainedVariant
+    from finmlops.tracking import history, list_models, log_training, resolve
+    from finmlops.tracking import register as register_version
+
+    _, cfg = cli("--help")
+    settings = load_settings(cfg, environ={})
+    dirs = register_two_versions(settings, tmp_path, tiny_model)
+    retrained = TrainedVariant(
+        variant="baseline", settings=settings.train.variants["baseline"],
+        model_dir=dirs["baseline"], oos_path=tmp_path / "models" / "baseline-oos.parquet",
+        fold_metrics=[], metrics={"accuracy": 0.5}, baselines={}, weights_hash="w-retrained",
+        data_version="d" * 12, feature_names=["ret_1", "vol_5"], seconds=1.0)
+    register_version(settings, log_training(settings, retrained, public_dict(settings)),
+                     "baseline", "d" * 12)
+
+    def aliases() -> dict[str, str]:
+        return {a: row["version"] for row in list_models(settings) for a in row["aliases"]}
+
+    assert aliases()["challenger"] == "3" and aliases()["champion"] == "1"
+    win = make_log(sim_rows(days=300, seed=1, effect=0.004), name="win.db")
+    outs = []
+    for _ in range(2):
+        result, _ = cli("decide", "--json", "--apply", "--actor", "lead", "--log", str(win))
+        assert result.exit_code == 0, result.output
+        outs.append(json.loads(result.output)["applied"])
+    assert outs[0]["changed"] is True and outs[0]["champion"] == "2"
+    assert outs[1]["changed"] is False and outs[1]["champion"] == "2"
+    assert aliases()["champion"] == "2" and aliases()["previous-champion"] == "1"
+    promotions = [e for e in history(settings) if e["action"] == "promote"]
+    assert len(promotions) == 1
+    assert promotions[0]["decision"]["versions"] == {"enhanced": "2", "baseline": "3"}
+
+    lose = make_log(sim_rows(days=300, seed=1, effect=-0.004), name="lose.db")
+    for attempt in range(2):
+        result, _ = cli("decide", "--json", "--apply", "--actor", "lead", "--log", str(lose))
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.output)
+        assert out["decision"]["action"] == "rollback"
+        assert out["applied"]["changed"] is (attempt == 0)
+    assert aliases()["champion"] == "3"  # the baseline arm's version serves again
+    assert resolve(settings, "2").tags["rolled_back"] == "true"
+    actions = [e["action"] for e in history(settings)]
+    assert actions == ["register"] * 3 + ["promote", "promote", "rollback"]

@@ -117,3 +117,19 @@ def test_weights_after(settings: Callable[..., Settings], action: str,
                        expected: dict[str, int]) -> None:
     got = weights_after(action, settings().experiment, "enhanced", "baseline")
     assert {c["name"]: c["weight"] for c in got} == expected
+
+
+def test_daily_paired_test_counts_days_not_requests(settings: Callable[..., Settings]) -> None:
+    """Two tickers a day are one observation of the daily series: 60 days of 2 requests do
+    not meet min_samples=100, whatever the request count says."""
+    s = settings()
+    daily = np.random.default_rng(6).normal(0.004, 0.002, 60)
+    stats = PairedStats(120, 30, 10, float(2 * daily.sum()), float(2 * (daily**2).sum()))
+    d = decide_paired(stats, s.abtest, challenger="enhanced", reference="baseline",
+                      daily_diff=daily)
+    assert d.action == "invalid" and "too few paired days: 60" in d.reason
+    assert d.numbers["sequential"]["basis"] == "days (Newey-West)"
+    more = np.random.default_rng(6).normal(0.004, 0.002, 120)
+    ok = decide_paired(stats, s.abtest, challenger="enhanced", reference="baseline",
+                       daily_diff=more)
+    assert ok.action == "promote"

@@ -83,3 +83,29 @@ def test_replay_period_defaults_and_errors(settings: Callable[..., Settings]) ->
     with pytest.raises(StageError, match="empty"):
         replay_period(settings(abtest__replay_start=dt.date(2020, 1, 1),
                                abtest__replay_end=dt.date(2019, 1, 1)))
+
+
+def test_replay_windows_use_only_bars_up_to_their_day(
+        settings: Callable[..., Settings]) -> None:
+    """Each replayed request is what a live client could have sent on its day: cutting the
+    bars after day D changes no window up to D, and D's outcome is then unknown (no
+    feedback is posted for it until the next bar exists)."""
+    import numpy as np
+
+    from finmlops.data import ingest, read_bars
+    from finmlops.features import feature_names
+    from finmlops.pipeline._abtest import build_replay_input
+
+    s = settings(data__start=dt.date(2019, 1, 1), data__end=dt.date(2019, 12, 31))
+    ingest(s)
+    bars = read_bars(s)
+    names = feature_names("full", s.features.context)
+    start = dt.date(2019, 9, 3)
+    full = build_replay_input(s, bars, 20, names, start, None)
+    day = full.dates[15]
+    cut = build_replay_input(s, bars[bars["date"] <= np.datetime64(day)], 20, names, start,
+                             None)
+    assert list(cut.dates) == list(full.dates[:16])
+    np.testing.assert_array_equal(cut.windows, full.windows[:16])
+    np.testing.assert_array_equal(cut.forward_returns[:15], full.forward_returns[:15])
+    assert np.isnan(cut.forward_returns[15]) and np.isfinite(full.forward_returns[15])

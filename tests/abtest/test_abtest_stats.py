@@ -107,3 +107,11 @@ def test_mde_shrinks_like_one_over_root_n() -> None:
     large = mean_return_test(arm(rng, 10_000), arm(rng, 10_000))
     ratio = mde(small.std_error) / mde(large.std_error)
     assert 8 < ratio < 12
+
+
+def test_srm_with_three_arms_is_scipys_chi_square_with_two_degrees_of_freedom() -> None:
+    counts, weights = {"a": 520, "b": 260, "c": 220}, {"a": 50, "b": 25, "c": 25}
+    res = srm_test(counts, weights)
+    ref = sps.chisquare([520, 260, 220], [500, 250, 250])
+    assert res.statistic == pytest.approx(ref.statistic)
+    assert res.p_value == pytest.approx(ref.pvalue)

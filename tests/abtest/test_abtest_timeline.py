@@ -118,3 +118,65 @@ def test_stage_output_carries_the_per_arm_timelines_and_renders(
     assert len(figures) == 5
     assert "Split test (served traffic):" in page and "Paired test (shadow scoring):" in page
     assert "&times; narrower" in page and "covid_crash" in page
+
+
+def _paired_days(diffs: list[float]) -> pd.DataFrame:
+    """One shadow-scored request per day; the reference earns 0, the challenger ``diff``."""
+    rows = []
+    for i, d in enumerate(diffs):
+        day = (dt.date(2021, 1, 1) + dt.timedelta(days=i)).isoformat()
+        served = "baseline" if i % 10 < 7 else "enhanced"
+        for arm, r in (("baseline", 0.0), ("enhanced", d)):
+            rows.append({"request_id": f"r{i}", "day": day, "arm": arm,
+                         "served": arm == served, "hit": r > 0, "net_return": r})
+    return pd.DataFrame(rows)
+
+
+def test_reported_p_value_ignores_the_days_before_the_gate() -> None:
+    """Three near-identical early days make the plug-in variance tiny and p ~ 0; the
+    always-valid p-value must not carry that forever (it starts at ``min_samples``)."""
+    rng = np.random.default_rng(3)
+    diffs = [0.001, 0.0011, 0.0009, *rng.normal(0.0, 0.01, 150).tolist()]
+    s = Settings(abtest={"min_samples": 50})
+    for t in (paired_timeline(_paired_days(diffs), s.abtest, "enhanced", "baseline"),
+              split_timeline(_paired_days(diffs), s.abtest, s.experiment, "enhanced",
+                             "baseline")):
+        p = np.asarray(t["p_value"])
+        assert np.all(np.diff(p) <= 0)
+        before = np.logical_and.accumulate([a == "invalid" for a in t["action"]])
+        assert before[2] and np.all(p[before] == 1.0)
+    t = paired_timeline(_paired_days(diffs), s.abtest, "enhanced", "baseline")
+    assert t["p_value"][2] == 1.0 and t["action"][:49] == ["invalid"] * 49
+    # with min_effect 0 the p-value and the decisions tell the same story
+    assert (t["p_value"][-1] < s.abtest.alpha) == (t["days_to_decision"] is not None)
+    assert t["p_value"][-1] > s.abtest.alpha
+
+
+@pytest.mark.parametrize("metric", ["net_return", "hit_rate"])
+def test_paired_timeline_ends_where_the_paired_decision_is(metric: str) -> None:
+    """Several tickers a day: the timeline's last day and the decision use the same daily
+    series, the same variance and the same gate, so they agree."""
+    from finmlops.abtest import analyse_outcomes
+
+    rng = np.random.default_rng(8)
+    rows = []
+    for i in range(160):
+        day = (dt.date(2021, 1, 4) + dt.timedelta(days=i)).isoformat()
+        market = rng.normal(0, 0.01)
+        for tk in ("IBB", "XBI", "SPY"):
+            rid = f"{tk}:{day}"
+            served = "enhanced" if rng.random() < 0.3 else "baseline"
+            for arm, edge in (("baseline", 0.0), ("enhanced", 0.002)):
+                r = market * (rng.random() < 0.6) + edge
+                rows.append({"request_id": rid, "day": day, "arm": arm,
+                             "served": arm == served, "hit": bool(r > 0), "net_return": r})
+    out = pd.DataFrame(rows)
+    s = Settings(abtest={"min_samples": 100, "metric": metric})
+    served = out[out["served"]].groupby("arm").size().to_dict()
+    summary = analyse_outcomes(out, served, s)
+    t, d = summary["timeline"]["paired"], summary["paired_decision"]
+    assert d["numbers"]["sequential"]["basis"] == "days (Newey-West)"
+    assert t["action"][-1] == d["action"]
+    assert t["lower"][-1] == pytest.approx(d["numbers"]["sequential"]["lower"])
+    assert t["upper"][-1] == pytest.approx(d["numbers"]["sequential"]["upper"])
+    assert t["action"][98] == "invalid" and t["action"][99] != "invalid"  # 100 days, not 300

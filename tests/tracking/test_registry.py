@@ -59,6 +59,17 @@ def test_champion_waits_for_the_baseline(settings: Settings, make_trained: MakeT
     assert _aliases(settings)["champion"] == "2"
 
 
+def test_the_champion_starts_as_the_experiments_reference_arm(
+        make_settings: Callable[..., Settings], make_trained: MakeTrained) -> None:
+    """The A/B test compares against ``experiment.default``; the champion must start there
+    too, or a promotion would replace a model the experiment never used as its reference."""
+    settings = make_settings(experiment={"default": "enhanced"})
+    _register(settings, make_trained, "baseline")
+    assert "champion" not in _aliases(settings)
+    _register(settings, make_trained, "enhanced")
+    assert _aliases(settings)["champion"] == "2"
+
+
 def test_without_a_baseline_the_first_registered_is_champion(
         make_settings: Callable[..., Settings], make_trained: MakeTrained) -> None:
     settings = make_settings(

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from finmlops.abtest.decision import Decision, _clean, arms_of, decide, decide_paired
 from finmlops.abtest.paired import PairedStats
 from finmlops.abtest.sequential import N_PLAN
-from finmlops.abtest.sources import Snapshot, arm_stats, paired_stats
+from finmlops.abtest.sources import Snapshot, arm_stats, paired_daily
 from finmlops.abtest.stats import ArmStats
 from finmlops.abtest.timeline import paired_timeline, split_timeline, window_breakdown
 from finmlops.config import Settings
@@ -25,7 +25,8 @@ from finmlops.config import Settings
 
 def _summary(arms: Mapping[str, ArmStats], served: Mapping[str, int],
              paired: PairedStats | None, daily: NDArray[np.float64] | None, settings: Settings,
-             n_plan: int, challenger: str | None) -> dict[str, Any]:
+             n_plan: int, challenger: str | None,
+             daily_hit: NDArray[np.float64] | None = None) -> dict[str, Any]:
     chal, ref = arms_of(settings.experiment, challenger)
     decision = decide(arms, settings.abtest, settings.experiment, served=served,
                       challenger=chal, n_plan=n_plan)
@@ -41,7 +42,8 @@ def _summary(arms: Mapping[str, ArmStats], served: Mapping[str, int],
     paired_decision: Decision | None = None
     if paired is not None and paired.n:
         paired_decision = decide_paired(paired, settings.abtest, challenger=chal, reference=ref,
-                                        daily_diff=daily, n_plan=n_plan)
+                                        daily_diff=daily, daily_hit_diff=daily_hit,
+                                        n_plan=n_plan)
     return {
         "experiment": settings.experiment.name, "challenger": chal, "reference": ref,
         "metric": settings.abtest.metric, "alpha": settings.abtest.alpha, "n_plan": n_plan,
@@ -56,8 +58,8 @@ def analyse_outcomes(outcomes: pd.DataFrame, served: Mapping[str, int], settings
     """The full summary from the log's outcome rows (see :func:`sources.read_outcomes`)."""
     chal, ref = arms_of(settings.experiment, challenger)
     arms = arm_stats(outcomes)
-    paired, _, daily = paired_stats(outcomes, chal, ref)
-    out = _summary(arms, served, paired, daily, settings, n_plan, chal)
+    paired, _, daily, daily_hit = paired_daily(outcomes, chal, ref)
+    out = _summary(arms, served, paired, daily, settings, n_plan, chal, daily_hit)
     split_t = split_timeline(outcomes, settings.abtest, settings.experiment, chal, ref, n_plan)
     paired_t = (paired_timeline(outcomes, settings.abtest, chal, ref, n_plan)
                 if paired.n else None)
@@ -81,7 +83,7 @@ def analyse_snapshot(snapshot: Snapshot, settings: Settings, *, n_plan: int = N_
     paired = snapshot.paired.get((chal, ref))
     daily = snapshot.daily_diff.get((chal, ref))
     out = _summary(snapshot.arms, snapshot.served or {a: s.n for a, s in snapshot.arms.items()},
-                   paired, daily, settings, n_plan, chal)
+                   paired, daily, settings, n_plan, chal, snapshot.daily_hit_diff.get((chal, ref)))
     out["timeline"] = None
     out["days_to_decision"] = None
     return dict(_clean(out))

@@ -6,6 +6,16 @@ challenger-minus-reference difference lies above ``min_effect``, ``rollback`` wh
 below zero, ``continue`` otherwise. Fixed-n tests are reported alongside for reading, never
 used to decide. ``invalid`` when traffic does not match the configured split (SRM) or an arm
 has fewer than ``min_samples`` outcomes.
+
+Why rollback is "upper bound below zero" and not "below ``-min_effect``": ``min_effect`` is the
+smallest gain worth a switch, not a tolerated loss. The reference is the incumbent, so keeping
+it costs nothing; a challenger proven worse by any amount should stop taking traffic, and a
+``-min_effect`` margin would keep a proven loser serving. A sequence inside ``[0, min_effect]``
+stays ``continue``: neither proven worse nor (yet) worth switching.
+
+The reference is ``experiment.default`` (the arm the router falls back to); the registry's
+champion starts as that arm's version (:func:`finmlops.tracking.baseline_variant`), and
+``finmlops abtest decide --apply`` acts on the versions behind the two arms' variant aliases.
 """
 
 from __future__ import annotations
@@ -182,11 +192,14 @@ def paired_sequential(daily_diff: ArrayLike, alpha: float = 0.05, n_plan: int = 
 
 def decide_paired(stats: PairedStats, abtest: ABTestSettings, *, challenger: str,
                   reference: str, daily_diff: ArrayLike | None = None,
-                  n_plan: int = N_PLAN) -> Decision:
+                  daily_hit_diff: ArrayLike | None = None, n_plan: int = N_PLAN) -> Decision:
     """Decide from paired (shadow-scored) outcomes.
 
-    ``net_return`` uses the daily differences with Newey-West variance when given, else the
-    iid paired statistics (all Prometheus can provide); ``hit_rate`` uses McNemar's counts.
+    Each metric uses its daily series (``daily_diff`` of net returns, ``daily_hit_diff`` of
+    hits: one observation per day however many tickers, Newey-West variance) when given, else
+    the per-request statistics (all Prometheus can provide: the iid paired test, McNemar's
+    counts). ``min_samples`` counts what the variance is estimated from: days for a daily
+    series, else paired outcomes.
     """
     alpha = abtest.alpha
     numbers: dict[str, Any] = {
@@ -196,19 +209,23 @@ def decide_paired(stats: PairedStats, abtest: ABTestSettings, *, challenger: str
                                                                              alpha).to_dict(),
     }
     daily = None if daily_diff is None else np.asarray(daily_diff, float)
+    daily_hit = None if daily_hit_diff is None else np.asarray(daily_hit_diff, float)
     if daily is not None and daily.size >= 2:
         numbers["daily_diff"] = {**daily_diff_test(daily, alpha).to_dict(), "days": daily.size,
                                  "lag": nw_lag(daily.size)}
-    if abtest.metric == "hit_rate":
+    series = daily_hit if abtest.metric == "hit_rate" else daily
+    observed = (stats.n, "paired outcomes") if series is None else (int(series.size),
+                                                                     "paired days")
+    if series is not None and series.size >= 2:
+        est_a, p_a, lo_a, hi_a = paired_sequential(series, alpha, n_plan)
+        est, p, lo, hi = est_a[-1], p_a[-1], lo_a[-1], hi_a[-1]
+        basis = "days (Newey-West)"
+    elif abtest.metric == "hit_rate":
         est = stats.hit_diff if stats.n else 0.0
         var = max((stats.b + stats.c) / max(stats.n, 1) - est**2, 0.0) / max(stats.n, 1)
         tau2 = mixture_tau2(var, stats.n, n_plan, alpha)
         _, p, lo, hi = mixture_arrays(est, var, tau2, alpha)
         basis = "requests"
-    elif daily is not None and daily.size >= 2:
-        est_a, p_a, lo_a, hi_a = paired_sequential(daily, alpha, n_plan)
-        est, p, lo, hi = est_a[-1], p_a[-1], lo_a[-1], hi_a[-1]
-        basis = "days (Newey-West)"
     else:
         est = stats.mean_diff if stats.n else 0.0
         var = stats.var_diff / max(stats.n, 1)
@@ -217,8 +234,9 @@ def decide_paired(stats: PairedStats, abtest: ABTestSettings, *, challenger: str
         basis = "requests (iid)"
     numbers["sequential"] = {"estimate": float(est), "p_value": float(p), "lower": float(lo),
                              "upper": float(hi), "basis": basis, "n_plan": n_plan}
-    if stats.n < abtest.min_samples:
-        return Decision("invalid", f"too few paired outcomes: {stats.n} "
+    count, what = observed
+    if count < abtest.min_samples:
+        return Decision("invalid", f"too few {what}: {count} "
                         f"(need {abtest.min_samples})", numbers)
     code = int(action_codes(lo, hi, abtest.min_effect))
     action, reason = _verdict(code, abtest.metric, float(lo), float(hi), abtest.min_effect,

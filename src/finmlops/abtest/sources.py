@@ -40,6 +40,8 @@ class Snapshot:
     daily_diff: dict[tuple[str, str], NDArray[np.float64]] = field(default_factory=dict)
     """Per-day mean paired differences (only from the log)."""
     days: list[str] = field(default_factory=list)
+    daily_hit_diff: dict[tuple[str, str], NDArray[np.float64]] = field(default_factory=dict)
+    """Per-day mean paired differences of hits (only from the log)."""
 
 
 def _connect(path: str | Path) -> sqlite3.Connection:
@@ -114,11 +116,22 @@ def paired_frame(outcomes: pd.DataFrame, arm: str, reference: str) -> pd.DataFra
 def paired_stats(outcomes: pd.DataFrame, arm: str, reference: str
                  ) -> tuple[PairedStats, list[str], NDArray[np.float64]]:
     """Paired statistics plus the per-day mean difference of net returns (for HAC)."""
+    stats, days, daily, _ = paired_daily(outcomes, arm, reference)
+    return stats, days, daily
+
+
+def paired_daily(outcomes: pd.DataFrame, arm: str, reference: str
+                 ) -> tuple[PairedStats, list[str], NDArray[np.float64], NDArray[np.float64]]:
+    """Paired statistics, the days, and per day the mean difference of net returns and of
+    hits (challenger minus reference): one observation per day, however many tickers."""
     j = paired_frame(outcomes, arm, reference)
     stats = PairedStats.from_arrays(j["hit"].to_numpy(), j["hit_ref"].to_numpy(),
                                     j["net_return"].to_numpy(), j["net_return_ref"].to_numpy())
-    diff = (j["net_return"] - j["net_return_ref"]).groupby(j["day"], sort=True).mean()
-    return stats, [str(d) for d in diff.index], diff.to_numpy(dtype=float)
+    diff = pd.DataFrame({"ret": j["net_return"] - j["net_return_ref"],
+                         "hit": j["hit"].astype(float) - j["hit_ref"].astype(float),
+                         "day": j["day"]}).groupby("day", sort=True).mean()
+    return (stats, [str(d) for d in diff.index], diff["ret"].to_numpy(dtype=float),
+            diff["hit"].to_numpy(dtype=float))
 
 
 def from_prediction_log(path: str | Path, experiment: str) -> dict[str, ArmStats]:
@@ -140,14 +153,16 @@ def snapshot_from_log(path: str | Path, experiment: str, reference: str | None =
     arms = arm_stats(out)
     paired: dict[tuple[str, str], PairedStats] = {}
     daily: dict[tuple[str, str], NDArray[np.float64]] = {}
+    daily_hit: dict[tuple[str, str], NDArray[np.float64]] = {}
     if reference is not None:
         for arm in sorted(set(out["arm"]) - {reference}):
-            ps, _, d = paired_stats(out, str(arm), reference)
+            ps, _, d, h = paired_daily(out, str(arm), reference)
             if ps.n:
                 paired[(str(arm), reference)] = ps
                 daily[(str(arm), reference)] = d
+                daily_hit[(str(arm), reference)] = h
     return Snapshot(arms, served_counts(path, experiment), paired, daily,
-                    sorted(set(out["day"])))
+                    sorted(set(out["day"])), daily_hit)
 
 
 # --- Prometheus -----------------------------------------------------------------------------

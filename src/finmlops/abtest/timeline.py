@@ -4,6 +4,9 @@ Used by the stage (``abtest.json``) and ``finmlops abtest status`` to show how m
 split test and the paired (shadow) test needed to reach a decision on the same traffic. Each
 timeline also carries per-arm cumulative sufficient statistics (``arms``: n, hits, sum_return,
 sum_sq per day) so the report can draw hit rates and P&L with intervals over time.
+
+The reported always-valid p-value is the running minimum from the first day the decision is
+allowed (``min_samples``), never over the noisy first days; the paired test counts days.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from numpy.typing import NDArray
 from scipy import stats as sps
 
 from finmlops.abtest.decision import ACTIONS, action_codes, paired_sequential, split_estimate
-from finmlops.abtest.sequential import N_PLAN, mixture_arrays, mixture_tau2
+from finmlops.abtest.sequential import N_PLAN, mixture_arrays, mixture_tau2, running_min
 from finmlops.abtest.sources import arm_stats, paired_frame
 from finmlops.config import ABTestSettings, ExperimentSettings
 
@@ -84,7 +87,7 @@ def split_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings,
     codes = np.where(~enough | (srm_p < abtest.srm_alpha), 3, codes)
     return {"days": days, "n_challenger": n1.astype(int).tolist(),
             "n_reference": n0.astype(int).tolist(), "estimate": est.tolist(),
-            "p_value": np.minimum.accumulate(p).tolist(), "lower": lo.tolist(),
+            "p_value": running_min(p, enough).tolist(), "lower": lo.tolist(),
             "upper": hi.tolist(), "srm_p": srm_p.tolist(),
             "action": [ACTIONS[c] for c in codes], "days_to_decision": _first_decision(codes),
             "arms": _arm_cumulative(served, days, arms)}
@@ -101,25 +104,21 @@ def paired_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings, challenger: 
     if j.empty:
         return {"days": [], "days_to_decision": None}
     j = j.assign(diff=j["net_return"] - j["net_return_ref"],
-                 b=(j["hit"] & ~j["hit_ref"]).astype(int),
-                 c=(j["hit_ref"] & ~j["hit"]).astype(int))
+                 hdiff=j["hit"].astype(float) - j["hit_ref"].astype(float))
     daily = j.groupby("day", sort=True).agg(diff=("diff", "mean"), n=("diff", "size"),
-                                            b=("b", "sum"), c=("c", "sum"))
+                                            hdiff=("hdiff", "mean"))
     n = np.cumsum(daily["n"].to_numpy(dtype=float))
-    if abtest.metric == "hit_rate":
-        b, c = np.cumsum(daily["b"].to_numpy(float)), np.cumsum(daily["c"].to_numpy(float))
-        est = (b - c) / n
-        var = np.maximum((b + c) / n - est**2, 0) / n
-        _, p, lo, hi = mixture_arrays(est, var, mixture_tau2(var, n, n_plan, abtest.alpha),
-                                      abtest.alpha)
-    else:
-        est, p, lo, hi = paired_sequential(daily["diff"].to_numpy(float), abtest.alpha, n_plan)
-    codes = np.where(n >= abtest.min_samples, action_codes(lo, hi, abtest.min_effect), 3)
+    # One observation per day (however many tickers), Newey-West variance, as decide_paired;
+    # so the gate counts days too.
+    series = daily["hdiff" if abtest.metric == "hit_rate" else "diff"].to_numpy(float)
+    est, p, lo, hi = paired_sequential(series, abtest.alpha, n_plan)
+    enough = np.arange(1, len(n) + 1) >= abtest.min_samples
+    codes = np.where(enough, action_codes(lo, hi, abtest.min_effect), 3)
     days = [str(d) for d in daily.index]
     rows = outcomes[outcomes["request_id"].isin(set(j["request_id"]))]
     return {"days": days, "n": n.astype(int).tolist(),
             "daily_diff": daily["diff"].tolist(), "estimate": np.asarray(est).tolist(),
-            "p_value": np.minimum.accumulate(p).tolist(), "lower": np.asarray(lo).tolist(),
+            "p_value": running_min(p, enough).tolist(), "lower": np.asarray(lo).tolist(),
             "upper": np.asarray(hi).tolist(), "action": [ACTIONS[c] for c in codes],
             "days_to_decision": _first_decision(codes),
             "arms": _arm_cumulative(rows, days, sorted(str(a) for a in set(rows["arm"])))}

@@ -344,16 +344,36 @@ def _apply(settings: Any, summary: dict[str, Any], decision: dict[str, Any], act
     action = decision["action"]
     if action not in ("promote", "rollback"):
         return {"action": action, "changed": False, "note": "nothing to apply"}
+    chal, ref = summary["challenger"], summary["reference"]
+    # Each arm is served by its variant alias (``finmlops serve``'s default), so act on the
+    # versions the arms stand for, never on whatever the ``challenger`` alias (the newest
+    # registration, e.g. a retrained baseline) happens to point at.
+    versions = {arm: tracking.resolve(settings, arm).version for arm in (chal, ref)}
     record = {"action": action, "test": decision["test"], "reason": decision["reason"],
-              "experiment": summary["experiment"], "challenger": summary["challenger"],
-              "reference": summary["reference"],
-              "sequential": decision["numbers"].get("sequential")}
-    fn = tracking.promote if action == "promote" else tracking.rollback
-    result: dict[str, Any] = dict(fn(settings, actor=actor, reason=decision["reason"],
-                                     decision=record))
+              "experiment": summary["experiment"], "challenger": chal, "reference": ref,
+              "versions": versions, "sequential": decision["numbers"].get("sequential")}
+    why = {"actor": actor, "reason": decision["reason"], "decision": record}
+    result: dict[str, Any]
+    if action == "promote":
+        result = dict(tracking.promote(settings, version=versions[chal], **why))
+    else:
+        # A challenger promoted earlier and now shown worse: the reference arm's version is
+        # champion again (the weights below send it all traffic), then the loser is rejected.
+        from finmlops.errors import ModelNotFoundError
+
+        try:
+            champion: str | None = tracking.resolve(settings, tracking.CHAMPION).version
+        except ModelNotFoundError:
+            champion = None
+        restored = None
+        if champion == versions[chal]:
+            restored = tracking.promote(settings, version=versions[ref], **why)
+        result = dict(tracking.rollback(settings, version=versions[chal], **why))
+        if restored is not None:
+            result.update(restored=restored, changed=True, champion=restored["champion"])
     if url is not None:
         result["weights"] = _set_weights(settings, url, weights_after(
-            action, settings.experiment, summary["challenger"], summary["reference"]))
+            action, settings.experiment, chal, ref))
     return result
 
 

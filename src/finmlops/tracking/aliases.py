@@ -1,7 +1,8 @@
 """The alias rules as pure functions over ``{alias: version}`` maps (the registry applies them).
 
-- ``champion``: set once, by the first registered baseline (or the first registered version
-  when there is no baseline variant); afterwards moved only by a promotion.
+- ``champion``: set once, by the first registered version of the starting variant (the
+  experiment's default arm, else ``baseline``, else the first registered); afterwards moved
+  only by a promotion.
 - ``challenger``: the newest registered version; removed by a roll-back.
 - ``previous-champion``: the champion before the last promotion that changed it.
 - ``<variant>``: the newest version of that variant.

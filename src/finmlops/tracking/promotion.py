@@ -119,20 +119,28 @@ def promote(settings: Settings, *, actor: str, reason: str,
 
 @translate
 def rollback(settings: Settings, *, actor: str, reason: str,
-             decision: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Reject the challenger: its alias is removed and its version tagged ``rolled_back``;
-    the champion does not move. A no-op when there is no challenger (or it is the champion)."""
+             decision: Mapping[str, Any] | None = None,
+             version: str | None = None) -> dict[str, Any]:
+    """Reject the challenger (or ``version``, e.g. the version an A/B arm served): its version
+    is tagged ``rolled_back`` and the ``challenger`` alias, when it points there, removed; the
+    champion does not move. A no-op when there is nothing to reject, the target is the
+    champion, or it already was rolled back."""
     _require_why(reason, decision)
     tracker = configure(settings)
     client, name = tracker.client, tracker.registered_model
     before = current_aliases(tracker)
-    target, champion = before.get(CHALLENGER), before.get(CHAMPION)
+    champion = before.get(CHAMPION)
+    target = before.get(CHALLENGER) if version is None else _existing_version(tracker, version)
     result: dict[str, Any] = {"action": "rollback", "version": target, "champion": champion,
                               "changed": False}
-    if target is None or after_rollback(before) == before:
+    if target is None or target == champion:
+        return result
+    drops_alias = before.get(CHALLENGER) == target
+    if not drops_alias and _version_tags(tracker, target).get("rolled_back") == "true":
         return result
     at = now_iso()
-    apply_aliases(tracker, after_rollback)
+    if drops_alias:
+        apply_aliases(tracker, after_rollback)
     for key, value in {"rolled_back": "true", "rolled_back_by": actor, "rolled_back_at": at,
                        "rollback_reason": reason,
                        "rollback_decision": _decision_json(decision)}.items():

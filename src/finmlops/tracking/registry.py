@@ -2,9 +2,10 @@
 
 Aliases (MLflow's named pointers to a version; the rules are :mod:`finmlops.tracking.aliases`):
 
-- ``champion``: the model in production. The first registered *baseline* variant becomes
-  champion when there is none (the first registered version when no baseline is configured);
-  afterwards only :func:`finmlops.tracking.promote` moves it.
+- ``champion``: the model in production. The first registered version of the experiment's
+  default arm (the A/B test's reference; else the ``baseline`` variant, else whichever comes
+  first) becomes champion when there is none; afterwards only
+  :func:`finmlops.tracking.promote` moves it.
 - ``challenger``: the newest registered version.
 - ``previous-champion``: the champion before the last promotion (for a manual roll-back).
 - one alias per variant (``baseline``, ``enhanced``, ...): always the newest version of that
@@ -68,13 +69,14 @@ class ModelVersionInfo:
 
 
 def baseline_variant(settings: Settings) -> str | None:
-    """The variant that starts as champion: ``baseline`` when configured, else the experiment's
-    default arm; ``None`` when neither names a variant (then the first registered wins)."""
+    """The variant that starts as champion: the experiment's default arm (the A/B test's
+    reference, so the champion and the reference agree) when it is a variant, else
+    ``baseline`` when configured; ``None`` when neither is (then the first registered wins)."""
     variants = settings.train.variants
-    if "baseline" in variants:
-        return "baseline"
     default = settings.experiment.default
-    return default if default in variants else None
+    if default is not None and default in variants:
+        return default
+    return "baseline" if "baseline" in variants else None
 
 
 def check_alias(alias: str) -> None:
