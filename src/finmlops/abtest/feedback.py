@@ -3,8 +3,9 @@
 A scheduled job does not know the request ids the service handed out, but every request carries
 ``parameters.routing_key = "<ticker>:<YYYY-MM-DD>"``, so the outcome is addressed by that key.
 The forward return of ``D`` is ``adj_close[D + h] / adj_close[D] - 1``, ``D + h`` being the
-``h``-th trading day after ``D`` in the ticker's own bars (``h = features.horizon``, the label
-the models were trained on); nothing later than ``D + h`` is read.
+``h``-th trading day after ``D`` in the ticker's own bars; nothing later than ``D + h`` is read.
+``finmlops abtest feedback`` posts next-day outcomes (``h = 1``): each served signal is held for
+one day, as in the replay and the backtest.
 """
 
 from __future__ import annotations

@@ -247,7 +247,9 @@ def _post_realised(settings: Any, url: str, day: dt.date | None,
         raise ConfigError("--tickers names no ticker")
     manifest = get_manifest(settings)
     bars = read_bars(settings, manifest.version, names)
-    outcomes = realised_outcomes(bars, names, day, settings.features.horizon)
+    # One-day outcomes whatever the label horizon: each served signal is a one-day position
+    # (the same outcome the replay posts).
+    outcomes = realised_outcomes(bars, names, day, horizon=1)
     answer = _post_feedback(settings, url, [o.payload() for o in outcomes])
     return {"url": url, "dataset_version": manifest.version,
             "posted": [o.to_json() for o in outcomes], "answer": answer}

@@ -69,7 +69,9 @@ def build_replay_input(settings: Settings, bars: Any, window: int, names: list[s
     from finmlops.features import build_features, make_windows, window_ends
 
     f = settings.features
-    frame = build_features(bars, f.target, f.context, f.horizon)
+    # Each served signal is held one day, so outcomes are next-day returns whatever the
+    # label horizon (features do not depend on it); an h-day return here would overstate P&L.
+    frame = build_features(bars, f.target, f.context, horizon=1)
     missing = [n for n in names if n not in frame.columns]
     if missing:
         raise StageError(f"the models expect features the data lacks: {', '.join(missing)}")
