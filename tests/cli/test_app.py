@@ -71,3 +71,62 @@ def test_usage_errors_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None
     assert main([]) in (0, 2)  # no arguments shows help
     shown = capsys.readouterr()
     assert "Usage" in shown.out + shown.err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    import signal
+
+    import finmlops.pipeline
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        signal.raise_signal(signal.SIGINT)  # what Ctrl-C delivers, mid-stage
+
+    monkeypatch.setenv("FINMLOPS_HOME", str(tmp_path))
+    monkeypatch.setattr(finmlops.pipeline, "run_stages", interrupted)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert main(["run", "--until", "ingest"]) == 130
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("interrupted"), err
+
+
+def test_an_os_error_is_one_line(capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import finmlops.pipeline
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path / "state.json"))
+
+    monkeypatch.setenv("FINMLOPS_HOME", str(tmp_path))
+    monkeypatch.setattr(finmlops.pipeline, "run_stages", refused)
+    assert main(["run", "--until", "ingest"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: Permission denied: {tmp_path / 'state.json'}\n"
+
+
+def test_ingest_with_end_before_start_changes_nothing(capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("FINMLOPS_HOME", str(home))
+    assert main(["ingest", "--start", "2020-01-10", "--end", "2020-01-01"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == ("error: invalid configuration: data: end 2020-01-01 is before "
+                            "start 2020-01-10\n")
+    assert captured.out == ""
+    assert not home.exists()
+
+
+def test_a_failed_ingest_prints_one_line_and_nothing_on_stdout(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    monkeypatch.setenv("FINMLOPS_HOME", str(tmp_path))
+    assert main(["ingest", "--tickers", "NOPE"]) == 4
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no stray blank line from a progress display off a terminal
+    assert captured.err.count("\n") == 1 and "not bundled: NOPE" in captured.err

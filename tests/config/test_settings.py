@@ -113,3 +113,29 @@ def test_experiment_weights_must_not_all_be_zero(weights: list[int]) -> None:
     else:
         s = load_settings(environ={}, overrides=over)
         assert [c.weight for c in s.experiment.candidates] == weights
+
+
+def test_config_that_is_a_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_settings(tmp_path, environ={})
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b"\xff\xfe\x00data: {}\n", "not UTF-8"),
+    (b"1: 2\n", "1: unknown key"),
+    (b"? [a, b]\n: 1\n", "not valid YAML"),
+])
+def test_unreadable_yaml_is_a_config_error(tmp_path: Path, raw: bytes, message: str) -> None:
+    path = tmp_path / "finmlops.yaml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, environ={})
+
+
+def test_data_end_before_start_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"data: .*end 2020-01-01 is before start 2020-01-10"):
+        load_settings(environ={"FINMLOPS_DATA__START": "2020-01-10",
+                               "FINMLOPS_DATA__END": "2020-01-01"})
+    same_day = load_settings(environ={"FINMLOPS_DATA__START": "2020-01-10",
+                                      "FINMLOPS_DATA__END": "2020-01-10"})
+    assert same_day.data.end == same_day.data.start

@@ -180,3 +180,51 @@ def test_csv_long_and_per_ticker_formats(tmp_path: Path,
 def test_csv_source_needs_a_path(settings: Callable[..., Settings]) -> None:
     with pytest.raises(ConfigError, match="csv_path"):
         make_source(settings(data__source="csv"))
+
+
+def test_csv_with_many_tickers_is_read_once_per_ingest(
+        settings: Callable[..., Settings], write_csv: Callable[[str, list[str]], Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    tickers = [f"T{i}" for i in range(6)]
+    path = write_csv("bars.csv", [f"{t},2020-01-0{d},1,2,1,1.5,1.4,10"
+                                  for t in tickers for d in (2, 3)])
+    reads: list[object] = []
+    real = pd.read_csv
+
+    def counting(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        reads.append(args[0] if args else kwargs.get("filepath_or_buffer"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", counting)
+    s = settings(data__source="csv", data__csv_path=path, data__start=dt.date(2020, 1, 1))
+    result = ingest(s, tickers=tickers)
+    assert result.manifest.tickers == tickers and result.manifest.rows == 12
+    assert [r for r in reads if r == path] == [path]  # not once per ticker
+
+
+def test_csv_path_that_is_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="is a directory"):
+        CsvSource(tmp_path).fetch(["IBB"], None, None)
+
+
+def test_ingest_refuses_an_end_before_the_start(settings: Callable[..., Settings]) -> None:
+    s = settings()
+    with pytest.raises(ConfigError, match="end date 2020-01-01 is before the start date"):
+        ingest(s, start=dt.date(2020, 1, 10), end=dt.date(2020, 1, 1))
+    assert list_versions(s) == []
+
+
+@pytest.mark.parametrize("ticker", ["SPY?interval=1m", "../etc", "A B", "#"])
+def test_ingest_refuses_odd_tickers_before_any_request(settings: Callable[..., Settings],
+                                                      ticker: str) -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(500)
+
+    s = settings(data__source="yahoo")
+    source = make_source(s, transport=httpx.MockTransport(handler), sleep=lambda _: None)
+    with pytest.raises(ConfigError, match="invalid ticker"):
+        ingest(s, source=source, tickers=[ticker])
+    assert calls == [] and list_versions(s) == []

@@ -15,6 +15,8 @@ from finmlops.cli import main
 from finmlops.config import Settings
 from finmlops.data import (
     DatasetStore,
+    Manifest,
+    TickerRange,
     content_version,
     get_manifest,
     ingest,
@@ -199,3 +201,26 @@ def test_per_ticker_csv_ingests_its_own_ticker(config: Path, tmp_path: Path,
     assert main(["--config", str(config), "ingest", "--csv", str(path), "--ticker", "abc",
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["tickers"] == ["ABC"]
+
+
+def test_version_prefixes_ambiguous_short_and_unknown(tmp_path: Path) -> None:
+    from finmlops.data.store import manifest_bytes
+
+    store = DatasetStore(str(tmp_path / "store"))
+    for version in ("abcd000000000001", "abcd000000000002", "ef01000000000003"):
+        m = Manifest(version=version, source="csv", tickers=["IBB"],
+                     ranges={"IBB": TickerRange("2020-01-02", "2020-01-03", 2)}, rows=2,
+                     files={}, created_at=f"2026-01-01T00:00:00.00000{version[-1]}+00:00",
+                     finmlops_version="0")
+        folder = tmp_path / "store" / "versions" / version
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_bytes(manifest_bytes(m))
+    with pytest.raises(StoreError, match=r"'abcd' is ambiguous.*abcd000000000002, "
+                                         r"abcd000000000001; give more characters"):
+        store.resolve("abcd")
+    with pytest.raises(StoreError, match="'ef0' is too short: give at least 4"):
+        store.resolve("ef0")
+    with pytest.raises(StoreError, match="'9999' not found"):
+        store.resolve("9999")
+    assert store.resolve("ef01").version == "ef01000000000003"
+    assert store.resolve("abcd000000000001").version == "abcd000000000001"

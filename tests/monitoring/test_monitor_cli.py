@@ -194,3 +194,23 @@ def test_reference_from_the_registry(cli: Any, frame: pd.DataFrame, tmp_path: Pa
     assert len(report["drifted"]) >= 15
     res = cli("--model", "no-such-alias", *COVID)
     assert isinstance(res.exception, ModelNotFoundError)
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("empty.csv", b"", "not a readable CSV file"),
+    ("latin.csv", b"\xff\xferet_1\n1\n", "not a readable CSV file"),
+    ("junk.parquet", b"not parquet at all", "not a readable Parquet file"),
+])
+def test_unreadable_live_files_are_typed_errors(cli: Any, tmp_path: Path, name: str,
+                                                content: bytes, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    res = cli("--live", str(path))
+    assert isinstance(res.exception, DataValidationError), res.exception
+    assert message in str(res.exception)
+
+
+def test_live_window_end_before_start_is_a_typed_error(cli: Any, tmp_path: Path) -> None:
+    res = cli("--live", str(tmp_path), "--start", "2020-03-01", "--end", "2020-02-01")
+    assert isinstance(res.exception, DataValidationError)
+    assert "--end 2020-02-01 is before --start 2020-03-01" in str(res.exception)

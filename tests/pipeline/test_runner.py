@@ -82,3 +82,17 @@ def test_cache_dir_is_content_addressed(tmp_path: Path) -> None:
     ctx = RunContext(settings=s, reporter=SilentReporter())
     assert ctx.cache_dir("train", {"a": 1, "b": 2}) == ctx.cache_dir("train", {"b": 2, "a": 1})
     assert ctx.cache_dir("train", {"a": 1}) != ctx.cache_dir("train", {"a": 2})
+
+
+def test_until_before_from_names_the_order() -> None:
+    with pytest.raises(StageError, match="'first' \\(until\\) comes before 'second' \\(from\\)"):
+        select(TOY, start="second", until="first")
+
+
+@pytest.mark.parametrize("content", ["{", "[1, 2]", "\xff\xfe"])
+def test_a_corrupt_state_file_is_a_clear_error_and_stays(tmp_path: Path, content: str) -> None:
+    s = load_settings(environ={"FINMLOPS_HOME": str(tmp_path)})
+    (tmp_path / "state.json").write_bytes(content.encode("latin-1"))
+    with pytest.raises(StageError, match="fix or remove it"):
+        run_stages(s, TOY, SilentReporter())
+    assert (tmp_path / "state.json").read_bytes() == content.encode("latin-1")

@@ -6,10 +6,11 @@ Only light modules are imported here; each command imports what it needs when it
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -49,10 +50,20 @@ monitor.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: runs the app and turns a :class:`FinmlopsError` into one readable line."""
+    """Entry point: runs the app and turns a :class:`FinmlopsError` into one readable line.
+
+    Ctrl-C is one line and exit code 130 too: typer turns ``KeyboardInterrupt`` into a silent
+    exit code, so a SIGINT handler notes that the interrupt happened."""
     from typer._click.exceptions import ClickException
 
     args = list(sys.argv[1:] if argv is None else argv)
+    interrupted: list[int] = []
+
+    def on_sigint(signum: int, frame: object) -> None:
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = _install_sigint(on_sigint)
     try:
         rv = app(args=args, prog_name="finmlops", standalone_mode=False)
     except FinmlopsError as exc:
@@ -67,9 +78,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        interrupted.append(0)
+    except OSError as exc:  # the machine refused: permissions, a full disk, a file for a folder
+        sys.stderr.write(f"error: {_os_error(exc)}\n")
+        return 1
+    finally:
+        _restore_sigint(previous)
+    if interrupted:
+        sys.stderr.write("interrupted: the step in progress was not recorded\n")
         return 130
     return rv if isinstance(rv, int) else 0
+
+
+def _install_sigint(handler: Callable[[int, object], None]) -> Any:
+    """Install ``handler`` for SIGINT unless Python's default is not in place (ignored, or
+    not the main thread); returns what to restore, or None."""
+    import signal
+
+    try:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return None
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        return None
+
+
+def _restore_sigint(previous: Any) -> None:
+    import signal
+
+    if previous is not None:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGINT, previous)
+
+
+def _os_error(exc: OSError) -> str:
+    what = exc.strerror or type(exc).__name__
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{what}: {' -> '.join(names)}" if names else str(exc) or what
 
 
 __all__ = ["app", "main"]

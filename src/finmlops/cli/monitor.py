@@ -111,11 +111,18 @@ def read_live_file(path: Path) -> pd.DataFrame:
     """A Parquet or CSV file of feature rows (columns named like the reference's features)."""
     import pandas as pd
 
+    if path.is_dir():
+        raise DataValidationError(f"live file {path} is a directory, not a file")
     if not path.is_file():
         raise DataValidationError(f"live file not found: {path}")
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        return pd.read_parquet(path)
-    return pd.read_csv(path)
+    parquet = path.suffix.lower() in {".parquet", ".pq"}
+    try:
+        return pd.read_parquet(path) if parquet else pd.read_csv(path)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        # EmptyDataError, UnicodeDecodeError and pyarrow's ArrowInvalid are ValueErrors.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataValidationError(f"{path}: not a readable {'Parquet' if parquet else 'CSV'} "
+                                  f"file ({first})") from None
 
 
 def window_mask(frame: pd.DataFrame, start: dt.date | None, end: dt.date | None,
@@ -276,6 +283,8 @@ def drift_command(
     """PSI and KS of each feature in a live window against the training reference."""
     if model_dir is not None and model is not None:
         raise DataValidationError("give --model-dir or --model, not both")
+    if start is not None and end is not None and end < start:
+        raise DataValidationError(f"--end {end.date()} is before --start {start.date()}")
     settings = settings_from(ctx, {"monitoring.psi_threshold": psi_threshold,
                                    "monitoring.ks_alpha": ks_alpha, "monitoring.bins": bins})
     kwargs: dict[str, Any] = {

@@ -53,6 +53,8 @@ def _config_path(explicit: str | Path | None, env: Mapping[str, str]) -> Path | 
     else:
         default = Path(DEFAULT_CONFIG_NAME)
         return default if default.is_file() else None
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory, not a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     return path
@@ -60,7 +62,13 @@ def _config_path(explicit: str | Path | None, env: Mapping[str, str]) -> Path | 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (is it a YAML file?)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -69,6 +77,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    odd = [repr(k) for k in loaded if not isinstance(k, str)]
+    if odd:
+        raise ConfigError(f"invalid configuration in {path}: {', '.join(odd)}: unknown key")
     return loaded
 
 
@@ -123,6 +134,6 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         if err["type"] == "extra_forbidden":
             lines.append(f"{key}: unknown key")
         else:
-            lines.append(f"{key}: {err['msg']}")
+            lines.append(f"{key}: {err['msg'].removeprefix('Value error, ')}")
     origin = f" in {path}" if path is not None else ""
     return f"invalid configuration{origin}: " + "; ".join(lines)

@@ -41,6 +41,12 @@ class DataSettings(_Section):
             raise ValueError("tickers must be unique")
         return out
 
+    @model_validator(mode="after")
+    def _ordered(self) -> DataSettings:
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
 
 class FeatureSettings(_Section):
     """What is predicted, from what."""

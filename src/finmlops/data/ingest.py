@@ -7,6 +7,7 @@ dataset version.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,10 +15,10 @@ import pandas as pd
 
 from finmlops.config import Settings
 from finmlops.data.manifest import Manifest
-from finmlops.data.schema import validate_bars
+from finmlops.data.schema import TICKER_PATTERN, validate_bars
 from finmlops.data.sources import Source, make_source
 from finmlops.data.store import DatasetStore, ProgressFn, _no_progress
-from finmlops.errors import SourceError
+from finmlops.errors import ConfigError, SourceError
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,13 @@ def ingest(settings: Settings, *, source: Source | None = None,
     data = settings.data
     src = source or make_source(settings)
     names = [t.strip().upper() for t in (tickers or data.tickers) if t.strip()]
+    odd = [t for t in names if not re.fullmatch(TICKER_PATTERN, t)]
+    if odd:  # checked before any request: a ticker becomes part of a URL and a file name
+        raise ConfigError(f"invalid ticker {odd[0]!r}: use 1-20 of A-Z 0-9 . - ^ =")
     first = start or data.start
     last = end or data.end
+    if last is not None and last < first:
+        raise ConfigError(f"the end date {last} is before the start date {first}")
     frames = []
     for i, ticker in enumerate(names):
         report(f"fetching {ticker} from {src.name}", i, len(names))

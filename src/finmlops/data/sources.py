@@ -96,6 +96,7 @@ class CsvSource:
     def __init__(self, path: Path, ticker: str | None = None) -> None:
         self.path = Path(path)
         self.ticker = ticker.strip().upper() if ticker else None
+        self._frame: pd.DataFrame | None = None
 
     def file_ticker(self) -> str | None:
         """The ticker of a per-ticker file (``--ticker`` or the file name); None for long files."""
@@ -109,6 +110,21 @@ class CsvSource:
 
     def fetch(self, tickers: Sequence[str], start: dt.date | None,
               end: dt.date | None) -> pd.DataFrame:
+        df = self._load()
+        wanted = {t.upper() for t in tickers}
+        absent = sorted(wanted - set(df["ticker"]))
+        if absent:
+            raise SourceError(f"{self.path}: no rows for {', '.join(absent)} "
+                              f"(file has: {', '.join(sorted(set(df['ticker']))) or 'none'})")
+        df = df.loc[df["ticker"].isin(wanted)]
+        return _bars([filter_dates(df, start, end)])
+
+    def _load(self) -> pd.DataFrame:
+        """The file's bars, parsed once: ingest fetches one ticker at a time."""
+        if self._frame is not None:
+            return self._frame
+        if self.path.is_dir():
+            raise SourceError(f"{self.path} is a directory, not a CSV file")
         if not self.path.is_file():
             raise SourceError(f"csv file not found: {self.path}")
         try:
@@ -130,13 +146,8 @@ class CsvSource:
                               f"{','.join(BAR_COLUMNS)} (ticker optional)")
         df["ticker"] = df["ticker"].astype(str).str.strip().str.upper()
         df["date"] = parse_file_dates(df["date"])
-        wanted = {t.upper() for t in tickers}
-        absent = sorted(wanted - set(df["ticker"]))
-        if absent:
-            raise SourceError(f"{self.path}: no rows for {', '.join(absent)} "
-                              f"(file has: {', '.join(sorted(set(df['ticker']))) or 'none'})")
-        df = df.loc[df["ticker"].isin(wanted)]
-        return _bars([filter_dates(df, start, end)])
+        self._frame = df
+        return df
 
 
 def _bars(frames: list[pd.DataFrame]) -> pd.DataFrame:

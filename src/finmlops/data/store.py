@@ -96,10 +96,16 @@ class DatasetStore:
             return versions[0]
         matches = [m for m in versions if m.version == version] or [
             m for m in versions if len(version) >= 4 and m.version.startswith(version)]
-        if len(matches) != 1:
+        if len(matches) > 1:
+            raise StoreError(f"dataset version {version!r} is ambiguous in {self.uri}: it "
+                             f"starts {', '.join(m.version for m in matches)}; give more "
+                             "characters")
+        if not matches:
+            if version and any(m.version.startswith(version) for m in versions):
+                raise StoreError(f"dataset version {version!r} is too short: give at least 4 "
+                                 "characters of the version")
             known = ", ".join(m.version for m in versions[:5])
-            what = "is ambiguous" if matches else "not found"
-            raise StoreError(f"dataset version {version!r} {what} in {self.uri} "
+            raise StoreError(f"dataset version {version!r} not found in {self.uri} "
                              f"(newest: {known})")
         return matches[0]
 
@@ -177,9 +183,24 @@ class DatasetStore:
                 self._move(f"{staging}/{file_name(ticker)}", f"{target}/{file_name(ticker)}")
             self._move(f"{staging}/manifest.json", f"{target}/manifest.json")
         except OSError as exc:
+            self._abandon(staging, target)
             raise StoreError(f"cannot write to the store at {self.uri}: {exc}") from None
+        except BaseException:  # Ctrl-C, a bug: leave no half-moved version behind either
+            self._abandon(staging, target)
+            raise
         self._remove(staging)
         return PublishResult(manifest, created=True)
+
+    def _abandon(self, staging: str, target: str) -> None:
+        """Undo an unfinished publish: its staging directory, and the version directory
+        unless its manifest landed (then the version is complete and stays)."""
+        self._remove(staging)
+        try:
+            complete = self.fs.exists(f"{target}/manifest.json")
+        except OSError:
+            return
+        if not complete:
+            self._remove(target)
 
     def clean_staging(self) -> None:
         """Remove every staging directory (left by crashed writers)."""

@@ -135,9 +135,16 @@ def state_lock(settings: Settings) -> Iterator[None]:
 def load_state(settings: Settings) -> dict[str, Any]:
     """The state on disk (``{}`` when there is none); needs no lock, writes are atomic."""
     path = state_path(settings)
-    if not path.is_file():
+    if not path.exists():
         return {}
-    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StageError(f"cannot read the run state {path} ({type(exc).__name__}): fix or "
+                         "remove it (stages run again from cached outputs)") from None
+    if not isinstance(loaded, dict):
+        raise StageError(f"the run state {path} is not a JSON object: fix or remove it "
+                         "(stages run again from cached outputs)")
     return loaded
 
 
@@ -198,6 +205,9 @@ def select(stages: Sequence[Stage], only: Iterable[str] | None = None,
     for n in [*(only or []), *(x for x in (start, until) if x)]:
         if n not in names:
             raise StageError(f"unknown stage {n!r}; stages are: {', '.join(names)}")
+    if start and until and names.index(until) < names.index(start):
+        raise StageError(f"no stage selected: {until!r} (until) comes before {start!r} (from); "
+                         f"stages run in order: {', '.join(names)}")
     chosen = list(stages)
     if start:
         chosen = chosen[names.index(start):]
