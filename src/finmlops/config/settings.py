@@ -224,7 +224,6 @@ class ABTestSettings(_Section):
     replay_start: dt.date | None = None
     """``None`` means the day after ``train.cutoff``."""
     replay_end: dt.date | None = None
-    replay_seed: int = 7
 
 
 class MonitoringSettings(_Section):

@@ -162,7 +162,10 @@ def run(ctx: RunContext) -> StageResult:
     line = (f"{decision} after {summary['requests']} requests over {summary['days']} days: "
             f"{result['decision']['reason']}")
     if result.get("paired_decision"):
-        line += (f"; paired: {result['paired_decision']['action']} (days to decide: split "
-                 f"{days['split']}, paired {days['paired']})")
+        def reached(n: int | None) -> str:
+            return "not reached" if n is None else f"{n} days"
+
+        line += (f"; paired: {result['paired_decision']['action']} (decision: split "
+                 f"{reached(days['split'])}, paired {reached(days['paired'])})")
     return StageResult(summary=line, outputs={"abtest": {"decision": decision,
                                                          "path": str(path)}})
