@@ -139,3 +139,8 @@ def test_data_end_before_start_is_refused() -> None:
     same_day = load_settings(environ={"FINMLOPS_DATA__START": "2020-01-10",
                                       "FINMLOPS_DATA__END": "2020-01-10"})
     assert same_day.data.end == same_day.data.start
+
+
+def test_an_empty_home_is_refused() -> None:
+    with pytest.raises(ConfigError, match="home: must not be empty"):
+        load_settings(environ={"FINMLOPS_HOME": ""})

@@ -275,6 +275,14 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
 
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home_not_empty(cls, v: Any) -> Any:
+        # An empty FINMLOPS_HOME= would silently put the store and state in the working dir.
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("must not be empty (unset it to use ./.finmlops)")
+        return v
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
         missing = [t for t in self.features.target + self.features.context
