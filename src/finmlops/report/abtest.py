@@ -275,26 +275,25 @@ def _arm_series(t: Any) -> tuple[list[str], dict[str, dict[str, list[float | Non
     return (days, out) if out else None
 
 
-def _wilson(h: float, n: float) -> tuple[float | None, float | None, float | None]:
-    p = h / n
-    z2 = Z95 * Z95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return p, max(centre - half, 0.0), min(centre + half, 1.0)
-
-
 def _hit_traces(days: list[str], arms: Mapping[str, Mapping[str, list[float | None]]]
                 ) -> list[dict[str, Any]]:
+    from finmlops.evaluation import wilson_interval
+
     traces: list[dict[str, Any]] = []
     for i, (name, c) in enumerate(arms.items()):
         mid: list[float | None] = []
         lo: list[float | None] = []
         hi: list[float | None] = []
         for n, h in zip(c["n"], c["hits"], strict=True):
-            p, a, b = _wilson(h, n) if n and h is not None else (None, None, None)
-            mid.append(None if p is None else 100 * p)
-            lo.append(None if a is None else 100 * a)
-            hi.append(None if b is None else 100 * b)
+            if not n or h is None:
+                mid.append(None)
+                lo.append(None)
+                hi.append(None)
+                continue
+            a, b = wilson_interval(int(h), int(n))
+            mid.append(100 * h / n)
+            lo.append(100 * a)
+            hi.append(100 * b)
         traces += _band(days, mid, lo, hi, name, i, f"hit-{name}")
     traces.append({"type": "scatter", "mode": "lines", "x": [days[0], days[-1]], "y": [50, 50],
                    "name": "50% (coin flip)", "hoverinfo": "skip",
