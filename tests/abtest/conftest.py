@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -104,7 +104,42 @@ def make_log(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-class FakePrometheus:
+class JsonHandler(BaseHTTPRequestHandler):
+    """Answers with JSON; quiet."""
+
+    def _send(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class LoopbackServer:
+    """A threaded HTTP server on a free loopback port, for the duration of a ``with``."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class FakePrometheus(LoopbackServer):
     """Answers ``/api/v1/query`` from recorded Prometheus-API-shaped vectors, keyed by the
     metric name found in the query; records every query it was asked."""
 
@@ -114,7 +149,7 @@ class FakePrometheus:
         self.auth: list[str | None] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 query = parse_qs(url.query).get("query", [""])[0]
@@ -131,29 +166,7 @@ class FakePrometheus:
                 self._send(200, {"status": "success",
                                  "data": {"resultType": "vector", "result": []}})
 
-            def _send(self, code: int, body: Any) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakePrometheus:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self._serve(Handler)
 
 
 def vector(label_sets: Sequence[tuple[dict[str, str], float]]) -> list[dict[str, Any]]:
@@ -171,7 +184,7 @@ def fake_prometheus() -> Callable[[dict[str, list[dict[str, Any]]]], FakePrometh
     return FakePrometheus
 
 
-class StubV2:
+class StubV2(LoopbackServer):
     """A tiny V2 endpoint: routes by a hash of the routing key, answers with the arm, records
     requests and feedback batches. Stands in for any V2 service (the real one is tested in
     test_abtest_stage.py when present)."""
@@ -186,7 +199,7 @@ class StubV2:
         cuts = np.cumsum([w / total for w in arms.values()])
         names = list(arms)
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(n))
@@ -215,32 +228,7 @@ class StubV2:
                                               "shape": [1], "data": [0.55]}]},
                            {"x-seldon-route": f":{arm}_1:"})
 
-            def _send(self, code: int, body: Any, headers: dict[str, str] | None = None
-                      ) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(code)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> StubV2:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self._serve(Handler)
 
 
 @pytest.fixture
