@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -272,3 +273,32 @@ def write_tiny_model(dest: Path, arm: str, window: int, names: Sequence[str],
 @pytest.fixture
 def tiny_model() -> Callable[..., Path]:
     return write_tiny_model
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[Any, Path]]:
+    """``cli(*args, **config)`` -> (result, config path): ``finmlops abtest *args`` with a
+    config file rooted in tmp_path (``section__key=value`` keyword arguments)."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from finmlops.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("FINMLOPS_")]:
+        monkeypatch.delenv(key)
+
+    def invoke(*args: str, **config: Any) -> tuple[Any, Path]:
+        cfg = tmp_path / "finmlops.yaml"
+        tree: dict[str, Any] = {"home": str(tmp_path / "home")}
+        for dotted, value in config.items():
+            node = tree
+            *parents, leaf = dotted.split("__")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        cfg.write_text(yaml.safe_dump(tree), "utf-8")
+        result = CliRunner().invoke(app, ["--config", str(cfg), "abtest", *args])
+        return result, cfg
+
+    return invoke

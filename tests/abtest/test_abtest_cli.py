@@ -4,56 +4,14 @@ service, and (for --apply) a real MLflow registry and the real service."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
-import yaml
-from typer.testing import CliRunner
 
-from finmlops.cli.abtest import register
 from finmlops.config import Settings, load_settings
 from finmlops.errors import ConfigError
-
-
-def make_app() -> typer.Typer:
-    """The root app's shape: a callback holding ``--config``, and our commands."""
-    app = typer.Typer(pretty_exceptions_enable=False)
-
-    @app.callback()
-    def root(ctx: typer.Context,
-             config: Path = typer.Option(None, "--config", "-c")) -> None:  # noqa: B008
-        ctx.obj = {"config": config}
-
-    register(app)
-    return app
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-        ) -> Callable[..., tuple[Any, Path]]:
-    """``cli(*args, **config)`` -> (result, config path): a config file rooted in tmp_path."""
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in os.environ if k.startswith("FINMLOPS_")]:
-        monkeypatch.delenv(key)
-
-    def invoke(*args: str, **config: Any) -> tuple[Any, Path]:
-        cfg = tmp_path / "finmlops.yaml"
-        tree: dict[str, Any] = {"home": str(tmp_path / "home")}
-        for dotted, value in config.items():
-            node = tree
-            *parents, leaf = dotted.split("__")
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = value
-        cfg.write_text(yaml.safe_dump(tree), "utf-8")
-        result = CliRunner().invoke(make_app(), ["--config", str(cfg), "abtest", *args])
-        return result, cfg
-
-    return invoke
 
 
 def test_status_prints_arms_comparisons_and_decisions(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_abtest_cli import make_app
-from typer.testing import CliRunner
 
 from finmlops.abtest import realised_outcomes
 from finmlops.config import load_settings
@@ -96,29 +92,6 @@ def test_each_ticker_gets_its_own_newest_date_and_errors_are_readable() -> None:
 
 
 CONFIG = {"data__start": "2019-11-01", "data__end": "2020-02-28"}
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[Any, Path]]:
-    """``cli(*args, **config)`` -> (result, config path), as in test_abtest_cli."""
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in os.environ if k.startswith("FINMLOPS_")]:
-        monkeypatch.delenv(key)
-
-    def invoke(*args: str, **config: Any) -> tuple[Any, Path]:
-        cfg = tmp_path / "finmlops.yaml"
-        tree: dict[str, Any] = {"home": str(tmp_path / "home")}
-        for dotted, value in config.items():
-            node = tree
-            *parents, leaf = dotted.split("__")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = value
-        cfg.write_text(yaml.safe_dump(tree), "utf-8")
-        result = CliRunner().invoke(make_app(), ["--config", str(cfg), "abtest", *args])
-        return result, cfg
-
-    return invoke
 
 
 @pytest.fixture
