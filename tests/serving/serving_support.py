@@ -5,6 +5,7 @@ A module of its own (not conftest) so test modules can import it by a unique nam
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,18 @@ def infer_body(x: np.ndarray, **extra: Any) -> dict[str, Any]:
 
 def zeros(n: int = 1) -> np.ndarray:
     return np.zeros((n, WINDOW, len(FEATURES)), dtype=np.float32)
+
+
+def wait_ready(url: str, timeout: float = 30.0) -> None:
+    """Poll ``/v2/health/ready`` of a service started in another process until it answers 200."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "service never became ready"
+        time.sleep(0.05)

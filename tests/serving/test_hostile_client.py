@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serving_support import infer_body, zeros
+from serving_support import infer_body, wait_ready, zeros
 
 from finmlops.config import Settings
 from finmlops.errors import ConfigError
@@ -195,7 +195,6 @@ def test_oversized_request_ids_are_not_echoed(
 
 def test_the_token_never_reaches_the_logs(tmp_path: Path, model_root: Path) -> None:
     import signal
-    import time
 
     token = "tok-" + "9f3a" * 8
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINMLOPS_")}
@@ -206,15 +205,7 @@ def test_the_token_never_reaches_the_logs(tmp_path: Path, model_root: Path) -> N
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().rsplit(" on ", 1)[1].strip()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "service never became ready"
-            time.sleep(0.05)
+        wait_ready(url)
         auth = {"authorization": f"Bearer {token}"}
         for headers in ({}, {"authorization": f"Bearer {token}x"}, auth):
             httpx.post(f"{url}{EXP}", json=infer_body(zeros()), headers=headers)

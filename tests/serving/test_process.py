@@ -15,7 +15,7 @@ import httpx
 import pytest
 import typer
 import yaml
-from serving_support import infer_body, zeros
+from serving_support import infer_body, wait_ready, zeros
 from typer.testing import CliRunner
 
 from finmlops.serving.log import PredictionLog
@@ -47,15 +47,7 @@ def test_sighup_reloads_and_sigterm_drains_under_load(tmp_path: Path,
         line = proc.stdout.readline()
         assert " on http://127.0.0.1:" in line, line + (proc.stderr.read() if proc.poll() else "")
         url = line.rsplit(" on ", 1)[1].strip()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "service never became ready"
-            time.sleep(0.05)
+        wait_ready(url)
 
         write_config(cfg, tmp_path, (0, 100))
         proc.send_signal(signal.SIGHUP)
