@@ -146,6 +146,11 @@ def daily_diff_test(daily_diff: ArrayLike, alpha: float = 0.05,
     lag = nw_lag(n) if lag is None else lag
     mean = float(d.mean())
     se = math.sqrt(newey_west_lrv(d, lag) / n)
+    return _t_test(mean, se, n, alpha)
+
+
+def _t_test(mean: float, se: float, n: int, alpha: float) -> TestResult:
+    """Two-sided t-test of a zero mean with ``n - 1`` degrees of freedom."""
     if se <= 0:
         return TestResult(mean, 0.0, 0.0, 1.0, mean, mean, float(n - 1))
     t = mean / se
@@ -161,12 +166,7 @@ def iid_diff_test(stats: PairedStats, alpha: float = 0.05) -> TestResult:
         return TestResult(math.nan, math.nan, math.nan, 1.0, -math.inf, math.inf)
     mean = stats.mean_diff
     se = math.sqrt(stats.var_diff / n)
-    if se <= 0:
-        return TestResult(mean, 0.0, 0.0, 1.0, mean, mean, float(n - 1))
-    t = mean / se
-    p = float(2 * sps.t.sf(abs(t), n - 1))
-    h = float(sps.t.ppf(1 - alpha / 2, n - 1)) * se
-    return TestResult(mean, se, t, p, mean - h, mean + h, float(n - 1))
+    return _t_test(mean, se, n, alpha)
 
 
 def paired_to_dict(stats: PairedStats) -> dict[str, Any]:
