@@ -91,3 +91,30 @@ class TrackingError(FinmlopsError):
 
     http_status = 502
     exit_code = 10
+
+
+class ForbiddenError(FinmlopsError):
+    """A valid token of another scope (e.g. the inference token on feedback)."""
+
+    http_status = 403
+    exit_code = 7
+
+
+class ConflictError(FinmlopsError):
+    """The request contradicts what the ledger already holds (e.g. a second, different outcome
+    for the same prediction); nothing was changed."""
+
+    http_status = 409
+    exit_code = 12
+
+    def __init__(self, message: str, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or []
+
+
+class LedgerUnavailableError(FinmlopsError):
+    """The experiment ledger cannot take the write now (queue full, database failing or
+    locked); the request was refused and nothing about it was recorded."""
+
+    http_status = 503
+    exit_code = 11

@@ -1,8 +1,8 @@
 """A/B statistics from sufficient statistics, always-valid sequential tests, paired (shadow)
 statistics, the decision, a traffic replay against any V2 endpoint, and the realised outcomes
-a scheduled job posts as feedback."""
+a scheduled job posts as feedback. The evidence comes from the experiment ledger."""
 
-from finmlops.abtest.analysis import analyse_outcomes, analyse_snapshot
+from finmlops.abtest.analysis import analyse_evidence, analyse_outcomes
 from finmlops.abtest.decision import (
     ACTIONS,
     Decision,
@@ -34,13 +34,11 @@ from finmlops.abtest.sequential import (
     running_min,
 )
 from finmlops.abtest.sources import (
-    Snapshot,
-    from_prediction_log,
-    from_prometheus,
-    paired_from_prediction_log,
-    read_outcomes,
-    served_counts,
-    snapshot_from_log,
+    Evidence,
+    arm_stats,
+    paired_daily,
+    paired_frame,
+    read_evidence,
 )
 from finmlops.abtest.stats import (
     ArmStats,
@@ -59,24 +57,23 @@ __all__ = [
     "N_PLAN",
     "ArmStats",
     "Decision",
+    "Evidence",
     "PairedStats",
     "RealisedOutcome",
     "ReplayInput",
     "ReplayResult",
     "SRMResult",
     "SequentialResult",
-    "Snapshot",
     "TestResult",
     "action_codes",
+    "analyse_evidence",
     "analyse_outcomes",
-    "analyse_snapshot",
+    "arm_stats",
     "arms_of",
     "daily_diff_test",
     "decide",
     "decide_paired",
     "fixed_n_power",
-    "from_prediction_log",
-    "from_prometheus",
     "hac_prefix",
     "hit_rate_test",
     "iid_diff_test",
@@ -88,16 +85,15 @@ __all__ = [
     "mixture_test",
     "newey_west_lrv",
     "nw_lag",
-    "paired_from_prediction_log",
+    "paired_daily",
+    "paired_frame",
     "paired_sequential",
     "paired_timeline",
-    "read_outcomes",
+    "read_evidence",
     "realised_outcomes",
     "replay",
     "routing_key",
     "running_min",
-    "served_counts",
-    "snapshot_from_log",
     "split_estimate",
     "split_timeline",
     "srm_test",

@@ -1,8 +1,8 @@
 """One summary of an experiment: per-arm numbers, comparisons, decisions, and their history.
 
 This is the content of ``abtest.json`` (written by the pipeline stage) and what
-``finmlops abtest status`` prints; it is built from the log's outcomes (with day-by-day
-timelines and stress windows) or from a Prometheus snapshot (current totals only).
+``finmlops abtest status`` prints; it is built from the ledger's evidence (outcomes with
+day-by-day timelines and stress windows, assignments per experiment version).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from finmlops.abtest.decision import Decision, _clean, arms_of, decide, decide_paired
 from finmlops.abtest.paired import PairedStats
 from finmlops.abtest.sequential import N_PLAN
-from finmlops.abtest.sources import Snapshot, arm_stats, paired_daily
+from finmlops.abtest.sources import Evidence, arm_stats, paired_daily
 from finmlops.abtest.stats import ArmStats
 from finmlops.abtest.timeline import paired_timeline, split_timeline, window_breakdown
 from finmlops.config import Settings
@@ -76,14 +76,16 @@ def analyse_outcomes(outcomes: pd.DataFrame, served: Mapping[str, int], settings
     return dict(_clean(out))
 
 
-def analyse_snapshot(snapshot: Snapshot, settings: Settings, *, n_plan: int = N_PLAN,
+def analyse_evidence(evidence: Evidence, settings: Settings, *, n_plan: int = N_PLAN,
                      challenger: str | None = None) -> dict[str, Any]:
-    """The summary from current totals (Prometheus or a log snapshot): no timelines."""
-    chal, ref = arms_of(settings.experiment, challenger)
-    paired = snapshot.paired.get((chal, ref))
-    daily = snapshot.daily_diff.get((chal, ref))
-    out = _summary(snapshot.arms, snapshot.served or {a: s.n for a, s in snapshot.arms.items()},
-                   paired, daily, settings, n_plan, chal, snapshot.daily_hit_diff.get((chal, ref)))
-    out["timeline"] = None
-    out["days_to_decision"] = None
-    return dict(_clean(out))
+    """The full summary of what the ledger holds: the arms and weights are the version in
+    force (not the configuration file's), the sample-ratio check reads that version's
+    randomised assignments."""
+    current = settings.model_copy(update={"experiment": evidence.experiment})
+    out = analyse_outcomes(evidence.outcomes, evidence.served_in_force, current,
+                           n_plan=n_plan, challenger=challenger)
+    out["experiment_version"] = evidence.version
+    out["assignments"] = {str(v): dict(sorted(c.items()))
+                          for v, c in sorted(evidence.assignments.items())}
+    out["weights"] = {str(v): w for v, w in sorted(evidence.weights.items())}
+    return out

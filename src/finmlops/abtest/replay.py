@@ -1,9 +1,12 @@
 """Replay held-out days as live traffic against any Open Inference Protocol V2 endpoint.
 
 Each day and ticker is one request to the experiment with ``parameters.routing_key =
-"<ticker>:<YYYY-MM-DD>"``, so the arm that serves it is a pure function of the key (the same on
-every replica and every rerun). After a day's requests, the realised direction and forward
-return of that day (known once the next bar exists) are posted as one feedback batch.
+"<ticker>:<YYYY-MM-DD>"``, so the arm that serves it is a pure function of the key and the
+experiment version (the same on every replica). After a day's requests, the realised one-day
+return of each (known once the next bar exists) is posted as one feedback batch, addressed by
+the ``prediction_id`` each answer carried. ``seldon=True`` also sends
+``seldon-model: <experiment>.experiment``, so the same replay drives a Seldon Core v2
+Experiment behind its mesh.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class ReplayResult:
     served: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     records: list[dict[str, Any]] = field(default_factory=list)
-    """One per request: ``request_id, routing_key, arm, probability``."""
+    """One per request: ``prediction_id, routing_key, arm, probability``."""
 
     def summary(self) -> dict[str, Any]:
         return {"requests": self.requests, "feedback": self.feedback, "days": self.days,
@@ -100,17 +103,34 @@ def _arm_of(body: dict[str, Any], headers: Any) -> str:
     return str(body.get("model_name", "unknown"))
 
 
-def replay(url: str, data: ReplayInput, *, experiment: str, token: str | None = None,
+def _bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _prediction_id(answer: dict[str, Any], headers: Any) -> str:
+    params = answer.get("parameters") or {}
+    pid = params.get("prediction_id") or headers.get("x-prediction-id")
+    if not isinstance(pid, str) or not pid:
+        raise SourceError("the service's answer carries no prediction_id (is it finmlops?)")
+    return pid
+
+
+def replay(url: str, data: ReplayInput, *, experiment: str,
+           inference_token: str | None = None, feedback_token: str | None = None,
            id_prefix: str = "replay", input_name: str = "features", timeout: float = 30.0,
-           on_progress: ProgressFn | None = None, client: Any = None) -> ReplayResult:
+           on_progress: ProgressFn | None = None, client: Any = None,
+           seldon: bool = False) -> ReplayResult:
     """Send every (day, ticker) as a V2 request, then that day's outcomes as feedback.
 
-    ``id_prefix`` makes request ids unique across replays against one long-running service.
+    ``id_prefix`` prefixes the client ids sent (kept beside each prediction in the ledger).
     """
     import httpx
 
     own = client is None
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = _bearer(inference_token)
+    if seldon:
+        headers["seldon-model"] = f"{experiment}.experiment"
+    fb_headers = _bearer(feedback_token)
     http = client or httpx.Client(timeout=timeout, trust_env=False)
     base = url.rstrip("/")
     infer_url = f"{base}/v2/models/{experiment}/infer"
@@ -136,22 +156,22 @@ def replay(url: str, data: ReplayInput, *, experiment: str, token: str | None = 
                     raise SourceError(f"service at {base} is unreachable: {exc}") from None
                 _raise_for(resp, f"inference for {key}")
                 answer = resp.json()
-                rid = str(answer.get("id") or body["id"])
+                pid = _prediction_id(answer, resp.headers)
                 arm = _arm_of(answer, resp.headers)
                 outputs = answer.get("outputs") or [{}]
                 prob = (outputs[0].get("data") or [None])[0]
                 result.requests += 1
                 result.served[arm] = result.served.get(arm, 0) + 1
-                result.records.append({"request_id": rid, "routing_key": key, "arm": arm,
+                result.records.append({"prediction_id": pid, "routing_key": key, "arm": arm,
                                        "probability": prob})
                 fwd = float(data.forward_returns[i])
                 if np.isfinite(fwd):
-                    outcomes.append({"request_id": rid, "realized_return": fwd,
+                    outcomes.append({"prediction_id": pid, "realized_return": fwd,
                                      "direction": int(fwd > 0)})
             if outcomes:
                 try:
                     resp = http.post(f"{base}/v2/feedback", json={"outcomes": outcomes},
-                                     headers=headers)
+                                     headers=fb_headers)
                 except httpx.HTTPError as exc:
                     raise SourceError(f"service at {base} is unreachable: {exc}") from None
                 _raise_for(resp, f"feedback for {day}")

@@ -1,11 +1,12 @@
 """``finmlops abtest replay|feedback|status|decide``: drive, answer, watch and decide the A/B
 experiment.
 
-``feedback`` posts the realised forward return of (ticker, as-of date) to a running service by
-routing key (what the daily CronWorkflow runs). ``status`` and ``decide`` read the prediction
-log (``--log``; default: the latest replay's log from the run state, else ``serve.log_path``)
-or Prometheus (``--source prometheus``). ``decide --apply`` moves the MLflow aliases and, given
-``--url``, the running service's weights.
+``feedback`` posts the realised one-day return of (ticker, as-of date) by routing key to a
+running service (``--url``) or writes it straight into the experiment ledger (``--ledger``):
+what the daily CronWorkflow runs. ``status`` and ``decide`` read the ledger (``--ledger-url``;
+default: the latest replay's ledger from the run state when ``ledger.url`` is not set, else
+``ledger.url``). ``decide --apply`` moves the MLflow aliases and puts the new weights in force
+as a new experiment version in the ledger, which every replica picks up.
 """
 
 from __future__ import annotations
@@ -24,15 +25,12 @@ ABTEST_STAGE = ("abtest", "finmlops.pipeline._abtest:run",
 
 UrlOption = Annotated[str | None, typer.Option(
     "--url", help="Base URL of a running V2 service (default: start one in-process).")]
-SourceOption = Annotated[str, typer.Option(
-    "--source", help="Where the statistics come from: log or prometheus.")]
-PromOption = Annotated[str | None, typer.Option(
-    "--prometheus-url", help="Prometheus base URL (with --source prometheus).")]
 FEEDBACK_BACKOFF_S = (0.5, 1.0, 2.0)
 """Waits before the retries of a feedback post that met a 5xx or a transport error."""
 
-LogOption = Annotated[Path | None, typer.Option(
-    "--log", help="Prediction log (SQLite) to read instead of the default.")]
+LedgerOption = Annotated[str | None, typer.Option(
+    "--ledger-url", help="Experiment ledger to read (sqlite:///... or postgresql://...); "
+                         "default: the latest replay's, else ledger.url.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -69,8 +67,11 @@ def register(app: typer.Typer) -> None:
     @group.command("feedback")
     def feedback_cmd(
         ctx: typer.Context,
-        url: Annotated[str, typer.Option(
-            "--url", help="Base URL of the running V2 service.")],
+        url: Annotated[str | None, typer.Option(
+            "--url", help="Base URL of the running V2 service to post to.")] = None,
+        ledger: Annotated[bool, typer.Option(
+            "--ledger", help="Write the outcomes straight into the experiment ledger "
+                             "(ledger.url) instead of posting them.")] = False,
         date: Annotated[str | None, typer.Option(
             "--date", help="As-of date (YYYY-MM-DD); default: each ticker's newest date "
                            "with a known forward return.")] = None,
@@ -78,7 +79,13 @@ def register(app: typer.Typer) -> None:
             "--tickers", help="Comma-separated tickers (default: features.target).")] = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Post realised forward returns by routing key (TICKER:DATE) to /v2/feedback."""
+        """Record realised one-day returns by routing key (TICKER:DATE): posted to
+        /v2/feedback (--url) or written into the ledger (--ledger)."""
+        from finmlops.errors import ConfigError
+
+        if (url is None) == (not ledger):
+            raise ConfigError("give exactly one of --url (post to the service) or --ledger "
+                              "(write into the ledger)")
         settings = settings_from(ctx)
         out = _post_realised(settings, url, _date(date, "--date"), tickers)
         if as_json:
@@ -90,20 +97,18 @@ def register(app: typer.Typer) -> None:
                     f"(close {o['date']} -> {o['until']}, direction {o['direction']})")
         a = out["answer"]
         unknown = ", ".join(a.get("unknown") or []) or "none"
-        c.print(f"{out['url']}: accepted {a.get('accepted')}, duplicates "
+        c.print(f"{out['target']}: accepted {a.get('accepted')}, duplicates "
                 f"{a.get('duplicates')}, unknown {unknown}")
 
     @group.command("status")
     def status_cmd(
         ctx: typer.Context,
-        source: SourceOption = "log",
-        prometheus_url: PromOption = None,
-        log: LogOption = None,
+        ledger_url: LedgerOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Per-arm numbers with CIs, comparisons, the sequential test, MDE and split vs paired."""
         settings = settings_from(ctx)
-        summary = _analyse(settings, source, prometheus_url, log)
+        summary = _analyse(settings, ledger_url)
         if as_json:
             print_json(summary)
             return
@@ -113,17 +118,14 @@ def register(app: typer.Typer) -> None:
     def decide_cmd(
         ctx: typer.Context,
         apply: Annotated[bool, typer.Option(
-            "--apply", help="Act on it: promote or roll back in MLflow (and --url weights).")]
+            "--apply", help="Act on it: promote or roll back in MLflow and put the new "
+                            "weights in force (a new experiment version in the ledger).")]
         = False,
-        url: Annotated[str | None, typer.Option(
-            "--url", help="Running service whose weights --apply updates.")] = None,
         test: Annotated[str, typer.Option(
             "--test", help="auto (paired when shadow data exist), split or paired.")] = "auto",
         actor: Annotated[str | None, typer.Option(help="Who applies it (default: $USER).")]
         = None,
-        source: SourceOption = "log",
-        prometheus_url: PromOption = None,
-        log: LogOption = None,
+        ledger_url: LedgerOption = None,
         as_json: JsonOption = False,
     ) -> None:
         """Print the decision and its numbers; with --apply, carry it out."""
@@ -132,7 +134,8 @@ def register(app: typer.Typer) -> None:
         if test not in ("auto", "split", "paired"):
             raise ConfigError(f"--test must be auto, split or paired, not {test!r}")
         settings = settings_from(ctx)
-        summary = _analyse(settings, source, prometheus_url, log)
+        url = ledger_url or default_ledger(settings)
+        summary = _analyse(settings, url)
         decision = _chosen(summary, test)
         out: dict[str, Any] = {"test": decision["test"], "decision": decision}
         if apply:
@@ -219,7 +222,7 @@ def _replay_remote(settings: Any, url: str, as_json: bool) -> dict[str, Any]:
     start, end = replay_period(settings)
     data = build_replay_input(settings, read_bars(settings, state.get("dataset_version")),
                               window, names, start, end)
-    token = settings.serve.api_token
+    tokens = settings.serve.tokens
     from rich.progress import Progress
 
     with Progress(console=console(), transient=True, disable=as_json) as bar:
@@ -229,14 +232,20 @@ def _replay_remote(settings: Any, url: str, as_json: bool) -> dict[str, Any]:
             bar.update(task, completed=done, description=f"replaying {day}")
 
         result = replay(url, data, experiment=settings.experiment.name,
-                        token=token.get_secret_value() if token is not None else None,
+                        inference_token=_secret(tokens.inference),
+                        feedback_token=_secret(tokens.feedback),
                         id_prefix=f"replay-{uuid.uuid4().hex[:8]}", on_progress=progress)
     return result.summary()
 
 
-def _post_realised(settings: Any, url: str, day: dt.date | None,
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _post_realised(settings: Any, url: str | None, day: dt.date | None,
                    tickers: str | None) -> dict[str, Any]:
-    """Compute the outcomes from the newest dataset version and post them in one batch."""
+    """Compute the outcomes from the newest dataset version and post them in one batch
+    (``url`` None: write them into the ledger)."""
     from finmlops.abtest import realised_outcomes
     from finmlops.data import get_manifest, read_bars
     from finmlops.errors import ConfigError
@@ -250,9 +259,27 @@ def _post_realised(settings: Any, url: str, day: dt.date | None,
     # One-day outcomes whatever the label horizon: each served signal is a one-day position
     # (the same outcome the replay posts).
     outcomes = realised_outcomes(bars, names, day, horizon=1)
-    answer = _post_feedback(settings, url, [o.payload() for o in outcomes])
-    return {"url": url, "dataset_version": manifest.version,
+    if url is None:
+        target, answer = _write_feedback(settings, outcomes)
+    else:
+        target, answer = url, _post_feedback(settings, url, [o.payload() for o in outcomes])
+    return {"target": target, "dataset_version": manifest.version,
             "posted": [o.to_json() for o in outcomes], "answer": answer}
+
+
+def _write_feedback(settings: Any, outcomes: list[Any]) -> tuple[str, dict[str, Any]]:
+    """The outcomes into the ledger directly, recorded as this user's."""
+    from finmlops.ledger import Feedback, open_ledger, redact
+
+    url = settings.ledger_url
+    ledger = open_ledger(url, create=False, timeout_s=settings.ledger.write_timeout_s)
+    try:
+        result = ledger.apply_feedback(
+            [Feedback(o.forward_return, o.direction, routing_key=o.routing_key)
+             for o in outcomes], f"cli:{_user()}", settings.evaluation)
+    finally:
+        ledger.close()
+    return redact(url), result.to_json()
 
 
 def _post_feedback(settings: Any, url: str, outcomes: list[dict[str, Any]]) -> Any:
@@ -265,7 +292,7 @@ def _post_feedback(settings: Any, url: str, outcomes: list[dict[str, Any]]) -> A
     from finmlops.abtest.replay import _raise_for
     from finmlops.errors import SourceError
 
-    token = settings.serve.api_token
+    token = settings.serve.tokens.feedback
     headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
     target = f"{url.rstrip('/')}/v2/feedback"
     waits = [*FEEDBACK_BACKOFF_S, None]
@@ -290,36 +317,26 @@ def _post_feedback(settings: Any, url: str, outcomes: list[dict[str, Any]]) -> A
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def default_log(settings: Any) -> Path:
-    """The latest replay's log (run state) when there is one, else ``serve.log_path``."""
+def default_ledger(settings: Any) -> str:
+    """The latest replay's ledger (run state) when ``ledger.url`` is not set and a replay
+    ran, else ``ledger.url`` (default ``<home>/ledger.db``)."""
     from finmlops.pipeline import load_state
+    from finmlops.pipeline._abtest import run_ledger
 
-    if settings.serve.log_path is None:
+    if settings.ledger.url is None:
         path = (load_state(settings).get("abtest") or {}).get("path")
-        if path and (Path(path).parent / "predictions.db").is_file():
-            return Path(path).parent / "predictions.db"
-    return Path(settings.prediction_log)
+        if path and (Path(path).parent / "ledger.db").is_file():
+            return run_ledger(Path(path).parent)
+    return str(settings.ledger_url)
 
 
-def _analyse(settings: Any, source: str, prometheus_url: str | None,
-             log: Path | None) -> dict[str, Any]:
-    from finmlops import abtest
-    from finmlops.errors import ConfigError
+def _analyse(settings: Any, ledger_url: str | None) -> dict[str, Any]:
+    from finmlops.ledger import redact
+    from finmlops.pipeline._abtest import analyse_ledger
 
-    name = settings.experiment.name
-    if source == "prometheus":
-        if not prometheus_url:
-            raise ConfigError("--source prometheus needs --prometheus-url")
-        snap = abtest.from_prometheus(prometheus_url, name)
-        summary = abtest.analyse_snapshot(snap, settings)
-        summary["source"] = {"kind": "prometheus", "url": prometheus_url}
-        return summary
-    if source != "log":
-        raise ConfigError(f"--source must be log or prometheus, not {source!r}")
-    path = log or default_log(settings)
-    summary = abtest.analyse_outcomes(abtest.read_outcomes(path, name),
-                                      abtest.served_counts(path, name), settings)
-    summary["source"] = {"kind": "log", "path": str(path)}
+    url = ledger_url or default_ledger(settings)
+    summary = analyse_ledger(settings, url)
+    summary["source"] = {"kind": "ledger", "url": redact(url)}
     return summary
 
 
@@ -338,10 +355,10 @@ def _chosen(summary: dict[str, Any], test: str) -> dict[str, Any]:
 
 
 def _apply(settings: Any, summary: dict[str, Any], decision: dict[str, Any], actor: str,
-           url: str | None) -> dict[str, Any]:
-    """Promote or roll back in MLflow; with ``url``, set the service's weights to match."""
+           ledger_url: str) -> dict[str, Any]:
+    """Promote or roll back in MLflow, then put the matching weights in force: a new
+    experiment version in the ledger, which every replica's poll picks up."""
     from finmlops import tracking
-    from finmlops.abtest import weights_after
 
     action = decision["action"]
     if action not in ("promote", "rollback"):
@@ -373,27 +390,30 @@ def _apply(settings: Any, summary: dict[str, Any], decision: dict[str, Any], act
         result = dict(tracking.rollback(settings, version=versions[chal], **why))
         if restored is not None:
             result.update(restored=restored, changed=True, champion=restored["champion"])
-    if url is not None:
-        result["weights"] = _set_weights(settings, url, weights_after(
-            action, settings.experiment, chal, ref))
+    result["experiment"] = _publish_weights(settings, ledger_url, action, chal, ref, actor,
+                                            decision["reason"])
     return result
 
 
-def _set_weights(settings: Any, url: str, candidates: list[dict[str, Any]]) -> Any:
-    import httpx
+def _publish_weights(settings: Any, ledger_url: str, action: str, chal: str, ref: str,
+                     actor: str, reason: str) -> dict[str, Any]:
+    """The experiment in force with the weights the action calls for, as a new version."""
+    from finmlops.abtest import weights_after
+    from finmlops.config import ExperimentSettings
+    from finmlops.ledger import open_ledger
 
-    from finmlops.errors import SourceError
-
-    token = settings.serve.api_token
-    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    ledger = open_ledger(ledger_url, create=False, timeout_s=settings.ledger.write_timeout_s)
     try:
-        resp = httpx.put(f"{url.rstrip('/')}/admin/experiment", json={"candidates": candidates},
-                         headers=headers, timeout=10.0, trust_env=False)
-    except httpx.HTTPError as exc:
-        raise SourceError(f"service at {url} is unreachable: {exc}") from None
-    if resp.status_code != 200:
-        raise SourceError(f"setting weights at {url} failed ({resp.status_code}): {resp.text}")
-    return resp.json()
+        current = ledger.experiment(settings.experiment.name)
+        base = current.config if current is not None else settings.experiment
+        candidates = weights_after(action, base, chal, ref)
+        config = ExperimentSettings(**{**base.model_dump(mode="json"),
+                                       "candidates": candidates})
+        version = ledger.publish_experiment(config, source="decide", actor=actor,
+                                            reason=f"{action}: {reason}")
+    finally:
+        ledger.close()
+    return version.to_json()
 
 
 def _num(v: Any, pct: bool = False) -> str:

@@ -34,6 +34,12 @@ def models_from_registry(settings: Any, refs: dict[str, str]) -> dict[str, Path]
     return {arm: Path(download_model(settings, refs.get(arm, arm), root / arm)) for arm in arms}
 
 
+def _ledger(settings: Any) -> str:
+    from finmlops.ledger import redact
+
+    return redact(settings.ledger_url)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
@@ -66,6 +72,6 @@ def register(app: typer.Typer) -> None:
         def announce(url: str) -> None:
             typer.echo(f"finmlops serving experiment {exp.name} ({split}) with "
                        f"{settings.serve.workers} worker(s) on {url}  "
-                       f"(V2: {url}/v2, metrics: {url}/metrics, log: {settings.prediction_log})")
+                       f"(V2: {url}/v2, metrics: {url}/metrics, ledger: {_ledger(settings)})")
 
         run(settings, models, config_path=str(config) if config else None, announce=announce)

@@ -18,7 +18,13 @@ ENV_PREFIX = "FINMLOPS_"
 CONFIG_ENV = "FINMLOPS_CONFIG"
 DEFAULT_CONFIG_NAME = "finmlops.yaml"
 # Short names people expect, mapped to their place in the tree.
-_ENV_ALIASES = {"API_TOKEN": ("serve", "api_token"), "HOME": ("home",)}
+_ENV_ALIASES = {
+    "INFERENCE_TOKEN": ("serve", "tokens", "inference"),
+    "FEEDBACK_TOKEN": ("serve", "tokens", "feedback"),
+    "ADMIN_TOKEN": ("serve", "tokens", "admin"),
+    "LEDGER_URL": ("ledger", "url"),
+    "HOME": ("home",),
+}
 # Variables with the prefix that are not settings.
 _ENV_IGNORED = {"CONFIG"}
 

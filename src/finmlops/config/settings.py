@@ -198,20 +198,53 @@ class ExperimentSettings(_Section):
         return self
 
 
+class TokenSettings(_Section):
+    """One bearer token per scope: ``inference`` (infer and model metadata), ``feedback``
+    (outcomes) and ``admin`` (experiment weights, reload). With none set, the service is open
+    (loopback only is advised); once any is set, every scope needs its own token and a scope
+    without one refuses every caller."""
+
+    inference: SecretStr | None = None
+    feedback: SecretStr | None = None
+    admin: SecretStr | None = None
+
+
 class ServeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     workers: int = Field(1, ge=1)
-    api_token: SecretStr | None = None
+    tokens: TokenSettings = Field(default_factory=TokenSettings)
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     request_timeout_s: float = Field(10.0, gt=0)
     model_dir: Path | None = None
     """Serve from a local directory of exported models instead of the MLflow registry."""
-    log_path: Path | None = None
-    """``None`` means ``<home>/predictions.db``."""
-    log_batch_size: int = Field(256, ge=1)
-    log_flush_interval_s: float = Field(0.5, gt=0)
+
+
+class LedgerSettings(_Section):
+    """The experiment ledger: every answered prediction, every score and every outcome."""
+
+    url: SecretStr | None = None
+    """``None`` means ``sqlite:///<home>/ledger.db`` (WAL; shared by the workers of one host);
+    ``postgresql://user:password@host:5432/db`` for several pods (a secret: it may hold a
+    password, so it is masked wherever settings are shown)."""
+    max_queue: int = Field(4096, ge=1)
+    """Predictions waiting for their commit; beyond it, infer answers 503."""
+    batch_max: int = Field(256, ge=1)
+    """Most predictions committed in one transaction (group commit)."""
+    linger_ms: float = Field(0.0, ge=0, le=5)
+    """How long the writer waits for more predictions before a commit that is not full."""
+    write_timeout_s: float = Field(2.0, gt=0, le=60)
+    """Longest wait for the database (SQLite busy timeout, PostgreSQL statement and pool
+    timeouts); a commit that takes longer fails and its requests get 503."""
+    fail_after: int = Field(3, ge=1)
+    """Consecutive failed commits after which readiness goes false (it comes back when a
+    probe write succeeds)."""
+    probe_interval_s: float = Field(1.0, gt=0)
+    poll_interval_s: float = Field(1.0, gt=0)
+    """How often every worker and pod checks the ledger for a new experiment version."""
+    pool_size: int = Field(4, ge=1, le=64)
+    """PostgreSQL connections per process."""
 
 
 class ABTestSettings(_Section):
@@ -271,6 +304,7 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     abtest: ABTestSettings = Field(default_factory=ABTestSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
@@ -315,8 +349,12 @@ class Settings(BaseSettings):
         return self.tracking.registered_model or f"{self.features.target[0].lower()}-direction"
 
     @property
-    def prediction_log(self) -> Path:
-        return (self.serve.log_path or self.home / "predictions.db").resolve()
+    def ledger_url(self) -> str:
+        """The experiment ledger's URL (a secret when it names PostgreSQL credentials)."""
+        url = self.ledger.url
+        if url is not None:
+            return url.get_secret_value()
+        return f"sqlite:///{(self.home / 'ledger.db').resolve()}"
 
     @property
     def reports_dir(self) -> Path:
@@ -344,6 +382,9 @@ class Settings(BaseSettings):
 def public_dict(settings: Settings) -> dict[str, Any]:
     """The settings as plain JSON-able data with secrets masked (for MLflow params, logs)."""
     data: dict[str, Any] = settings.model_dump(mode="json")
-    if settings.serve.api_token is not None:
-        data["serve"]["api_token"] = "***"  # noqa: S105 - a mask, not a secret
+    for scope, token in settings.serve.tokens:
+        if token is not None:
+            data["serve"]["tokens"][scope] = "***"
+    if settings.ledger.url is not None:
+        data["ledger"]["url"] = "***"
     return data

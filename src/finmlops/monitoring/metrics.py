@@ -7,13 +7,22 @@ a counter. Feedback counters count each request's outcome once (feedback is idem
 ``finmlops_feedback_*`` follow the arm that served, ``finmlops_paired_*`` compare every other
 scored arm (shadow scoring or the mirror) with the experiment's ``default`` arm on the same
 requests. Requests rejected before routing count with empty ``model``/``arm`` labels.
+
+With several worker processes (``finmlops serve --workers N``) the metrics use
+prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set by ``finmlops serve``
+before the workers start): every scrape sums every worker's values, including those of workers
+that have exited, so counters never go backwards however the workers are restarted. Each
+gauge says how its per-worker values combine (``multiprocess_mode``).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
                    0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -35,15 +44,40 @@ class Metrics:
     paired_diff_sq_sum: Gauge
     model_info: Gauge
     experiment_weight: Gauge
+    experiment_version: Gauge
     ready: Gauge
-    log_queue: Gauge
-    log_written: Counter
+    ledger_queue: Gauge
+    ledger_committed: Counter
+    ledger_commit_seconds: Histogram
+    ledger_refused: Counter
+    ledger_healthy: Gauge
+    shadow_failures: Counter
+    feedback_requests: Counter
     last_prediction: Gauge
     last_feedback: Gauge
     data_last_bar: Gauge
     drift_psi: Gauge
     drift_ks: Gauge
     drift_alarm: Gauge
+
+    @property
+    def multiprocess(self) -> bool:
+        return bool(os.environ.get(MULTIPROC_ENV))
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition: this process's registry, or every worker's values
+        combined in multiprocess mode."""
+        from prometheus_client import generate_latest
+
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            combined = CollectorRegistry()
+            multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+            out: bytes = generate_latest(combined)
+            return out
+        text: bytes = generate_latest(self.registry)
+        return text
 
 
 def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -70,10 +104,10 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             registry=reg),
         feedback_return_sum=Gauge(
             "finmlops_feedback_return_sum", "Sum of net strategy returns of following the arm.",
-            arm, registry=reg),
+            arm, registry=reg, multiprocess_mode="sum"),
         feedback_return_sq_sum=Gauge(
             "finmlops_feedback_return_sq_sum", "Sum of squared net strategy returns per arm.",
-            arm, registry=reg),
+            arm, registry=reg, multiprocess_mode="sum"),
         paired=Counter(
             "finmlops_paired_outcomes", "Requests with outcomes scored by both arm and "
             "reference (shadow scoring or mirror).", pair, registry=reg),
@@ -82,39 +116,61 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "(winner=arm|reference), McNemar's counts.", [*pair, "winner"], registry=reg),
         paired_diff_sum=Gauge(
             "finmlops_paired_return_diff_sum", "Sum of (arm - reference) net strategy returns.",
-            pair, registry=reg),
+            pair, registry=reg, multiprocess_mode="sum"),
         paired_diff_sq_sum=Gauge(
             "finmlops_paired_return_diff_sq_sum", "Sum of squared paired return differences.",
-            pair, registry=reg),
+            pair, registry=reg, multiprocess_mode="sum"),
         model_info=Gauge(
             "finmlops_model_info", "1 for each loaded model (labels describe it).",
-            ["model", "version", "arm", "experiment", "alias", "data_version"], registry=reg),
+            ["model", "version", "arm", "experiment", "alias", "data_version"], registry=reg,
+            multiprocess_mode="livemax"),
         experiment_weight=Gauge(
-            "finmlops_experiment_weight_ratio", "Configured traffic share of each arm (0-1).",
-            arm, registry=reg),
-        ready=Gauge("finmlops_ready", "1 when every model is loaded and serving.",
-                    registry=reg),
-        log_queue=Gauge("finmlops_prediction_log_queue", "Predictions waiting to be written.",
-                        registry=reg),
-        log_written=Counter("finmlops_prediction_log_written", "Rows written to the "
-                            "prediction log.", registry=reg),
+            "finmlops_experiment_weight_ratio", "Traffic share of each arm (0-1) in the "
+            "experiment version in force.", arm, registry=reg, multiprocess_mode="mostrecent"),
+        experiment_version=Gauge(
+            "finmlops_experiment_version", "The experiment version in force (from the ledger).",
+            ["experiment"], registry=reg, multiprocess_mode="livemin"),
+        ready=Gauge("finmlops_ready", "1 when the models are loaded, the experiment version is "
+                    "known and the ledger takes writes.", registry=reg,
+                    multiprocess_mode="livemin"),
+        ledger_queue=Gauge("finmlops_ledger_queue", "Predictions waiting for their commit.",
+                           registry=reg, multiprocess_mode="livesum"),
+        ledger_committed=Counter("finmlops_ledger_committed", "Predictions committed to the "
+                                 "ledger (each answered 200 after its commit).", registry=reg),
+        ledger_commit_seconds=Histogram(
+            "finmlops_ledger_commit_duration_seconds", "Time of one group commit.",
+            buckets=LATENCY_BUCKETS, registry=reg),
+        ledger_refused=Counter(
+            "finmlops_ledger_refused", "Requests refused because the ledger could not take "
+            "them (answered 503), by operation and reason (queue_full, unavailable, "
+            "write_failed, shutdown).", ["operation", "reason"], registry=reg),
+        ledger_healthy=Gauge("finmlops_ledger_healthy", "1 while the ledger takes writes.",
+                             registry=reg, multiprocess_mode="livemin"),
+        shadow_failures=Counter(
+            "finmlops_shadow_failures", "Predictions committed without an arm's shadow or "
+            "mirror score (that arm's scoring failed); they leave the paired statistics.",
+            ["arm"], registry=reg),
+        feedback_requests=Counter(
+            "finmlops_feedback_requests", "Feedback requests by HTTP status (409: an outcome "
+            "conflicted with the recorded one).", ["status"], registry=reg),
         last_prediction=Gauge(
             "finmlops_last_prediction_timestamp_seconds", "Unix time of the last prediction.",
-            ["experiment"], registry=reg),
+            ["experiment"], registry=reg, multiprocess_mode="max"),
         last_feedback=Gauge(
             "finmlops_last_feedback_timestamp_seconds", "Unix time of the last feedback.",
-            ["experiment"], registry=reg),
+            ["experiment"], registry=reg, multiprocess_mode="max"),
         data_last_bar=Gauge(
             "finmlops_data_last_bar_timestamp_seconds", "Unix time of the newest bar in the "
             "dataset the served models were trained on, or the newest ingested.",
-            ["dataset"], registry=reg),
+            ["dataset"], registry=reg, multiprocess_mode="max"),
         drift_psi=Gauge(
             "finmlops_drift_psi", "Population stability index of a feature (or the prediction) "
-            "live vs the training reference.", ["model", "feature"], registry=reg),
+            "live vs the training reference.", ["model", "feature"], registry=reg,
+            multiprocess_mode="mostrecent"),
         drift_ks=Gauge(
             "finmlops_drift_ks_statistic", "Kolmogorov-Smirnov statistic live vs reference.",
-            ["model", "feature"], registry=reg),
+            ["model", "feature"], registry=reg, multiprocess_mode="mostrecent"),
         drift_alarm=Gauge(
             "finmlops_drift_alarm", "1 when a feature's drift is above the configured threshold.",
-            ["model", "feature"], registry=reg),
+            ["model", "feature"], registry=reg, multiprocess_mode="max"),
     )

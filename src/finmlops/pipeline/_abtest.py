@@ -1,8 +1,9 @@
 """Pipeline stage ``abtest``: replay the held-out days through the real service, then decide.
 
-The service runs in-process on a free loopback port with a fresh prediction log under
-``<home>/abtest/<run-id>/``; the replay talks to it over HTTP exactly as a live client would.
-The stage never promotes: ``finmlops abtest decide --apply`` does, when asked.
+The service runs in-process on a free loopback port with a fresh experiment ledger under
+``<home>/abtest/<run-id>/ledger.db``; the replay talks to it over HTTP exactly as a live client
+would, and the decision reads that ledger. The stage never promotes:
+``finmlops abtest decide --apply`` does, when asked.
 """
 
 from __future__ import annotations
@@ -91,33 +92,49 @@ def build_replay_input(settings: Settings, bars: Any, window: int, names: list[s
                        forward_returns=fwd)
 
 
-def serve_and_replay(settings: Settings, models: dict[str, Path], data: Any, log_path: Path,
+def run_ledger(run_dir: Path) -> str:
+    """The ledger URL of one replay run."""
+    return f"sqlite:///{run_dir.resolve() / 'ledger.db'}"
+
+
+def serve_and_replay(settings: Settings, models: dict[str, Path], data: Any, ledger_url: str,
                      run_id: str, progress: Any = None) -> dict[str, Any]:
     """Start the service on a free loopback port, replay ``data`` through it, stop it."""
+    from pydantic import SecretStr
+
     from finmlops.abtest import replay
     from finmlops.serving import create_app, run_in_thread
 
-    serve = settings.serve.model_copy(update={"log_path": log_path, "host": "127.0.0.1",
-                                              "port": 0})
-    local = settings.model_copy(update={"serve": serve})
+    serve = settings.serve.model_copy(update={"host": "127.0.0.1", "port": 0})
+    ledger = settings.ledger.model_copy(update={"url": SecretStr(ledger_url)})
+    local = settings.model_copy(update={"serve": serve, "ledger": ledger})
     app = create_app(local, models)
     handle = run_in_thread(app, "127.0.0.1", 0)
-    token = settings.serve.api_token
+    tokens = settings.serve.tokens
     try:
         result = replay(handle.url, data, experiment=settings.experiment.name,
-                        token=token.get_secret_value() if token is not None else None,
+                        inference_token=_secret(tokens.inference),
+                        feedback_token=_secret(tokens.feedback),
                         id_prefix=run_id, on_progress=progress)
     finally:
-        handle.stop()  # the lifespan shutdown flushes and closes the prediction log
+        handle.stop()  # the lifespan shutdown commits what is queued and closes the ledger
     return result.summary()
 
 
-def analyse_log(settings: Settings, log_path: Path) -> dict[str, Any]:
-    from finmlops.abtest import analyse_outcomes, read_outcomes, served_counts
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
-    name = settings.experiment.name
-    return analyse_outcomes(read_outcomes(log_path, name), served_counts(log_path, name),
-                            settings)
+
+def analyse_ledger(settings: Settings, ledger_url: str) -> dict[str, Any]:
+    """The A/B summary of everything the ledger at ``ledger_url`` holds."""
+    from finmlops.abtest import analyse_evidence, read_evidence
+    from finmlops.ledger import open_ledger
+
+    ledger = open_ledger(ledger_url, create=False)
+    try:
+        return analyse_evidence(read_evidence(ledger, settings), settings)
+    finally:
+        ledger.close()
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -142,18 +159,18 @@ def run(ctx: RunContext) -> StageResult:
     run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     run_dir = s.home.resolve() / "abtest" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    log_path = run_dir / "predictions.db"
+    ledger_url = run_ledger(run_dir)
 
     def progress(done: int, total: int, day: str) -> None:
         if done == total or done % 20 == 0:
             ctx.progress(f"replaying {day}", done, total)
 
     t0 = time.perf_counter()
-    summary = serve_and_replay(s, models, data, log_path, run_id, progress)
+    summary = serve_and_replay(s, models, data, ledger_url, run_id, progress)
     ctx.progress("deciding")
-    result = analyse_log(s, log_path)
+    result = analyse_ledger(s, ledger_url)
     result["replay"] = {**summary, "start": start.isoformat(),
-                        "end": (end.isoformat() if end else None), "log_path": str(log_path),
+                        "end": (end.isoformat() if end else None), "ledger": ledger_url,
                         "run_id": run_id, "seconds_total": round(time.perf_counter() - t0, 3)}
     path = run_dir / "abtest.json"
     write_json(path, result)

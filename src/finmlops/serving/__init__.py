@@ -1,24 +1,22 @@
 """The inference service: Open Inference Protocol V2 over ONNX Runtime, an A/B experiment
-router, shadow scoring, the prediction log and feedback."""
+router, shadow scoring, and the experiment ledger's commit-before-answer path."""
 
-from finmlops.serving.app import ServingApp
+from finmlops.serving.dataplane import DataPlane, InferResult, Target
 from finmlops.serving.factory import create_app
-from finmlops.serving.log import Feedback, FeedbackResult, PredictionLog, Served
-from finmlops.serving.outcomes import Policy
-from finmlops.serving.router import Router, key_point, parse_route
+from finmlops.serving.rest import RestApp
+from finmlops.serving.router import Choice, Router, key_point, parse_route
 from finmlops.serving.runtime import LoadedModel, discover, load_model, load_models
 from finmlops.serving.server import ServerHandle, run_in_thread
 
 __all__ = [
-    "Feedback",
-    "FeedbackResult",
+    "Choice",
+    "DataPlane",
+    "InferResult",
     "LoadedModel",
-    "Policy",
-    "PredictionLog",
+    "RestApp",
     "Router",
-    "Served",
     "ServerHandle",
-    "ServingApp",
+    "Target",
     "create_app",
     "discover",
     "key_point",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,20 +21,32 @@ Send = Callable[[dict[str, Any]], Any]
 Headers = Mapping[bytes, bytes]
 
 JSON_TYPE = (b"content-type", b"application/json")
-EXPOSE = b"x-request-id, x-seldon-route"
-OPEN_ROUTES = frozenset({"live", "ready", "metrics", "openapi"})
-"""Routes that stay open when a bearer token is configured."""
+EXPOSE = b"x-request-id, x-prediction-id, x-seldon-route"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route: its name, allowed methods and the token scope it needs (None: open)."""
+
+    name: str
+    methods: str
+    scope: str | None
+
 
 STATIC = {
-    "/v2/health/live": ("live", "GET"),
-    "/v2/health/ready": ("ready", "GET"),
-    "/v2": ("server", "GET"),
-    "/v2/feedback": ("feedback", "POST"),
-    "/admin/experiment": ("experiment", "GET, PUT"),
-    "/admin/reload": ("reload", "POST"),
-    "/metrics": ("metrics", "GET"),
-    "/openapi.json": ("openapi", "GET"),
+    "/v2/health/live": Route("live", "GET", None),
+    "/v2/health/ready": Route("ready", "GET", None),
+    "/v2": Route("server", "GET", "inference"),
+    "/v2/feedback": Route("feedback", "POST", "feedback"),
+    "/admin/experiment": Route("experiment", "GET, PUT", "admin"),
+    "/admin/reload": Route("reload", "POST", "admin"),
+    "/admin/status": Route("status", "GET", "admin"),
+    "/metrics": Route("metrics", "GET", None),
+    "/openapi.json": Route("openapi", "GET", None),
 }
+_MODEL = Route("model", "GET", "inference")
+_MODEL_READY = Route("model_ready", "GET", "inference")
+_INFER = Route("infer", "POST", "inference")
 
 
 class Disconnected(Exception):
@@ -48,8 +61,8 @@ class MethodNotAllowed(FinmlopsError):
         self.allow = allow
 
 
-def match(path: str) -> tuple[str, dict[str, str], str]:
-    """``(route, params, allowed methods)`` for a path; 404 for an unknown one."""
+def match(path: str) -> tuple[Route, dict[str, str]]:
+    """``(route, params)`` for a path; 404 for an unknown one."""
     if path.startswith("/v2/models/"):
         parts = path[len("/v2/models/"):].split("/")
         name = parts[0]
@@ -60,14 +73,14 @@ def match(path: str) -> tuple[str, dict[str, str], str]:
                 params["version"] = rest[1]
                 rest = rest[2:]
             if not rest:
-                return "model", params, "GET"
+                return _MODEL, params
             if rest == ["ready"]:
-                return "model_ready", params, "GET"
+                return _MODEL_READY, params
             if rest == ["infer"]:
-                return "infer", params, "POST"
+                return _INFER, params
     route = STATIC.get(path)
     if route is not None:
-        return route[0], {}, route[1]
+        return route, {}
     raise ModelNotFoundError(f"no route {path}")
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from finmlops.config import MonitoringSettings
+from finmlops.ledger import Outcome
 from finmlops.monitoring.metrics import Metrics
-from finmlops.serving.log import Outcome
 from finmlops.serving.router import Router
 from finmlops.serving.runtime import LoadedModel
 
@@ -41,6 +41,17 @@ class Telemetry:
             got = metric.labels(*labels)
             self._children[key] = got
         return got
+
+    def count_predictions(self, experiment: str, arm: str, version: str, values: list[float],
+                          threshold: float) -> None:
+        """Predicted classes, the request, and the time of the last prediction."""
+        up = sum(1 for v in values if v > threshold)
+        if up:
+            self.child(("pred", experiment, arm, version, "1")).inc(up)
+        if len(values) - up:
+            self.child(("pred", experiment, arm, version, "0")).inc(len(values) - up)
+        self.child(("req", arm, version, experiment, arm, "200")).inc()
+        self.last_prediction[experiment] = time.time()
 
     def count_error(self, status: int) -> None:
         self.child(("req", "", "", "", "", str(status))).inc()
@@ -84,6 +95,7 @@ class Telemetry:
             monitor.observe_predictions(probabilities)
 
     def weights(self, old: Router | None, router: Router) -> None:
+        self.metrics.experiment_version.labels(router.experiment).set(router.version)
         gauge = self.metrics.experiment_weight
         if old is not None:
             for arm in old.arms:
@@ -98,7 +110,7 @@ class Telemetry:
         m = self.metrics
         by_request: dict[str, list[Outcome]] = {}
         for o in outcomes:
-            by_request.setdefault(o.request_id, []).append(o)
+            by_request.setdefault(o.prediction_id, []).append(o)
         now = time.time()
         for rows in by_request.values():
             exp = rows[0].experiment or ""
@@ -125,13 +137,11 @@ class Telemetry:
                 m.paired_diff_sq_sum.labels(*labels).inc(diff * diff)
 
     def render(self, pending: int) -> bytes:
-        """Refresh scrape-time gauges (log queue, last prediction, drift) and render."""
-        from prometheus_client import generate_latest
-
+        """Refresh scrape-time gauges (ledger queue, last prediction, drift) and render."""
         from finmlops.monitoring.drift import publish
 
         m = self.metrics
-        m.log_queue.set(pending)
+        m.ledger_queue.set(pending)
         for exp, ts in list(self.last_prediction.items()):
             m.last_prediction.labels(exp).set(ts)
         for name, monitor in list(self._drift.items()):
@@ -139,5 +149,4 @@ class Telemetry:
                 publish(m, name, monitor.snapshot())
             except Exception:
                 log.exception("drift snapshot of %s failed", name)
-        out: bytes = generate_latest(m.registry)
-        return out
+        return m.render()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import logging
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,7 +11,8 @@ from typing import Any
 
 from finmlops.config import Settings
 from finmlops.errors import ConfigError
-from finmlops.serving.app import ServingApp
+from finmlops.serving.dataplane import DataPlane
+from finmlops.serving.rest import RestApp
 from finmlops.serving.runtime import discover
 
 SETTINGS_ENV = "_FINMLOPS_SERVE_SETTINGS"
@@ -23,7 +23,7 @@ CONFIG_ENV = "_FINMLOPS_SERVE_CONFIG"
 def create_app(settings: Settings, models: Mapping[str, Path] | None = None,
                registry: Any = None, *,
                loader: Callable[[], Mapping[str, Path]] | None = None,
-               settings_loader: Callable[[], Settings] | None = None) -> ServingApp:
+               settings_loader: Callable[[], Settings] | None = None) -> RestApp:
     """The ASGI app serving ``models`` (``{arm: model dir}``), else ``settings.serve.model_dir``.
 
     ``registry`` is the Prometheus ``CollectorRegistry`` for the metric set (a fresh one by
@@ -45,18 +45,21 @@ def create_app(settings: Settings, models: Mapping[str, Path] | None = None,
                 if model_dir is None:
                     raise ConfigError("no models: set serve.model_dir or pass models=")
                 return discover(Path(model_dir))
-    return ServingApp(settings, loader, create_metrics(registry), settings_loader)
+    plane = DataPlane(settings, loader, create_metrics(registry), settings_loader)
+    return RestApp(settings, plane)
 
 
 def settings_to_env(settings: Settings) -> str:
-    """The full settings (secret included) as JSON, for worker processes."""
+    """The full settings (secrets included) as JSON, for worker processes."""
     data = settings.model_dump(mode="json")
-    token = settings.serve.api_token
-    data["serve"]["api_token"] = token.get_secret_value() if token is not None else None
+    for scope, token in settings.serve.tokens:
+        data["serve"]["tokens"][scope] = token.get_secret_value() if token is not None else None
+    url = settings.ledger.url
+    data["ledger"]["url"] = url.get_secret_value() if url is not None else None
     return json.dumps(data)
 
 
-def app_from_env() -> ServingApp:
+def app_from_env() -> RestApp:
     """uvicorn factory for ``finmlops serve`` workers: settings and model dirs from env."""
     from finmlops.config import load_settings
 
@@ -69,14 +72,6 @@ def app_from_env() -> ServingApp:
 
     def reload_settings() -> Settings:
         return load_settings(config)
-
-    if config is not None:
-        # A worker restarted by uvicorn's supervisor (SIGHUP with --workers > 1) picks up the
-        # experiment section as it is in the file now; everything else stays as started.
-        try:
-            settings = settings.model_copy(update={"experiment": reload_settings().experiment})
-        except ConfigError as exc:
-            logging.getLogger("finmlops.serving").error("config not re-read: %s", exc.message)
 
     app = create_app(settings, models, settings_loader=reload_settings)
     # A serving process: everything imported so far is long-lived, so keep it out of the

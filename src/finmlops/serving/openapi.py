@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from finmlops.serving.log import MAX_RETURN, MIN_RETURN
-from finmlops.serving.protocol import MAX_ID
+from finmlops.serving.protocol import MAX_FEEDBACK, MAX_ID, MAX_RETURN, MIN_RETURN
 
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 _ID_PATTERN = rf"^[\x20-\x7e]{{1,{MAX_ID}}}$"
 _ID = {"type": "string", "pattern": _ID_PATTERN,
-       "description": "Printable ASCII; not <16 hex>-<hex> nor ending in /<number> (the "
-                      "shapes of ids the service issues)"}
+       "description": "The client's id, printable ASCII (kept beside the prediction; the "
+                      "ledger's key is the service-issued prediction_id)"}
 _KEY = {"type": "string", "maxLength": MAX_ID, "description": "Printable; \"TICKER:YYYY-MM-DD\""}
 
 
@@ -22,9 +21,11 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Malformed request", 401: "Missing or wrong bearer token",
-            404: "Unknown model or version", 405: "Method not allowed",
+            403: "A token of another scope", 404: "Unknown model or version",
+            405: "Method not allowed", 409: "Conflicts with a recorded outcome; nothing applied",
             413: "Body too large", 500: "Server configuration error",
-            503: "Not ready", 504: "Request timed out"}
+            503: "Not ready, or the ledger cannot take the write (nothing recorded)",
+            504: "Request timed out"}
     return {str(c): _json({"$ref": "#/components/schemas/Error"}, text[c]) for c in codes}
 
 
@@ -74,9 +75,14 @@ def build_openapi(models: Sequence[str], experiment: str, versions: Sequence[str
         "properties": {
             "model_name": {"type": "string"}, "model_version": {"type": "string"},
             "id": {"type": "string"},
-            "parameters": {"type": "object", "required": ["arm"],
+            "parameters": {"type": "object",
+                           "required": ["arm", "prediction_id", "assignment"],
                            "properties": {"arm": {"type": "string"},
-                                          "experiment": {"type": ["string", "null"]}}},
+                                          "prediction_id": {"type": "string"},
+                                          "assignment": {"type": "string", "enum": [
+                                              "hash", "random", "pinned", "direct"]},
+                                          "experiment": {"type": "string"},
+                                          "experiment_version": {"type": "integer"}}},
             "outputs": {"type": "array", "items": tensor_out},
         },
     }
@@ -99,7 +105,8 @@ def build_openapi(models: Sequence[str], experiment: str, versions: Sequence[str
                                 "weight": {"type": "integer", "minimum": 0}}}
     experiment_doc = {
         "type": "object", "required": ["name", "candidates"],
-        "properties": {"name": {"type": "string"}, "default": {"type": ["string", "null"]},
+        "properties": {"name": {"type": "string"}, "version": {"type": "integer"},
+                       "default": {"type": ["string", "null"]},
                        "candidates": {"type": "array", "items": candidate},
                        "mirror": {"type": ["object", "null"]}, "shadow": {"type": "boolean"}},
     }
@@ -111,12 +118,12 @@ def build_openapi(models: Sequence[str], experiment: str, versions: Sequence[str
                                                    "maximum": MAX_RETURN},
                                "direction": {"type": "integer", "enum": [0, 1]}}}
 
-    # By request id, or by routing key ("TICKER:YYYY-MM-DD": every prediction logged under it).
-    by_id, by_key = outcome_by("request_id"), outcome_by("routing_key")
+    # By prediction id, or by routing key ("TICKER:YYYY-MM-DD": every prediction under it).
+    by_id, by_key = outcome_by("prediction_id"), outcome_by("routing_key")
     feedback_req = {"oneOf": [
         by_id, by_key,
         {"type": "object", "required": ["outcomes"], "additionalProperties": False,
-         "properties": {"outcomes": {"type": "array", "minItems": 1, "maxItems": 1000,
+         "properties": {"outcomes": {"type": "array", "minItems": 1, "maxItems": MAX_FEEDBACK,
                                      "items": {"oneOf": [by_id, by_key]}}}},
     ]}
     feedback_resp = {"type": "object", "required": ["accepted", "duplicates", "unknown"],
@@ -124,7 +131,7 @@ def build_openapi(models: Sequence[str], experiment: str, versions: Sequence[str
                                     "duplicates": {"type": "integer"},
                                     "unknown": {"type": "array", "items": {"type": "string"}}}}
     secured: list[dict[str, list[str]]] = [{"bearer": []}] if auth else []
-    guarded = _errors(401) if auth else {}
+    guarded = _errors(401, 403) if auth else {}
     p_name = {"name": "name", "in": "path", "required": True, "schema": names}
     p_ver = {"name": "version", "in": "path", "required": True, "schema": ver}
     h_rid = {"name": "x-request-id", "in": "header", "required": False, "schema": _ID}
@@ -156,7 +163,8 @@ def build_openapi(models: Sequence[str], experiment: str, versions: Sequence[str
         "/v2/health/live": get("Liveness", _json(
             {"type": "object", "required": ["live"], "properties": {"live": {"type": "boolean"}}},
             "Alive"), open_=True),
-        "/v2/health/ready": get("Readiness", _json(
+        "/v2/health/ready": get("Readiness (models loaded, experiment version known, ledger "
+                                "taking writes)", _json(
             {"type": "object", "required": ["ready"],
              "properties": {"ready": {"type": "boolean"}}}, "Ready"), 503, open_=True),
         "/v2": get("Server metadata", _json(
@@ -177,18 +185,19 @@ def build_openapi(models: Sequence[str], experiment: str, versions: Sequence[str
         "/v2/models/{name}/infer": infer_op([p_name]),
         "/v2/models/{name}/versions/{version}/infer": infer_op([p_name, p_ver]),
         "/v2/feedback": {"post": {
-            "summary": "Realised outcomes by request id or routing key (idempotent)",
+            "summary": "Realised outcomes by prediction id or routing key (recorded once)",
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": feedback_req}}},
-            "responses": {"200": _json(feedback_resp,
-                                       "Counts of request ids; unknown ids and keys listed"),
-                          **_errors(400, 413, 503, 504), **guarded},
+            "responses": {"200": _json(feedback_resp, "Counts of predictions; unknown ids "
+                                                      "and keys listed"),
+                          **_errors(400, 409, 413, 503, 504), **guarded},
             "security": secured,
         }},
         "/admin/experiment": {
             "get": get("Current experiment", _json(experiment_doc, "The experiment"), 503)["get"],
             "put": {
-                "summary": "Change the arms' weights at run time",
+                "summary": "Change the arms' weights: a new experiment version, in force on "
+                           "every replica",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["candidates"], "additionalProperties": False,
                     "properties": {"candidates": {"type": "array", "minItems": 1,
@@ -198,6 +207,8 @@ def build_openapi(models: Sequence[str], experiment: str, versions: Sequence[str
                 "security": secured,
             },
         },
+        "/admin/status": get("Why the service is or is not ready", _json(
+            {"type": "object", "required": ["ready"]}, "Status")),
         "/admin/reload": {"post": {
             "summary": "Re-read the configuration's experiment section",
             "responses": {"200": _json(experiment_doc, "The reloaded experiment"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from finmlops.errors import BadRequestError
+from finmlops.ledger import Feedback
 
 DATATYPES = {"FP32", "FP64"}
 
@@ -27,10 +27,12 @@ _NUMBER = {int, float}
 _FLT_MAX = float(np.finfo(np.float32).max)
 MAX_ID = 256
 """Longest request id or routing key a client may send (characters)."""
-_RESERVED_ID = re.compile(r"[0-9a-f]{16}-[0-9a-f]+|.*/[0-9]+").fullmatch
-"""Ids the service issues itself: ``<prefix>-<counter>`` and the ``<id>/<row>`` of a batch's
-later rows. A client sending one could take the log row (and the feedback) of another
-request, so they are refused."""
+MAX_FEEDBACK = 1000
+"""Outcomes per feedback request."""
+MIN_RETURN, MAX_RETURN = -1.0, 10.0
+"""A one-day simple return: a price cannot fall more than 100%; the upper bound keeps one
+absurd outcome (a client's 1e200) from turning the return sums, and with them every later
+A/B figure, into infinity."""
 
 
 def _only_numbers(data: list[Any], depth: int = 3) -> bool:
@@ -46,13 +48,12 @@ def _only_numbers(data: list[Any], depth: int = 3) -> bool:
 
 def check_request_id(rid: Any) -> str:
     """A client-chosen request id (body ``id`` or ``x-request-id``): printable ASCII, at most
-    :data:`MAX_ID` characters, not of a shape the service issues."""
+    :data:`MAX_ID` characters. It is kept beside the prediction, never used as its key (the
+    ledger's key is issued by the service), so two clients sending the same id cannot touch
+    each other's predictions."""
     if not (isinstance(rid, str) and 0 < len(rid) <= MAX_ID and rid.isascii()
             and rid.isprintable()):
         raise BadRequestError(f"id must be printable ASCII of 1 to {MAX_ID} characters")
-    if _RESERVED_ID(rid):
-        raise BadRequestError("id must not end in /<number> nor look like a service-issued "
-                              "id (<16 hex>-<hex>)")
     return rid
 
 
@@ -125,11 +126,53 @@ def parse_infer(body: Any, input_name: str, window: int, n_features: int) -> Inf
 
 def infer_response(model_name: str, version: str, request_id: str, output_name: str,
                    probabilities: list[float], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The V2 response; ``parameters`` holds no nulls (absent values are left out)."""
     return {
         "model_name": model_name,
         "model_version": version,
         "id": request_id,
-        "parameters": dict(params),
+        "parameters": {k: v for k, v in params.items() if v is not None},
         "outputs": [{"name": output_name, "datatype": "FP32",
                      "shape": [len(probabilities)], "data": probabilities}],
     }
+
+
+_OUTCOME_SHAPE = ('each outcome is {"prediction_id" | "routing_key": str, "realized_return": '
+                  'number, "direction"?: 0|1}')
+
+
+def parse_feedback(body: Any) -> list[Feedback]:
+    """A single ``{"prediction_id" | "routing_key", "realized_return", "direction"?}`` or
+    ``{"outcomes": [...]}`` (at most :data:`MAX_FEEDBACK`); ``direction`` defaults to
+    ``realized_return > 0``."""
+    batch = isinstance(body, dict) and "outcomes" in body
+    items = body["outcomes"] if batch else [body]
+    if (batch and len(body) != 1) or not isinstance(items, list) or not items \
+            or len(items) > MAX_FEEDBACK:
+        raise BadRequestError(f'expected {{"outcomes": [{{"prediction_id" | "routing_key", '
+                              f'"realized_return"}}]}} with 1 to {MAX_FEEDBACK} outcomes')
+    out: list[Feedback] = []
+    for it in items:
+        if not isinstance(it, dict) or set(it) - {"prediction_id", "routing_key", "direction",
+                                                  "realized_return"}:
+            raise BadRequestError(_OUTCOME_SHAPE)
+        if ("prediction_id" in it) == ("routing_key" in it):
+            raise BadRequestError("each outcome needs exactly one of prediction_id or "
+                                  "routing_key")
+        pid, key = it.get("prediction_id"), it.get("routing_key")
+        ret, d = it.get("realized_return"), it.get("direction")
+        if "prediction_id" in it and not (isinstance(pid, str) and 0 < len(pid) <= MAX_ID):
+            raise BadRequestError(f"prediction_id must be a string of 1 to {MAX_ID} characters")
+        if "routing_key" in it:
+            if not (isinstance(key, str) and key):
+                raise BadRequestError("routing_key must be a non-empty string")
+            check_routing_key(key)
+        if isinstance(ret, bool) or not isinstance(ret, int | float) \
+                or not MIN_RETURN <= ret <= MAX_RETURN:
+            raise BadRequestError(f"realized_return must be a one-day simple return within "
+                                  f"{MIN_RETURN:g}..{MAX_RETURN:g}")
+        if "direction" in it and (type(d) is not int or d not in (0, 1)):
+            raise BadRequestError("direction must be 0 or 1")
+        direction = d if isinstance(d, int) else int(ret > 0)
+        out.append(Feedback(float(ret), direction, pid, key))
+    return out

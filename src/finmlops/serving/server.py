@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from finmlops.errors import NotReadyError
@@ -74,8 +75,9 @@ def run_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, *,
     handle = ServerHandle(f"http://{url_host}:{actual}", host, actual, server, thread, app)
     if wait_ready and hasattr(app, "wait_loaded") and not app.wait_loaded(
             max(0.0, deadline - time.monotonic())):
+        status = app.plane.status() if hasattr(app, "plane") else {}
         handle.stop()
-        raise NotReadyError(f"models not loaded: {getattr(app, 'load_error', None)}")
+        raise NotReadyError(f"service not ready: {status.get('load_error') or status}")
     return handle
 
 
@@ -90,6 +92,25 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _multiprocess_metrics(settings: Any) -> None:
+    """A fresh, empty directory for prometheus_client's multiprocess files, set in the
+    environment the workers inherit (before any of them imports prometheus_client)."""
+    import os
+    import shutil
+
+    from finmlops.monitoring.metrics import MULTIPROC_ENV
+
+    root = (settings.home / "run").resolve()
+    for old in root.glob("metrics-*") if root.is_dir() else ():
+        pid = old.name.removeprefix("metrics-")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)  # left by a server that has exited
+    path = root / f"metrics-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(path)
+
+
 def _ignore(signum: int, frame: Any) -> None:
     """The signal was already handled by uvicorn's graceful shutdown."""
 
@@ -97,10 +118,12 @@ def _ignore(signum: int, frame: Any) -> None:
 def serve(settings: Any, models: dict[str, Any] | None = None, *,
           config_path: str | None = None, workers: int | None = None,
           announce: Any = None) -> None:
-    """Run the service in this process (``workers`` > 1: uvicorn's worker processes).
+    """Run the service in this process (``workers`` > 1: uvicorn's worker processes, sharing
+    the ledger and, through prometheus_client's multiprocess mode, the metrics).
 
-    SIGTERM/SIGINT drain in-flight requests (uvicorn's graceful shutdown) and the lifespan
-    shutdown flushes the prediction log. ``announce(url)`` is called once the port is bound.
+    SIGTERM/SIGINT drain in-flight requests (uvicorn's graceful shutdown: each waits for its
+    commit) and the lifespan shutdown closes the ledger. ``announce(url)`` is called once the
+    port is bound.
     """
     import json
     import os
@@ -108,18 +131,20 @@ def serve(settings: Any, models: dict[str, Any] | None = None, *,
     import uvicorn
 
     from finmlops.serving import factory
-    from finmlops.serving.app import api_token
+    from finmlops.serving.auth import Auth
 
-    if api_token(settings) is None and not _loopback(settings.serve.host):
+    if not Auth(settings.serve.tokens).enabled and not _loopback(settings.serve.host):
         logging.getLogger("finmlops.serving").warning(
-            "serving on %s without serve.api_token: inference, feedback and the /admin "
-            "routes are open to anyone who can reach it", settings.serve.host)
+            "serving on %s without serve.tokens: inference, feedback and the /admin routes "
+            "are open to anyone who can reach it", settings.serve.host)
     os.environ[factory.SETTINGS_ENV] = factory.settings_to_env(settings)
     if models is not None:
         os.environ[factory.MODELS_ENV] = json.dumps({k: str(v) for k, v in models.items()})
     if config_path is not None:
         os.environ[factory.CONFIG_ENV] = str(config_path)
     n = workers or settings.serve.workers
+    if n > 1:
+        _multiprocess_metrics(settings)
     s = settings.serve
     config = uvicorn.Config(
         "finmlops.serving.factory:app_from_env", factory=True, host=s.host, port=s.port,

@@ -1,0 +1,249 @@
+"""Group commit: a 200 is sent only after the prediction's row is committed.
+
+Requests hand their record to one writer thread and wait. The writer takes whatever is
+waiting (up to ``batch_max``, after lingering at most ``linger_s`` for a batch that is not
+full), commits it in one transaction and releases those requests together: one commit per
+batch, however many requests are in flight. The queue is bounded: when it is full, or after
+``fail_after`` consecutive failed commits (until a probe write succeeds), a request is refused
+at once with :class:`~finmlops.errors.LedgerUnavailableError` (the service's 503). A failed
+commit fails every request in its batch the same way. Nothing is dropped without its caller
+being told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from finmlops.errors import FinmlopsError, LedgerUnavailableError
+
+log = logging.getLogger("finmlops.ledger")
+
+T = TypeVar("T")
+
+Commit = Callable[[Sequence[T]], None]
+
+
+@dataclass(frozen=True)
+class WriterEvents:
+    """Hooks for the service's counters (all optional, called from the writer thread except
+    ``refused``, which is called where the refusal happens)."""
+
+    committed: Callable[[int, float], None] | None = None
+    """``(requests, seconds)`` after each successful commit."""
+    refused: Callable[[str, int], None] | None = None
+    """``(reason, requests)``: ``queue_full`` | ``unavailable`` | ``write_failed`` |
+    ``shutdown``."""
+    health: Callable[[bool], None] | None = None
+    """The writer's health changed."""
+
+
+class _Waiter:
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+
+
+def _settle(waiters: list[_Waiter], error: BaseException | None) -> None:
+    for w in waiters:
+        if not w.future.done():
+            if error is None:
+                w.future.set_result(None)
+            else:
+                w.future.set_exception(error)
+
+
+class GroupCommitWriter(Generic[T]):
+    """One writer thread committing batches through ``commit``; see the module docstring."""
+
+    def __init__(self, commit: Commit[T], *, max_queue: int = 4096, batch_max: int = 256,
+                 linger_s: float = 0.0, fail_after: int = 3,
+                 probe: Callable[[], None] | None = None, probe_interval_s: float = 1.0,
+                 events: WriterEvents | None = None, name: str = "finmlops-ledger") -> None:
+        self._commit = commit
+        self.max_queue = max_queue
+        self.batch_max = batch_max
+        self.linger_s = linger_s
+        self.fail_after = fail_after
+        self._probe = probe
+        self.probe_interval_s = probe_interval_s
+        self.events = events or WriterEvents()
+        self._name = name
+        self._pending: deque[tuple[T, _Waiter | None]] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._failures = 0
+        self.healthy = True
+        self.last_error: str | None = None
+        self.committed = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, then stop (what cannot be committed is refused)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        leftover = self._take(len(self._pending))
+        if leftover:
+            self._refuse([w for _, w in leftover if w is not None], "shutdown",
+                         LedgerUnavailableError("the service is shutting down"))
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    # -- submitting ------------------------------------------------------------------------
+
+    async def submit(self, item: T) -> None:
+        """Wait until ``item`` is committed; raises ``LedgerUnavailableError`` when refused."""
+        await self.enqueue(item, asyncio.get_running_loop())
+
+    def enqueue(self, item: T, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        """Queue ``item`` and return the future its commit settles (refusals raise here)."""
+        if not self.healthy:
+            self._count_refused("unavailable", 1)
+            raise LedgerUnavailableError(f"the ledger is unavailable: {self.last_error}")
+        waiter = _Waiter(loop)
+        with self._cond:
+            if self._stopping or self._thread is None:
+                reason, msg = "shutdown", "the service is shutting down"
+            elif len(self._pending) >= self.max_queue:
+                reason, msg = "queue_full", (f"the ledger is behind ({len(self._pending)} "
+                                             "predictions waiting to be committed)")
+            else:
+                self._pending.append((item, waiter))
+                if len(self._pending) == 1 or len(self._pending) >= self.batch_max:
+                    self._cond.notify()
+                return waiter.future
+        self._count_refused(reason, 1)
+        raise LedgerUnavailableError(msg)
+
+    def commit_now(self, items: Sequence[T]) -> None:
+        """Commit ``items`` in the calling thread (no writer needed), raising on failure."""
+        self._commit(items)
+
+    # -- the writer thread -----------------------------------------------------------------
+
+    def _take(self, n: int) -> list[tuple[T, _Waiter | None]]:
+        out: list[tuple[T, _Waiter | None]] = []
+        while self._pending and len(out) < n:
+            out.append(self._pending.popleft())
+        return out
+
+    def _next_batch(self) -> list[tuple[T, _Waiter | None]] | None:
+        """Block until there is something to commit; None when stopping with nothing left."""
+        with self._cond:
+            while not self._pending:
+                if self._stopping:
+                    return None
+                if not self.healthy:
+                    self._cond.release()
+                    try:
+                        self._try_probe()
+                    finally:
+                        self._cond.acquire()
+                    if not self._pending and not self._stopping:
+                        self._cond.wait(self.probe_interval_s)
+                    continue
+                self._cond.wait()
+            if self.linger_s > 0 and len(self._pending) < self.batch_max and not self._stopping:
+                deadline = time.monotonic() + self.linger_s
+                while len(self._pending) < self.batch_max:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._cond.wait(left):
+                        break
+            return self._take(self.batch_max)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            items = [item for item, _ in batch]
+            waiters = [w for _, w in batch if w is not None]
+            t0 = time.perf_counter()
+            try:
+                self._commit(items)
+            except FinmlopsError as exc:
+                self._failed(waiters, exc.message)
+                continue
+            except Exception as exc:
+                log.exception("ledger: commit of %d prediction(s) failed", len(items))
+                self._failed(waiters, f"{type(exc).__name__}: {exc}")
+                continue
+            self.committed += len(items)
+            self._succeeded()
+            if self.events.committed is not None:
+                self.events.committed(len(items), time.perf_counter() - t0)
+            self._release(waiters, None)
+
+    def _release(self, waiters: list[_Waiter], error: BaseException | None) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Waiter]] = {}
+        for w in waiters:
+            by_loop.setdefault(w.loop, []).append(w)
+        for loop, group in by_loop.items():
+            # A closed loop has nobody waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, group, error)
+
+    def _failed(self, waiters: list[_Waiter], message: str) -> None:
+        self.last_error = message
+        self._failures += 1
+        log.error("ledger: %d prediction(s) refused, commit failed: %s", len(waiters), message)
+        self._refuse(waiters, "write_failed",
+                     LedgerUnavailableError(f"the ledger could not commit: {message}"))
+        if self.healthy and self._failures >= self.fail_after:
+            self._set_health(False)
+
+    def _refuse(self, waiters: list[_Waiter], reason: str, error: BaseException) -> None:
+        self._count_refused(reason, len(waiters))
+        self._release(waiters, error)
+
+    def _count_refused(self, reason: str, n: int) -> None:
+        if n and self.events.refused is not None:
+            self.events.refused(reason, n)
+
+    def _succeeded(self) -> None:
+        self._failures = 0
+        if not self.healthy:
+            self._set_health(True)
+
+    def _try_probe(self) -> None:
+        if self._probe is None:
+            self._succeeded()
+            return
+        try:
+            self._probe()
+        except Exception as exc:
+            self.last_error = exc.message if isinstance(exc, FinmlopsError) else str(exc)
+            return
+        log.info("ledger: healthy again")
+        self._succeeded()
+
+    def _set_health(self, healthy: bool) -> None:
+        self.healthy = healthy
+        if not healthy:
+            log.error("ledger: unavailable after %d failed commits; readiness is false until "
+                      "a probe write succeeds", self._failures)
+        if self.events.health is not None:
+            self.events.health(healthy)

@@ -1,0 +1,428 @@
+"""The data plane: resolve a model or the experiment, route, predict, commit, answer.
+
+It knows nothing of HTTP (the REST shell in :mod:`finmlops.serving.rest` and any other
+transport call it). One request's path: resolve the target (a model, or the experiment by its
+name, ``<name>.experiment``, or its ``default`` model's name, as in Seldon Core v2); route it
+(:class:`~finmlops.serving.router.Router`: salted key hash, random draw, or pin); predict with
+ONNX Runtime; hand the record to the ledger's group-commit writer and wait for the commit
+(with shadow and mirror scores computed by the writer, batched, in the same transaction); then
+answer. A prediction that could not be committed is refused (503), never answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from finmlops.config import ExperimentSettings, Settings
+from finmlops.errors import (
+    BadRequestError,
+    ConfigError,
+    FinmlopsError,
+    LedgerUnavailableError,
+    ModelNotFoundError,
+    NotReadyError,
+)
+from finmlops.ledger import (
+    Feedback,
+    FeedbackResult,
+    GroupCommitWriter,
+    Ledger,
+    Served,
+    WriterEvents,
+    open_ledger,
+)
+from finmlops.monitoring.metrics import Metrics
+from finmlops.serving._telemetry import Telemetry
+from finmlops.serving.experiment import LiveExperiment
+from finmlops.serving.protocol import InferRequest
+from finmlops.serving.router import Router, parse_route
+from finmlops.serving.runtime import LoadedModel, load_models
+
+log = logging.getLogger("finmlops.serving")
+
+INLINE_ROWS = 64
+"""Batches up to this many rows run on the event loop; larger ones in a thread."""
+EXPERIMENT_SUFFIX = ".experiment"
+MODEL_SUFFIX = ".model"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a request addresses: the experiment (``model`` is any arm, for the signature) or
+    one model."""
+
+    experiment: str | None
+    model: LoadedModel
+
+
+@dataclass(frozen=True, slots=True)
+class InferResult:
+    """One answered request, committed."""
+
+    model_name: str
+    model_version: str
+    request_id: str
+    """The client's id when it sent one, else the prediction id (the V2 response ``id``)."""
+    prediction_id: str
+    output_name: str
+    probabilities: list[float]
+    experiment: str | None
+    config_version: int | None
+    assignment: str
+
+    def parameters(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"arm": self.model_name, "prediction_id": self.prediction_id,
+                               "assignment": self.assignment}
+        if self.experiment is not None:
+            out["experiment"] = self.experiment
+            out["experiment_version"] = self.config_version
+        return out
+
+
+class DataPlane:
+    """Models, the experiment and the ledger of one serving process."""
+
+    def __init__(self, settings: Settings, loader: Callable[[], Mapping[str, Path]],
+                 metrics: Metrics,
+                 settings_loader: Callable[[], Settings] | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._loader = loader
+        self._settings_loader = settings_loader
+        self.models: dict[str, LoadedModel] = {}
+        self.loaded = False
+        self.load_error: str | None = None
+        self.ledger: Ledger | None = None
+        self.telemetry = Telemetry(metrics, settings.monitoring)
+        self.experiment = LiveExperiment(settings.experiment, settings.ledger.poll_interval_s,
+                                         on_change=self._router_changed)
+        lg = settings.ledger
+        self.writer: GroupCommitWriter[Served] = GroupCommitWriter(
+            self._commit, max_queue=lg.max_queue, batch_max=lg.batch_max,
+            linger_s=lg.linger_ms / 1000.0, fail_after=lg.fail_after, probe=self._probe,
+            probe_interval_s=lg.probe_interval_s,
+            events=WriterEvents(committed=self._committed, refused=self._refused,
+                                health=self._health))
+        # Prediction ids: a random per-process prefix and a counter (unique across workers and
+        # pods without coordination). Keyless routing draws from a generator seeded from
+        # os.urandom, so no two processes (or restarts) replay the same sequence.
+        self._id_prefix = f"{uuid.uuid4().hex[:16]}-"
+        self._ids = itertools.count(1)
+        self._rng = random.Random(int.from_bytes(os.urandom(16), "big"))  # noqa: S311
+        self._started = threading.Event()
+        self._stopping = threading.Event()
+        self._shadow_arms: frozenset[str] = frozenset()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return (self.loaded and self.ledger is not None and self.writer.healthy
+                and self.experiment.known)
+
+    def status(self) -> dict[str, Any]:
+        """Why the service is (not) ready — for the admin scope, not the open probe."""
+        router = self.experiment._router
+        return {"ready": self.ready, "models_loaded": self.loaded,
+                "load_error": self.load_error,
+                "ledger": self.ledger.describe() if self.ledger is not None else None,
+                "ledger_healthy": self.writer.healthy, "ledger_error": self.writer.last_error,
+                "ledger_pending": self.writer.pending,
+                "experiment": router.describe() if router is not None else None,
+                "experiment_error": self.experiment.last_error}
+
+    def start(self) -> None:
+        """Load the models, open the ledger, seed the experiment — in a thread (readiness
+        stays false until all three are done; the ledger is retried until it answers)."""
+        self.metrics.ready.set(0)
+        self.metrics.ledger_healthy.set(1)
+        threading.Thread(target=self._startup, name="finmlops-startup", daemon=True).start()
+
+    def _startup(self) -> None:
+        try:
+            self._load()
+            if self.loaded:
+                self._open_ledger()
+        finally:
+            self._started.set()
+            self.metrics.ready.set(int(self.ready))
+
+    def wait_started(self, timeout: float = 60.0) -> bool:
+        """Wait for the startup attempt; True when ready."""
+        self._started.wait(timeout)
+        return self.ready
+
+    def _load(self) -> None:
+        try:
+            models = load_models(self._loader())
+            exp = self.settings.experiment
+            needed = [c.name for c in exp.candidates] + ([exp.mirror.name] if exp.mirror else [])
+            missing = [a for a in needed if a not in models]
+            if missing:
+                raise ModelNotFoundError(
+                    f"experiment {exp.name!r}: no model for arm(s) {', '.join(missing)}")
+            self.models = models
+            self.telemetry.models_loaded(models, exp.name)
+            self.loaded = True
+        except FinmlopsError as exc:
+            self.load_error = exc.message
+            log.error("models not loaded: %s", exc.message)
+        except Exception as exc:
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("models not loaded")
+
+    def _open_ledger(self) -> None:
+        lg = self.settings.ledger
+        url = self.settings.ledger_url
+        while not self._stopping.is_set():
+            try:
+                self.ledger = open_ledger(url, create=True, timeout_s=lg.write_timeout_s,
+                                          pool_size=lg.pool_size)
+                break
+            except FinmlopsError as exc:
+                self.load_error = exc.message
+                log.error("ledger not open (retrying): %s", exc.message)
+                self._stopping.wait(lg.probe_interval_s)
+        if self.ledger is None:
+            return
+        self.load_error = None
+        self.writer.start()
+        self.experiment.start(self.ledger, self._validate)
+        log.info("ledger %s open", self.ledger.describe())
+
+    def stop(self) -> None:
+        """Stop taking traffic: commit what is queued, stop polling, close the ledger."""
+        self._stopping.set()
+        self.metrics.ready.set(0)
+        self.writer.close()
+        self.experiment.stop()
+        if self.ledger is not None:
+            self.ledger.close()
+
+    # -- the experiment --------------------------------------------------------------------
+
+    def _validate(self, router: Router) -> None:
+        needed = [*router.arms, *([router.mirror] if router.mirror else [])]
+        missing = [a for a in needed if a not in self.models]
+        if missing:
+            raise BadRequestError(f"no loaded model for arm(s): {', '.join(missing)}")
+
+    def _router_changed(self, old: Router | None, router: Router) -> None:
+        self.telemetry.weights(old, router)
+        self.metrics.ready.set(int(self.ready))
+
+    def set_weights(self, candidates: Sequence[tuple[str, int]], actor: str,
+                    reason: str = "admin endpoint") -> Router:
+        """A new experiment version with these candidates, in force on every replica."""
+        current = self.experiment.router
+        names = [n for n, _ in candidates]
+        default = current.default if current.default in names else None
+        try:
+            config = ExperimentSettings(
+                name=current.experiment, default=default,
+                candidates=[{"name": n, "weight": w} for n, w in candidates],
+                mirror=(None if current.mirror is None else
+                        {"name": current.mirror, "percent": current.mirror_percent}),
+                shadow=current.shadow)
+        except ValueError as exc:
+            raise BadRequestError(f"invalid candidates: {_first_error(exc)}") from None
+        Router.from_settings(config)  # the router's own checks, as a 400
+        return self.experiment.publish(config, source="admin", actor=actor, reason=reason)
+
+    def reload(self, actor: str) -> Router:
+        """Re-read the configuration's experiment section and put it in force."""
+        if self._settings_loader is None:
+            from finmlops.config import load_settings
+
+            settings = load_settings()
+        else:
+            settings = self._settings_loader()
+        config = settings.experiment
+        if config.name != self.experiment.name:
+            raise ConfigError(f"reload: the experiment is {self.experiment.name!r}, the file "
+                              f"names {config.name!r}")
+        return self.experiment.publish(config, source="config", actor=actor,
+                                       reason="reload of the configuration")
+
+    # -- inference -------------------------------------------------------------------------
+
+    def resolve(self, name: str, version: str | None, seldon_model: str | None) -> Target:
+        """The experiment or model a request addresses (by path, or ``seldon-model``)."""
+        if not self.loaded:
+            raise NotReadyError("models are not loaded yet")
+        direct = False
+        if seldon_model is not None:
+            name = seldon_model.strip()
+            if name.endswith(MODEL_SUFFIX):
+                name, direct = name.removesuffix(MODEL_SUFFIX), True
+            name = name.removesuffix(EXPERIMENT_SUFFIX)
+        exp_name = self.experiment.name
+        router = self.experiment._router
+        is_default = router is not None and name == router.default and version is None
+        if name == exp_name or (is_default and not direct):
+            if version is not None:
+                raise ModelNotFoundError(f"experiment {exp_name!r} has no versions")
+            arms = router.arms if router is not None else tuple(self.models)
+            return Target(exp_name, self.models[arms[0]])
+        model = self.models.get(name)
+        if model is None:
+            raise ModelNotFoundError(f"unknown model {name!r}")
+        if version is not None and version != model.version:
+            raise ModelNotFoundError(f"model {name!r} has no version {version!r}")
+        return Target(None, model)
+
+    async def infer(self, target: Target, req: InferRequest, *, routing_key: str | None,
+                    pinned: str | None, client_id: str | None) -> InferResult:
+        """Route, predict, commit; the result is returned only once the ledger holds it."""
+        if not self.ready:
+            raise NotReadyError("not ready")
+        also: tuple[str, ...] = ()
+        version: int | None = None
+        if target.experiment is not None:
+            router = self.experiment.router
+            version = router.version
+            choice = router.choose(routing_key, self._rng.random(),
+                                   parse_route(pinned, router.arms) if pinned else None)
+            arm, assignment, propensity = choice.arm, choice.assignment, choice.propensity
+            model = self.models[arm]
+            if router.shadow:
+                also = tuple(a for a in router.arms if a != arm)
+            if router.mirror and router.mirror != arm and router.mirror not in also \
+                    and router.mirrors(routing_key, self._rng.random()):
+                also = (*also, router.mirror)
+        else:
+            model = target.model
+            arm, assignment, propensity = model.name, "direct", 1.0
+        x = req.x
+        n = x.shape[0]
+        if n <= INLINE_ROWS:
+            probs = model.predict(x)
+        else:
+            probs = await asyncio.get_running_loop().run_in_executor(None, model.predict, x)
+        first = f"{self._id_prefix}{next(self._ids):x}"
+        ids = (first,) if n == 1 else (first, *(f"{first}/{i}" for i in range(1, n)))
+        served = Served(time.time(), ids, client_id, target.experiment, version, arm,
+                        model.version, routing_key, assignment, propensity, x, probs, also)
+        await self.writer.submit(served)
+        values = probs.tolist()
+        self.telemetry.count_predictions(target.experiment or "", arm, model.version, values,
+                                         self.settings.evaluation.threshold)
+        return InferResult(arm, model.version, client_id or first, first, model.output_name,
+                           values, target.experiment, version, assignment)
+
+    # -- the writer's side (writer thread) -------------------------------------------------
+
+    def _commit(self, batch: Sequence[Served]) -> None:
+        ledger = self.ledger
+        if ledger is None:  # pragma: no cover - the writer starts after the ledger opens
+            raise LedgerUnavailableError("the ledger is not open")
+        extra = self._extra_scores(batch)
+        ledger.record(batch, extra)
+        self._observe(batch)
+
+    def _extra_scores(self, batch: Sequence[Served]
+                      ) -> dict[tuple[int, str], tuple[str, np.ndarray]]:
+        """Every (request, other arm) score, one ONNX Runtime call per arm for the batch; an
+        arm whose scoring fails leaves those predictions without its score (counted)."""
+        by_arm: dict[str, list[int]] = {}
+        for i, it in enumerate(batch):
+            for arm in it.also_score:
+                by_arm.setdefault(arm, []).append(i)
+        out: dict[tuple[int, str], tuple[str, np.ndarray]] = {}
+        for arm, idx in by_arm.items():
+            model = self.models.get(arm)
+            try:
+                if model is None:
+                    raise ModelNotFoundError(f"no model {arm!r}")
+                probs = model.predict(np.concatenate([batch[i].x for i in idx]))
+            except Exception:
+                log.exception("shadow scoring with %s failed", arm)
+                self.metrics.shadow_failures.labels(arm).inc(
+                    sum(len(batch[i].prediction_ids) for i in idx))
+                continue
+            start = 0
+            for i in idx:
+                k = len(batch[i].prediction_ids)
+                out[(i, arm)] = (model.version, probs[start:start + k])
+                start += k
+        return out
+
+    def _observe(self, batch: Sequence[Served]) -> None:
+        by_arm: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        for it in batch:
+            rows, probs = by_arm.setdefault(it.arm, ([], []))
+            rows.append(it.x[:, -1, :])
+            probs.append(it.probabilities)
+        for arm, (rows, probs) in by_arm.items():
+            try:
+                self.telemetry.observe(arm, np.concatenate(rows), np.concatenate(probs))
+            except Exception:
+                log.exception("drift observation failed")
+
+    def _probe(self) -> None:
+        if self.ledger is not None:
+            self.ledger.probe()
+
+    def _committed(self, n: int, seconds: float) -> None:
+        self.metrics.ledger_committed.inc(n)
+        self.metrics.ledger_commit_seconds.observe(seconds)
+
+    def _refused(self, reason: str, n: int) -> None:
+        self.metrics.ledger_refused.labels("infer", reason).inc(n)
+
+    def _health(self, healthy: bool) -> None:
+        self.metrics.ledger_healthy.set(int(healthy))
+        self.metrics.ready.set(int(self.ready))
+
+    # -- feedback --------------------------------------------------------------------------
+
+    def apply_feedback(self, items: Sequence[Feedback], caller: str) -> FeedbackResult:
+        """Join outcomes in the shared ledger (blocking; call it in a thread)."""
+        ledger = self.ledger
+        if ledger is None:
+            raise NotReadyError("the ledger is not open")
+        try:
+            result = ledger.apply_feedback(items, caller, self.settings.evaluation)
+        except LedgerUnavailableError:
+            self.metrics.ledger_refused.labels("feedback", "write_failed").inc()
+            raise
+        router = self.experiment._router
+        self.telemetry.count_outcomes(result.outcomes,
+                                      router.default if router is not None else None)
+        return result
+
+    # -- metadata --------------------------------------------------------------------------
+
+    def metadata(self, target: Target, ready_only: bool) -> dict[str, Any]:
+        if target.experiment is None:
+            m = target.model
+            return {"name": m.name, "ready": True} if ready_only else m.metadata()
+        name = target.experiment
+        if ready_only:
+            return {"name": name, "ready": self.ready}
+        router = self.experiment.router
+        first = self.models[router.arms[0]].metadata()
+        return {**first, "name": name, "versions": [], "platform": "finmlops-experiment",
+                "parameters": router.describe()}
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        items = errors()
+        if items:
+            return str(items[0].get("msg", exc))
+    return str(exc).splitlines()[0]

@@ -1,0 +1,305 @@
+"""The REST shell: Open Inference Protocol V2 over raw ASGI, in front of the data plane.
+
+Raw ASGI rather than a framework keeps the hot path (``POST .../infer``) to a dict lookup, one
+JSON decode, one ONNX Runtime call, one wait for the group commit and one JSON encode. This
+module owns only HTTP: the route table (:mod:`finmlops.serving._http`), token scopes
+(:mod:`finmlops.serving.auth`), CORS, body limits, timeouts and the one place every
+:class:`~finmlops.errors.FinmlopsError` becomes a response (``{"error": ...}``). Everything
+else is :class:`~finmlops.serving.dataplane.DataPlane`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from finmlops.config import Settings
+from finmlops.errors import (
+    ConflictError,
+    FinmlopsError,
+    ModelNotFoundError,
+    NotReadyError,
+)
+from finmlops.serving._http import (
+    EXPOSE,
+    JSON_TYPE,
+    Disconnected,
+    MethodNotAllowed,
+    Receive,
+    Route,
+    Scope,
+    Send,
+    match,
+    preflight,
+    read_body,
+    read_json,
+    send_response,
+)
+from finmlops.serving.auth import Auth, AuthError, ScopeError
+from finmlops.serving.dataplane import DataPlane
+from finmlops.serving.openapi import build_openapi
+from finmlops.serving.protocol import (
+    MAX_ID,
+    check_request_id,
+    check_routing_key,
+    infer_response,
+    parse_feedback,
+    parse_infer,
+)
+from finmlops.serving.router import candidates_from_json
+
+log = logging.getLogger("finmlops.serving")
+
+SERVER_NAME = "finmlops"
+_NOT_READY = b'{"error":"not ready"}'
+
+
+class RestApp:
+    """The ASGI callable; build it with :func:`finmlops.serving.create_app`."""
+
+    def __init__(self, settings: Settings, plane: DataPlane) -> None:
+        self.settings = settings
+        self.plane = plane
+        self.auth = Auth(settings.serve.tokens)
+        origins = settings.serve.cors_origins
+        self._cors_any = "*" in origins
+        self._cors = frozenset(o.encode() for o in origins)
+        self._max_body = settings.serve.max_body_bytes
+        self._timeout = settings.serve.request_timeout_s
+        self._openapi = b""
+        self._openapi_for: tuple[str, ...] | None = None
+
+    # Used by tests and the in-process server helper.
+    @property
+    def metrics(self) -> Any:
+        return self.plane.metrics
+
+    @property
+    def ready(self) -> bool:
+        return self.plane.ready
+
+    def wait_loaded(self, timeout: float = 60.0) -> bool:
+        return self.plane.wait_started(timeout)
+
+    def start(self) -> None:
+        self.plane.start()
+
+    def stop(self) -> None:
+        self.plane.stop()
+
+    # -- ASGI ------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.start()
+                    self._install_sighup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.get_running_loop().run_in_executor(None, self.stop)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _install_sighup(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_sighup)
+
+    def _on_sighup(self) -> None:
+        def run() -> None:
+            try:
+                self.plane.reload("SIGHUP")
+            except FinmlopsError as exc:
+                log.error("reload failed: %s", exc.message)
+            except Exception:
+                log.exception("reload failed")
+
+        threading.Thread(target=run, name="finmlops-reload", daemon=True).start()
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        t0 = time.perf_counter()
+        headers = dict(scope["headers"])
+        method: str = scope["method"]
+        extra: list[tuple[bytes, bytes]] = []
+        origin = headers.get(b"origin")
+        if origin is not None and (self._cors_any or origin in self._cors):
+            extra += [(b"access-control-allow-origin", origin), (b"vary", b"Origin"),
+                      (b"access-control-expose-headers", EXPOSE)]
+        status = 200
+        route: Route | None = None
+        try:
+            route, params = match(scope["path"])
+            if method == "OPTIONS" and b"access-control-request-method" in headers:
+                allowed = origin is not None and (self._cors_any or origin in self._cors)
+                await preflight(send, headers, origin, allowed, route.methods)
+                return
+            if method not in route.methods.split(", "):
+                raise MethodNotAllowed(route.methods)
+            caller = "anonymous"
+            if route.scope is not None:
+                caller = self.auth.check(route.scope,  # type: ignore[arg-type]
+                                         headers.get(b"authorization"))
+            async with asyncio.timeout(self._timeout):
+                if route.name == "infer":
+                    body, out_headers = await self._infer(params, headers, receive, t0)
+                    extra += out_headers
+                else:
+                    status, body, content_type = await self._other(
+                        route.name, method, params, headers, receive, caller)
+                    if content_type is not None:
+                        await send_response(send, status, body, [content_type, *extra])
+                        return
+        except Disconnected:
+            return
+        except FinmlopsError as exc:
+            status = exc.http_status
+            payload: dict[str, Any] = {"error": exc.message}
+            if isinstance(exc, AuthError | ScopeError):
+                extra.append((b"www-authenticate", exc.challenge.encode()))
+            elif isinstance(exc, MethodNotAllowed):
+                extra.append((b"allow", exc.allow.encode()))
+            elif isinstance(exc, ConflictError):
+                payload["conflicts"] = exc.details
+            body = orjson.dumps(payload)
+            self._count_error(route, status)
+        except TimeoutError:
+            status = 504
+            body = b'{"error":"request timed out"}'
+            self._count_error(route, status)
+        except Exception:
+            log.exception("unhandled error on %s %s", method, scope["path"])
+            status = 500
+            body = b'{"error":"internal error"}'
+            self._count_error(route, status)
+        rid = headers.get(b"x-request-id")
+        if rid is not None and (route is None or route.name != "infer") and len(rid) <= MAX_ID:
+            extra.append((b"x-request-id", rid))
+        await send_response(send, status, body, [JSON_TYPE, *extra])
+
+    def _count_error(self, route: Route | None, status: int) -> None:
+        if route is None:
+            return
+        if route.name == "infer":
+            self.plane.telemetry.count_error(status)
+        elif route.name == "feedback":
+            self.plane.metrics.feedback_requests.labels(str(status)).inc()
+
+    async def _infer(self, params: Mapping[str, str], headers: Mapping[bytes, bytes],
+                     receive: Receive, t0: float) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        plane = self.plane
+        seldon = headers.get(b"seldon-model")
+        target = plane.resolve(params["name"], params.get("version"),
+                               seldon.decode("latin-1") if seldon is not None else None)
+        model = target.model
+        body = await read_json(receive, headers, self._max_body)
+        req = parse_infer(body, model.input_name, model.window, model.n_features)
+        client_id = req.request_id
+        if client_id is None:
+            raw = headers.get(b"x-request-id")
+            client_id = check_request_id(raw.decode("latin-1")) if raw else None
+        key = req.routing_key
+        if key is None:
+            raw_key = headers.get(b"x-routing-key")
+            key = check_routing_key(raw_key.decode("latin-1")) if raw_key else None
+        pinned = headers.get(b"x-seldon-route")
+        result = await plane.infer(target, req, routing_key=key,
+                                   pinned=pinned.decode("latin-1") if pinned else None,
+                                   client_id=client_id)
+        out = orjson.dumps(infer_response(
+            result.model_name, result.model_version, result.request_id, result.output_name,
+            result.probabilities, result.parameters()))
+        plane.telemetry.child(("lat", target.experiment or "", result.model_name)).observe(
+            time.perf_counter() - t0)
+        route_header = f":{result.model_name}_{result.model_version}:"
+        return out, [(b"x-request-id", result.request_id.encode("latin-1", "replace")),
+                     (b"x-prediction-id", result.prediction_id.encode()),
+                     (b"x-seldon-route", route_header.encode("latin-1", "replace"))]
+
+    # -- everything else -------------------------------------------------------------------
+
+    async def _other(self, route: str, method: str, params: Mapping[str, str],
+                     headers: Mapping[bytes, bytes], receive: Receive,
+                     caller: str) -> tuple[int, bytes, tuple[bytes, bytes] | None]:
+        """``(status, body, content-type header or None for JSON)``."""
+        loop = asyncio.get_running_loop()
+        plane = self.plane
+        if route == "live":
+            return 200, b'{"live":true}', None
+        if route == "ready":
+            # Open to anyone: say nothing about why (that is /admin/status, admin scope).
+            return (200, b'{"ready":true}', None) if plane.ready else (503, _NOT_READY, None)
+        if route == "server":
+            from finmlops import __version__
+
+            return 200, orjson.dumps({"name": SERVER_NAME, "version": __version__,
+                                      "extensions": []}), None
+        if route == "metrics":
+            text = await loop.run_in_executor(None, self.render_metrics)
+            from prometheus_client import CONTENT_TYPE_LATEST
+
+            return 200, text, (b"content-type", CONTENT_TYPE_LATEST.encode())
+        if route == "openapi":
+            return 200, self.openapi(), None
+        if route == "status":
+            return 200, orjson.dumps(plane.status()), None
+        if not plane.ready:
+            raise NotReadyError("not ready")
+        if route in ("model", "model_ready"):
+            target = plane.resolve(params["name"], params.get("version"), None)
+            return 200, orjson.dumps(plane.metadata(target, route == "model_ready")), None
+        if route == "feedback":
+            items = parse_feedback(await read_json(receive, headers, self._max_body))
+            result = await loop.run_in_executor(None, plane.apply_feedback, items, caller)
+            plane.metrics.feedback_requests.labels("200").inc()
+            return 200, orjson.dumps(result.to_json()), None
+        if route == "experiment":
+            if method == "PUT":
+                body = await read_json(receive, headers, self._max_body)
+                candidates = candidates_from_json(body)
+                router = await loop.run_in_executor(None, plane.set_weights, candidates, caller)
+                return 200, orjson.dumps(router.describe()), None
+            return 200, orjson.dumps(plane.experiment.router.describe()), None
+        if route == "reload":
+            await read_body(receive, headers, self._max_body)
+            router = await loop.run_in_executor(None, plane.reload, caller)
+            return 200, orjson.dumps(router.describe()), None
+        raise ModelNotFoundError(f"no route {route}")  # pragma: no cover
+
+    def openapi(self) -> bytes:
+        """The OpenAPI document for what is loaded now (rebuilt when the models change)."""
+        plane = self.plane
+        key = tuple(sorted(plane.models))
+        if self._openapi_for != key:
+            models = list(plane.models.values())
+            first = models[0] if models else None
+            self._openapi = orjson.dumps(build_openapi(
+                [m.name for m in models], plane.experiment.name, [m.version for m in models],
+                first.window if first else None, first.n_features if first else None,
+                auth=self.auth.enabled, input_name=first.input_name if first else "features"))
+            self._openapi_for = key
+        return self._openapi
+
+    def render_metrics(self) -> bytes:
+        """The Prometheus text, with scrape-time gauges refreshed."""
+        return self.plane.telemetry.render(self.plane.writer.pending)
