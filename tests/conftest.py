@@ -29,3 +29,23 @@ def settings(tmp_path: Path) -> Callable[..., Settings]:
         return Settings(**tree)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Any:
+    """A real PostgreSQL server on loopback for the session (skips with the package to
+    install when there is none)."""
+    from postgres_support import postgres_server, skip_reason
+
+    reason = skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres: Any) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    url: str = postgres.create_database()
+    return url

@@ -1,6 +1,6 @@
-"""The service as a hostile client sees it, on a real uvicorn server: auth edge cases, ids it
-must not be able to take over, headers and bodies that used to crash or poison, and metric
-series it must not be able to create."""
+"""The service as a hostile client sees it, on a real uvicorn server: token scopes and auth
+edge cases, ids it must not be able to take over, headers and bodies that used to crash or
+poison, and metric series it must not be able to create."""
 
 from __future__ import annotations
 
@@ -27,31 +27,91 @@ def series(text: str) -> set[str]:
     return {line.split(" ")[0] for line in text.splitlines() if line and line[0] != "#"}
 
 
+TOKENS = {"serve.tokens.inference": "inf-s3cret", "serve.tokens.feedback": "fb-s3cret",
+          "serve.tokens.admin": "adm-s3cret"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
 def test_bearer_scheme_is_case_insensitive_and_nothing_else_passes(
         start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
-    h = start_server(settings_for(**{"serve.api_token": "s3cret"}))
+    h = start_server(settings_for(**TOKENS))
     body = infer_body(zeros())
     with httpx.Client(base_url=h.url, timeout=10.0) as c:
-        for ok in ("Bearer s3cret", "bearer s3cret", "BEARER s3cret", "Bearer  s3cret"):
+        for ok in ("Bearer inf-s3cret", "bearer inf-s3cret", "BEARER inf-s3cret",
+                   "Bearer  inf-s3cret"):
             assert c.post(EXP, json=body, headers={"authorization": ok}).status_code == 200, ok
-        for bad in ("", "Bearer", "Bearer x", "Bearers3cret", "Basic s3cret", "s3cret",
-                    "Bearer s3cre", "Bearer s3cretX", "Bearer S3CRET", "Token s3cret"):
+        for bad in ("", "Bearer", "Bearer x", "Bearerinf-s3cret", "Basic inf-s3cret",
+                    "inf-s3cret", "Bearer inf-s3cre", "Bearer inf-s3cretX",
+                    "Bearer INF-S3CRET", "Token inf-s3cret"):
             r = c.post(EXP, json=body, headers={"authorization": bad})
             assert r.status_code == 401, bad
-        assert c.post(f"{EXP}?token=s3cret", json=body).status_code == 401
-        assert c.post(f"{EXP}?access_token=s3cret", json=body).status_code == 401
-        fb = {"request_id": "x", "realized_return": 0.01}
-        assert c.post("/v2/feedback", json=fb).status_code == 401
-        assert c.get("/admin/experiment").status_code == 401
-        assert c.post("/admin/reload").status_code == 401
+            assert r.headers["www-authenticate"].startswith('Bearer realm="finmlops"'), bad
+        assert c.post(f"{EXP}?token=inf-s3cret", json=body).status_code == 401
+        assert c.post(f"{EXP}?access_token=inf-s3cret", json=body).status_code == 401
         # A preflight is answered without auth but never runs the route behind it.
         pre = {"origin": "https://evil.example", "access-control-request-method": "PUT"}
         r = c.request("OPTIONS", "/admin/experiment", headers=pre)
         assert r.status_code == 400 and "access-control-allow-origin" not in r.headers
-        before = h.app.router.weights
-        r = c.request("OPTIONS", "/admin/experiment", headers=pre,
-                      json={"candidates": [{"name": "baseline", "weight": 1}]})
-        assert h.app.router.weights == before
+        before = h.app.plane.experiment.router
+        c.request("OPTIONS", "/admin/experiment", headers=pre,
+                  json={"candidates": [{"name": "baseline", "weight": 1}]})
+        assert h.app.plane.experiment.router == before
+
+
+def test_each_scope_takes_its_own_token_only(
+        start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
+    """The inference token can neither post outcomes nor change the experiment."""
+    h = start_server(settings_for(**TOKENS))
+    inf, fb, adm = (bearer(TOKENS[f"serve.tokens.{s}"]) for s in ("inference", "feedback",
+                                                                   "admin"))
+    with httpx.Client(base_url=h.url, timeout=10.0) as c:
+        key = {"parameters": {"routing_key": "IBB:2020-01-02"}}
+        assert c.post(EXP, json=infer_body(zeros(), **key), headers=inf).status_code == 200
+        outcome = {"routing_key": "IBB:2020-01-02", "realized_return": 0.01}
+        weights = {"candidates": [{"name": "baseline", "weight": 1},
+                                  {"name": "enhanced", "weight": 1}]}
+        calls = {
+            "infer": lambda hdr: c.post(EXP, json=infer_body(zeros()), headers=hdr),
+            "metadata": lambda hdr: c.get("/v2/models/baseline", headers=hdr),
+            "feedback": lambda hdr: c.post("/v2/feedback", json=outcome, headers=hdr),
+            "weights": lambda hdr: c.put("/admin/experiment", json=weights, headers=hdr),
+            "status": lambda hdr: c.get("/admin/status", headers=hdr),
+        }
+        allowed = {"infer": inf, "metadata": inf, "feedback": fb, "weights": adm, "status": adm}
+        for name, call in calls.items():
+            for token in (inf, fb, adm):
+                r = call(token)
+                if token is allowed[name]:
+                    assert r.status_code == 200, (name, r.text)
+                else:
+                    assert r.status_code == 403, (name, token, r.text)
+                    assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
+            r = call({})
+            assert r.status_code == 401 and "error" in r.json(), name
+        for open_route in ("/v2/health/live", "/v2/health/ready", "/metrics", "/openapi.json"):
+            assert c.get(open_route).status_code == 200
+        text = c.get("/metrics").text
+        assert "s3cret" not in text
+    rows = h.app.plane.ledger.feedback()
+    assert len(rows) == 1 and rows[0]["caller"].startswith("feedback-token:")
+    assert "s3cret" not in rows[0]["caller"]
+    versions = h.app.plane.ledger.experiment_versions("direction-ab")
+    assert versions[-1].actor.startswith("admin-token:")
+
+
+def test_a_scope_without_a_token_refuses_everyone(
+        start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
+    h = start_server(settings_for(**{"serve.tokens.inference": "only-this"}))
+    with httpx.Client(base_url=h.url, timeout=10.0) as c:
+        assert c.post(EXP, json=infer_body(zeros()),
+                      headers=bearer("only-this")).status_code == 200
+        r = c.post("/v2/feedback", json={"routing_key": "x", "realized_return": 0.0},
+                   headers=bearer("only-this"))
+        assert r.status_code == 403 and "no token is configured for feedback" in r.json()["error"]
+        assert c.get("/admin/experiment").status_code == 401
 
 
 @pytest.mark.parametrize("token", ["", "   ", "\n"])
@@ -59,55 +119,49 @@ def test_an_empty_token_is_a_config_error_not_an_open_service(
         token: str, settings_for: Callable[..., Settings], models: dict[str, Path]) -> None:
     from finmlops.serving import create_app
 
-    with pytest.raises(ConfigError, match="api_token is set but empty"):
-        create_app(settings_for(**{"serve.api_token": token}), models)
+    with pytest.raises(ConfigError, match="serve.tokens.feedback is set but empty"):
+        create_app(settings_for(**{"serve.tokens.feedback": token}), models)
 
 
 def test_a_token_read_from_a_file_with_its_newline_still_works(
         start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
-    h = start_server(settings_for(**{"serve.api_token": "s3cret\n"}))
+    h = start_server(settings_for(**{"serve.tokens.inference": "s3cret\n"}))
     with httpx.Client(base_url=h.url, timeout=10.0) as c:
-        r = c.post(EXP, json=infer_body(zeros()), headers={"authorization": "Bearer s3cret"})
+        r = c.post(EXP, json=infer_body(zeros()), headers=bearer("s3cret"))
         assert r.status_code == 200
 
 
 def test_process_refuses_an_empty_token_with_one_line(tmp_path: Path, model_root: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINMLOPS_")}
-    env.update(FINMLOPS_API_TOKEN="", FINMLOPS_HOME=str(tmp_path))
+    env.update(FINMLOPS_ADMIN_TOKEN="", FINMLOPS_HOME=str(tmp_path))
     proc = subprocess.run(
         [sys.executable, "-m", "finmlops.serving", "--port", "0", "--model-dir",
          str(model_root)], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
-        "error: serve.api_token is set but empty: set a token or remove the key"]
+        "error: serve.tokens.admin is set but empty: set a token or remove the key"]
 
 
-def test_a_client_cannot_take_the_id_of_another_request(
+def test_a_client_id_is_kept_beside_the_prediction_never_used_as_its_key(
         start_server: Callable[..., Any], settings_for: Callable[..., Settings]) -> None:
-    """Service ids are ``<prefix>-<counter>``, visible in every response; a client that sent
-    the next one as its own id used to take that request's log row, so the victim's
-    prediction was dropped and the victim's feedback scored the attacker's prediction."""
-    h = start_server(settings_for(**{"serve.log_flush_interval_s": 30.0}))
+    """Two clients sending the same id, or an id shaped like the service's own, get their own
+    predictions; feedback by prediction id reaches exactly the prediction it names."""
+    h = start_server(settings_for())
     with httpx.Client(base_url=h.url, timeout=10.0) as c:
-        seen = c.post(EXP, json=infer_body(zeros())).json()["id"]
+        seen = c.post(EXP, json=infer_body(zeros())).json()["parameters"]["prediction_id"]
         prefix, counter = seen.rsplit("-", 1)
         upcoming = f"{prefix}-{int(counter, 16) + 1:x}"
-        for attempt in (c.post(EXP, json=infer_body(zeros()), headers={"x-request-id": upcoming}),
-                        c.post(EXP, json=infer_body(zeros(), id=upcoming)),
-                        c.post(EXP, json=infer_body(zeros(), id=f"{upcoming}/1"))):
-            assert attempt.status_code == 400 and "id" in attempt.json()["error"]
-        victim = c.post(EXP, json=infer_body(zeros()))
-        assert victim.json()["id"] == upcoming
-        # A batch's later rows are <id>/<row>: nobody may claim one of those either.
-        batch = c.post(EXP, json=infer_body(zeros(2), id="victim"))
-        assert batch.status_code == 200
-        r = c.post(EXP, json=infer_body(zeros()), headers={"x-request-id": "victim/1"})
-        assert r.status_code == 400
-    plog = h.app.log
-    plog.flush()
-    ids = {p["request_id"]: p for p in plog.predictions()}
-    assert set(ids) == {seen, upcoming, "victim", "victim/1"}
-    assert ids[upcoming]["arm"] == victim.json()["model_name"]
+        attacker = c.post(EXP, json=infer_body(zeros(), id=upcoming)).json()
+        victim = c.post(EXP, json=infer_body(zeros(), id=upcoming)).json()
+        assert attacker["id"] == victim["id"] == upcoming
+        a_pid, v_pid = (x["parameters"]["prediction_id"] for x in (attacker, victim))
+        assert len({seen, a_pid, v_pid}) == 3 and upcoming in (a_pid, v_pid)
+        r = c.post("/v2/feedback", json={"prediction_id": v_pid, "realized_return": 0.01})
+        assert r.json() == {"accepted": 1, "duplicates": 0, "unknown": []}
+    rows = {r["prediction_id"]: r for r in h.app.plane.ledger.predictions()}
+    assert set(rows) == {seen, a_pid, v_pid}
+    assert rows[a_pid]["client_id"] == rows[v_pid]["client_id"] == upcoming
+    assert [f["prediction_id"] for f in h.app.plane.ledger.feedback()] == [v_pid]
 
 
 def test_headers_a_client_controls_are_validated(
@@ -135,10 +189,10 @@ def test_deep_json_and_absurd_feedback_are_400s_not_500s_or_poison(
     with httpx.Client(base_url=h.url, timeout=10.0) as c:
         r = c.post(EXP, content=raw, headers={"content-type": "application/json"})
         assert r.status_code == 400, r.text
-        rid = c.post(EXP, json=infer_body(zeros())).json()["id"]
-        r = c.post("/v2/feedback", json={"request_id": rid, "realized_return": 1e200})
+        pid = c.post(EXP, json=infer_body(zeros())).json()["parameters"]["prediction_id"]
+        r = c.post("/v2/feedback", json={"prediction_id": pid, "realized_return": 1e200})
         assert r.status_code == 400 and "realized_return" in r.json()["error"]
-        ok = c.post("/v2/feedback", json={"request_id": rid, "realized_return": 0.01})
+        ok = c.post("/v2/feedback", json={"prediction_id": pid, "realized_return": 0.01})
         assert ok.json()["accepted"] == 1
         text = c.get("/metrics").text
     sums = re.findall(r"^finmlops_feedback_return_sq_sum\{.*\} (\S+)$", text, re.M)
@@ -156,6 +210,7 @@ def test_a_client_cannot_create_metric_series(
         c.post(EXP, json={"inputs": []})
         c.post("/v2/models/nope-0/infer", json=infer_body(zeros()))
         c.delete(EXP)
+        c.post("/v2/feedback", json={"prediction_id": "ghost", "realized_return": 0.0})
         before = series(c.get("/metrics").text)
         for i in range(30):
             c.post(f"/v2/models/nope-{i}/infer", json=infer_body(zeros()))
@@ -164,7 +219,7 @@ def test_a_client_cannot_create_metric_series(
             c.post(EXP, json={"inputs": [i]})
             c.request(("DELETE", "PATCH", "PUT")[i % 3], EXP)
             c.get(f"/v2/models/nope-{i}")
-            c.post("/v2/feedback", json={"request_id": f"ghost-{i}", "realized_return": 0.0})
+            c.post("/v2/feedback", json={"prediction_id": f"ghost-{i}", "realized_return": 0.0})
         after = series(c.get("/metrics").text)
     grown = {s for s in after - before if not s.startswith(("finmlops_drift", "python_gc"))}
     assert not grown, sorted(grown)[:5]
@@ -176,7 +231,7 @@ def test_a_client_cannot_create_metric_series(
     ("example.com", False)])
 def test_only_loopback_hosts_may_serve_without_a_token_silently(host: str,
                                                                  loopback: bool) -> None:
-    """``serve`` warns when it binds anything but loopback without ``serve.api_token``."""
+    """``serve`` warns when it binds anything but loopback without ``serve.tokens``."""
     from finmlops.serving.server import _loopback
 
     assert _loopback(host) is loopback
@@ -198,7 +253,8 @@ def test_the_token_never_reaches_the_logs(tmp_path: Path, model_root: Path) -> N
 
     token = "tok-" + "9f3a" * 8
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINMLOPS_")}
-    env.update(FINMLOPS_API_TOKEN=token, FINMLOPS_HOME=str(tmp_path))
+    env.update(FINMLOPS_INFERENCE_TOKEN=token, FINMLOPS_ADMIN_TOKEN=token + "-admin",
+               FINMLOPS_HOME=str(tmp_path))
     proc = subprocess.Popen(
         [sys.executable, "-m", "finmlops.serving", "--port", "0", "--model-dir",
          str(model_root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -207,12 +263,14 @@ def test_the_token_never_reaches_the_logs(tmp_path: Path, model_root: Path) -> N
         url = proc.stdout.readline().rsplit(" on ", 1)[1].strip()
         wait_ready(url)
         auth = {"authorization": f"Bearer {token}"}
+        admin = {"authorization": f"Bearer {token}-admin"}
         for headers in ({}, {"authorization": f"Bearer {token}x"}, auth):
             httpx.post(f"{url}{EXP}", json=infer_body(zeros()), headers=headers)
         httpx.post(f"{url}{EXP}", json={"inputs": [[[[[0]]]]]}, headers=auth)
-        httpx.post(f"{url}/admin/reload", headers=auth)  # re-reads the settings
+        httpx.post(f"{url}/admin/reload", headers=admin)  # re-reads the settings
         httpx.put(f"{url}/admin/experiment", json={"candidates": [{"name": "x", "weight": 1}]},
-                  headers=auth)
+                  headers=admin)
+        httpx.get(f"{url}/admin/status", headers=admin)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)

@@ -10,8 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from finmlops.errors import BadRequestError
-from finmlops.serving.outcomes import Policy
-from finmlops.serving.protocol import check_request_id, check_routing_key, parse_infer
+from finmlops.serving.protocol import (
+    MAX_FEEDBACK,
+    check_request_id,
+    check_routing_key,
+    parse_feedback,
+    parse_infer,
+)
 
 
 def body(data: Any, shape: Any = (1, 2, 3), datatype: str = "FP32", **extra: Any) -> Any:
@@ -67,16 +72,6 @@ def test_any_json_is_parsed_or_rejected_with_a_bad_request(value: Any) -> None:
         assert np.isfinite(req.x).all() and req.x.shape[1:] == (2, 3)
 
 
-def test_policy_positions_and_costs_follow_the_contract() -> None:
-    flat = Policy("long_flat", 0.5, 3e-4)
-    short = Policy("long_short", 0.5, 3e-4)
-    assert flat.position(0.7) == 1.0 and flat.position(0.5) == 0.0
-    assert short.position(0.2) == -1.0
-    assert flat.net_return(1.0, 0.01) == pytest.approx(0.01 - 6e-4)
-    assert flat.net_return(0.0, 0.01) == 0.0
-    assert short.net_return(-1.0, 0.01) == pytest.approx(-0.01 - 6e-4)
-
-
 def test_deeply_nested_data_is_a_bad_request_not_a_recursion_error() -> None:
     """orjson decodes ~1000 levels; the number check must not recurse past the tensor's rank
     (it used to raise RecursionError: a 500 and a 1000-frame traceback per request)."""
@@ -89,13 +84,10 @@ def test_deeply_nested_data_is_a_bad_request_not_a_recursion_error() -> None:
         parse_infer(body([[[[0, 1, 2], [3, 4, 5]]]]), "features", 2, 3)
 
 
-@pytest.mark.parametrize("rid", [
-    "", "x" * 257, "café", "a\tb", "0123456789abcdef-1", "0123456789abcdef-1f/2", "order/1",
-])
-def test_ids_a_client_may_not_choose(rid: str) -> None:
-    """Printable ASCII of 1..256, and never the shape of an id the service issues (its
-    ``<prefix>-<counter>`` or a batch's ``<id>/<row>``): such an id would take another
-    request's log row and feedback."""
+@pytest.mark.parametrize("rid", ["", "x" * 257, "café", "a\tb"])
+def test_ids_a_client_may_not_send(rid: str) -> None:
+    """Printable ASCII of 1..256 (the id is stored and echoed; it is never the ledger's key,
+    so any such string is harmless)."""
     with pytest.raises(BadRequestError):
         check_request_id(rid)
     with pytest.raises(BadRequestError):
@@ -103,7 +95,8 @@ def test_ids_a_client_may_not_choose(rid: str) -> None:
 
 
 @pytest.mark.parametrize("rid", ["r1", "replay:IBB:2026-04-30", "x" * 256, "a/b", "/1x",
-                                 "0123456789ABCDEF-1", "abc-1"])
+                                 "0123456789ABCDEF-1", "abc-1", "0123456789abcdef-1",
+                                 "order/1"])
 def test_ids_a_client_may_choose(rid: str) -> None:
     assert parse_infer(body([0.0] * 6, id=rid), "features", 2, 3).request_id == rid
 
@@ -117,3 +110,34 @@ def test_routing_keys_are_bounded_and_printable(key: str) -> None:
     ok = "k" * 256
     assert parse_infer(body([0.0] * 6, parameters={"routing_key": ok}), "features", 2,
                        3).routing_key == ok
+
+
+def test_feedback_bodies_single_or_batch_with_direction_derived() -> None:
+    one = parse_feedback({"prediction_id": "p1", "realized_return": 0.01})
+    assert [(f.prediction_id, f.routing_key, f.direction) for f in one] == [("p1", None, 1)]
+    batch = parse_feedback({"outcomes": [
+        {"routing_key": "IBB:2020-01-02", "realized_return": -0.01},
+        {"routing_key": "IBB:2020-01-03", "realized_return": 0.0, "direction": 1}]})
+    assert [(f.routing_key, f.direction) for f in batch] == [("IBB:2020-01-02", 0),
+                                                            ("IBB:2020-01-03", 1)]
+
+
+@pytest.mark.parametrize("bad", [
+    {"prediction_id": "p", "routing_key": "k", "realized_return": 0.0},
+    {"realized_return": 0.0}, {"request_id": "p", "realized_return": 0.0},
+    {"prediction_id": "", "realized_return": 0.0}, {"routing_key": "k\n", "realized_return": 0},
+    {"prediction_id": "p", "realized_return": True}, {"prediction_id": "p", "realized_return": -2},
+    {"prediction_id": "p", "realized_return": 0.0, "direction": 2},
+    {"outcomes": []}, {"outcomes": [{}]}, {"outcomes": "x"}, [], "x",
+    {"outcomes": [{"prediction_id": "p", "realized_return": 0.0}]} | {"extra": 1},
+])
+def test_malformed_feedback_is_a_bad_request(bad: Any) -> None:
+    with pytest.raises(BadRequestError):
+        parse_feedback(bad)
+
+
+def test_feedback_batches_are_bounded() -> None:
+    item = {"prediction_id": "p", "realized_return": 0.0}
+    assert len(parse_feedback({"outcomes": [item] * MAX_FEEDBACK})) == MAX_FEEDBACK
+    with pytest.raises(BadRequestError, match="1 to 1000"):
+        parse_feedback({"outcomes": [item] * (MAX_FEEDBACK + 1)})

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy.stats import chisquare
 
 from finmlops.errors import BadRequestError
-from finmlops.serving.router import Router, candidates_from_json, key_point, parse_route
+from finmlops.serving.router import Choice, Router, candidates_from_json, key_point, parse_route
 
 names = st.lists(st.text("abcdefgh_", min_size=1, max_size=6), min_size=1, max_size=5,
                  unique=True)
@@ -38,17 +38,18 @@ def test_a_point_lands_in_the_bucket_of_its_cumulative_weight(r: Router, u: floa
 
 @given(routers(), st.text(max_size=30))
 def test_zero_weight_arms_are_never_chosen_and_keys_are_deterministic(r: Router, key: str) -> None:
-    arm = r.choose(key, 0.0)
-    assert r.weights[r.arms.index(arm)] > 0
-    assert arm == r.choose(key, 0.999) == Router.build(
+    choice = r.choose(key, 0.0)
+    assert r.weights[r.arms.index(choice.arm)] > 0
+    assert choice.assignment == "hash" and choice.propensity == r.share(choice.arm)
+    assert choice == r.choose(key, 0.999) == Router.build(
         "exp", list(zip(r.arms, r.weights, strict=True))).choose(key, 0.5)
 
 
 @given(routers(), st.text(max_size=30), st.integers(0, 50))
 def test_sticky_when_the_arm_keeps_its_bucket(r: Router, key: str, extra: int) -> None:
-    """Moving weight only between arms after the chosen one keeps the chosen arm's bucket
-    edges when the total is unchanged, so the same key keeps its arm."""
-    arm = r.choose(key, 0.0)
+    """Within one version, moving weight only between arms after the chosen one keeps the
+    chosen arm's bucket edges when the total is unchanged, so the same key keeps its arm."""
+    arm = r.choose(key, 0.0).arm
     i = r.arms.index(arm)
     later = list(range(i + 1, len(r.arms)))
     weights = list(r.weights)
@@ -57,7 +58,22 @@ def test_sticky_when_the_arm_keeps_its_bucket(r: Router, key: str, extra: int) -
         weights[later[0]] -= move
         weights[later[1]] += move
     r2 = r.with_weights(list(zip(r.arms, weights, strict=True)))
-    assert r2.choose(key, 0.0) == arm
+    assert r2.choose(key, 0.0).arm == arm
+
+
+def test_the_hash_is_salted_with_the_experiment_and_its_version() -> None:
+    """A new version (or another experiment) draws a fresh, independent assignment."""
+    keys = [f"IBB:{i}" for i in range(4000)]
+
+    def arms(experiment: str, version: int) -> list[str]:
+        r = Router.build(experiment, [("a", 50), ("b", 50)], version=version)
+        return [r.choose(k, 0.0).arm for k in keys]
+
+    v1, v2, other = arms("exp", 1), arms("exp", 2), arms("other", 1)
+    assert v1 == arms("exp", 1)
+    for changed in (v2, other):
+        agree = sum(x == y for x, y in zip(v1, changed, strict=True)) / len(keys)
+        assert 0.46 < agree < 0.54  # independent halves agree half the time
 
 
 @given(routers(), st.data())
@@ -66,9 +82,10 @@ def test_a_pinned_route_is_honoured_even_at_zero_weight(r: Router, data: st.Data
     version = data.draw(st.integers(1, 99))
     pinned = parse_route(f":{arm}_{version}:", r.arms)
     assert pinned == arm
-    assert r.choose("any-key", 0.3, pinned) == arm
+    assert r.choose("any-key", 0.3, pinned) == Choice(arm, "pinned", 1.0)
     assert parse_route(arm, r.arms) == arm
-    assert r.choose(None, 0.3, "not-an-arm") == r.pick(0.3)
+    unpinned = r.choose(None, 0.3, "not-an-arm")
+    assert (unpinned.arm, unpinned.assignment) == (r.pick(0.3), "random")
 
 
 def test_parse_route_reads_seldon_multi_segment_headers() -> None:
@@ -88,17 +105,17 @@ def test_split_over_20k_keyed_decisions_is_70_30_and_passes_srm() -> None:
     n = 20_000
     counts = {"baseline": 0, "enhanced": 0}
     for i in range(n):
-        counts[r.choose(f"client-{i}", 0.0)] += 1
+        counts[r.choose(f"client-{i}", 0.0).arm] += 1
     share = counts["baseline"] / n
     assert abs(share - 0.70) < 0.015
     assert chisquare([counts["baseline"], counts["enhanced"]], [0.7 * n, 0.3 * n]).pvalue > 0.001
 
 
-def test_split_without_keys_uses_the_seeded_generator() -> None:
+def test_split_without_keys_follows_the_drawn_points() -> None:
     r = Router.build("exp", [("a", 70), ("b", 30)])
     rng = random.Random(42)
     n = 10_000
-    hits = sum(r.choose(None, rng.random()) == "a" for _ in range(n))
+    hits = sum(r.choose(None, rng.random()).arm == "a" for _ in range(n))
     assert abs(hits / n - 0.70) < 0.015
     assert chisquare([hits, n - hits], [0.7 * n, 0.3 * n]).pvalue > 0.001
 

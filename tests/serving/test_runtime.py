@@ -62,7 +62,8 @@ def test_an_arm_without_a_model_keeps_the_service_unready(tmp_path: Path,
     app.start()
     try:
         assert app.wait_loaded(10) is False
-        assert app.load_error is not None and "enhanced" in app.load_error
+        error = app.plane.status()["load_error"]
+        assert error is not None and "enhanced" in error
     finally:
         app.stop()
 
