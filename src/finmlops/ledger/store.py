@@ -345,6 +345,23 @@ class Ledger:
             raise StoreError("ledger counts returned nothing")
         return {"predictions": int(row[0]), "scores": int(row[1]), "feedback": int(row[2])}
 
+    def tables(self) -> dict[str, list[str]]:
+        """Each table's columns in order (for schema checks against docs/CONTRACTS.md)."""
+        with self.db.reading() as cur:
+            if self.dialect == "sqlite":
+                names = [r[0] for r in cur.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()]
+                return {n: [r[1] for r in cur.execute(
+                    "SELECT * FROM pragma_table_info(?)", (n,)).fetchall()] for n in names}
+            rows = cur.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
+            ).fetchall()
+        out: dict[str, list[str]] = {}
+        for table, column in rows:
+            out.setdefault(str(table), []).append(str(column))
+        return out
+
     def _dicts(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         with self.db.reading() as cur:
             rows = cur.execute(sql, params).fetchall()

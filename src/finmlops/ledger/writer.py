@@ -157,13 +157,15 @@ class GroupCommitWriter(Generic[T]):
                 if self._stopping:
                     return None
                 if not self.healthy:
+                    # Refusing everything meanwhile; probe every probe_interval_s.
+                    self._cond.wait(self.probe_interval_s)
+                    if self._pending or self._stopping:
+                        continue
                     self._cond.release()
                     try:
                         self._try_probe()
                     finally:
                         self._cond.acquire()
-                    if not self._pending and not self._stopping:
-                        self._cond.wait(self.probe_interval_s)
                     continue
                 self._cond.wait()
             if self.linger_s > 0 and len(self._pending) < self.batch_max and not self._stopping:
@@ -210,10 +212,10 @@ class GroupCommitWriter(Generic[T]):
         self.last_error = message
         self._failures += 1
         log.error("ledger: %d prediction(s) refused, commit failed: %s", len(waiters), message)
-        self._refuse(waiters, "write_failed",
-                     LedgerUnavailableError(f"the ledger could not commit: {message}"))
         if self.healthy and self._failures >= self.fail_after:
             self._set_health(False)
+        self._refuse(waiters, "write_failed",
+                     LedgerUnavailableError(f"the ledger could not commit: {message}"))
 
     def _refuse(self, waiters: list[_Waiter], reason: str, error: BaseException) -> None:
         self._count_refused(reason, len(waiters))

@@ -135,8 +135,9 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
                     multiprocess_mode="livemin"),
         ledger_queue=Gauge("finmlops_ledger_queue", "Predictions waiting for their commit.",
                            registry=reg, multiprocess_mode="livesum"),
-        ledger_committed=Counter("finmlops_ledger_committed", "Predictions committed to the "
-                                 "ledger (each answered 200 after its commit).", registry=reg),
+        ledger_committed=Counter("finmlops_ledger_committed", "Requests whose predictions "
+                                 "were committed to the ledger (each answered after its "
+                                 "commit).", registry=reg),
         ledger_commit_seconds=Histogram(
             "finmlops_ledger_commit_duration_seconds", "Time of one group commit.",
             buckets=LATENCY_BUCKETS, registry=reg),

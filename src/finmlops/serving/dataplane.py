@@ -259,8 +259,11 @@ class DataPlane:
 
     # -- inference -------------------------------------------------------------------------
 
-    def resolve(self, name: str, version: str | None, seldon_model: str | None) -> Target:
-        """The experiment or model a request addresses (by path, or ``seldon-model``)."""
+    def resolve(self, name: str, version: str | None, seldon_model: str | None,
+                inference: bool = True) -> Target:
+        """The experiment or model a request addresses (by path, or ``seldon-model``); for
+        inference, the experiment's ``default`` model's own name enters the experiment (as in
+        Seldon Core v2) unless addressed as ``<name>.model``."""
         if not self.loaded:
             raise NotReadyError("models are not loaded yet")
         direct = False
@@ -271,7 +274,8 @@ class DataPlane:
             name = name.removesuffix(EXPERIMENT_SUFFIX)
         exp_name = self.experiment.name
         router = self.experiment._router
-        is_default = router is not None and name == router.default and version is None
+        is_default = (inference and router is not None and name == router.default
+                      and version is None)
         if name == exp_name or (is_default and not direct):
             if version is not None:
                 raise ModelNotFoundError(f"experiment {exp_name!r} has no versions")

@@ -266,7 +266,8 @@ class RestApp:
         if not plane.ready:
             raise NotReadyError("not ready")
         if route in ("model", "model_ready"):
-            target = plane.resolve(params["name"], params.get("version"), None)
+            target = plane.resolve(params["name"], params.get("version"), None,
+                                   inference=False)
             return 200, orjson.dumps(plane.metadata(target, route == "model_ready")), None
         if route == "feedback":
             items = parse_feedback(await read_json(receive, headers, self._max_body))
