@@ -26,8 +26,8 @@ def test_every_embedded_default_lives_under_home(tmp_path: Path) -> None:
     a = load_settings(environ={"FINMLOPS_HOME": str(tmp_path / "a")})
     b = load_settings(environ={"FINMLOPS_HOME": str(tmp_path / "b")})
     for s, home in ((a, tmp_path / "a"), (b, tmp_path / "b")):
-        for p in (s.store_uri, str(s.prediction_log), str(s.reports_dir), str(s.runs_dir),
-                  s.tracking_uri.removeprefix("sqlite:///")):
+        for p in (s.store_uri, s.ledger_url.removeprefix("sqlite:///"), str(s.reports_dir),
+                  str(s.runs_dir), s.tracking_uri.removeprefix("sqlite:///")):
             assert Path(p).is_relative_to(home), p
     assert a.tracking_uri != b.tracking_uri
 
@@ -90,11 +90,19 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_secrets_are_masked_in_public_dict() -> None:
-    s = load_settings(environ={"FINMLOPS_API_TOKEN": "s3cr3t-token"})
-    assert s.serve.api_token is not None
-    assert s.serve.api_token.get_secret_value() == "s3cr3t-token"
-    assert "s3cr3t-token" not in repr(s)
-    assert "s3cr3t-token" not in str(public_dict(s))
+    env = {"FINMLOPS_INFERENCE_TOKEN": "s3cr3t-inference", "FINMLOPS_FEEDBACK_TOKEN":
+           "s3cr3t-feedback", "FINMLOPS_SERVE__TOKENS__ADMIN": "s3cr3t-admin",
+           "FINMLOPS_LEDGER_URL": "postgresql://u:s3cr3t-pw@db:5432/ledger"}
+    s = load_settings(environ=env)
+    tokens = s.serve.tokens
+    assert tokens.inference is not None and tokens.feedback is not None
+    assert tokens.admin is not None
+    assert (tokens.inference.get_secret_value(), tokens.feedback.get_secret_value(),
+            tokens.admin.get_secret_value()) == ("s3cr3t-inference", "s3cr3t-feedback",
+                                                 "s3cr3t-admin")
+    assert s.ledger_url == "postgresql://u:s3cr3t-pw@db:5432/ledger"
+    for shown in (repr(s), str(public_dict(s))):
+        assert "s3cr3t" not in shown
 
 
 def test_example_config_is_valid_and_documents_defaults() -> None:
