@@ -119,7 +119,7 @@ def test_an_empty_token_is_a_config_error_not_an_open_service(
         token: str, settings_for: Callable[..., Settings], models: dict[str, Path]) -> None:
     from finmlops.serving import create_app
 
-    with pytest.raises(ConfigError, match="serve.tokens.feedback is set but empty"):
+    with pytest.raises(ConfigError, match=r"serve\.tokens\.feedback is set but empty"):
         create_app(settings_for(**{"serve.tokens.feedback": token}), models)
 
 

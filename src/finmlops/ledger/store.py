@@ -107,6 +107,11 @@ class Ledger:
                 "experiment, entity, day, ts, pinned) VALUES (?,?,?,?,?,?,?,?,?,?)", scores)
         return len(preds)
 
+    def ping(self) -> None:
+        """A read that fails when the database cannot be reached."""
+        with self.db.reading() as cur:
+            cur.execute("SELECT value FROM ledger_meta WHERE key = 'schema_version'").fetchone()
+
     def probe(self) -> None:
         """A tiny write that fails the way a real one would (locked, full, unreachable)."""
         with self.db.transaction() as cur:

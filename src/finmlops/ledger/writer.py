@@ -7,7 +7,8 @@ batch, however many requests are in flight. The queue is bounded: when it is ful
 ``fail_after`` consecutive failed commits (until a probe write succeeds), a request is refused
 at once with :class:`~finmlops.errors.LedgerUnavailableError` (the service's 503). A failed
 commit fails every request in its batch the same way. Nothing is dropped without its caller
-being told.
+being told. While idle the writer pings the database every ``probe_interval_s`` (a failed ping
+counts as a failed commit), so readiness follows the database without traffic too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from finmlops.errors import FinmlopsError, LedgerUnavailableError
 log = logging.getLogger("finmlops.ledger")
 
 T = TypeVar("T")
+
+UNAVAILABLE = ("the experiment ledger cannot record the prediction now; nothing was recorded "
+               "and no answer is given (retry later)")
+"""What a refused caller is told; the cause goes to the log and ``last_error`` (admin)."""
 
 Commit = Callable[[Sequence[T]], None]
 
@@ -67,7 +72,8 @@ class GroupCommitWriter(Generic[T]):
 
     def __init__(self, commit: Commit[T], *, max_queue: int = 4096, batch_max: int = 256,
                  linger_s: float = 0.0, fail_after: int = 3,
-                 probe: Callable[[], None] | None = None, probe_interval_s: float = 1.0,
+                 probe: Callable[[], None] | None = None,
+                 ping: Callable[[], None] | None = None, probe_interval_s: float = 1.0,
                  events: WriterEvents | None = None, name: str = "finmlops-ledger") -> None:
         self._commit = commit
         self.max_queue = max_queue
@@ -75,6 +81,7 @@ class GroupCommitWriter(Generic[T]):
         self.linger_s = linger_s
         self.fail_after = fail_after
         self._probe = probe
+        self._ping = ping
         self.probe_interval_s = probe_interval_s
         self.events = events or WriterEvents()
         self._name = name
@@ -122,7 +129,7 @@ class GroupCommitWriter(Generic[T]):
         """Queue ``item`` and return the future its commit settles (refusals raise here)."""
         if not self.healthy:
             self._count_refused("unavailable", 1)
-            raise LedgerUnavailableError(f"the ledger is unavailable: {self.last_error}")
+            raise LedgerUnavailableError(UNAVAILABLE)
         waiter = _Waiter(loop)
         with self._cond:
             if self._stopping or self._thread is None:
@@ -156,18 +163,15 @@ class GroupCommitWriter(Generic[T]):
             while not self._pending:
                 if self._stopping:
                     return None
-                if not self.healthy:
-                    # Refusing everything meanwhile; probe every probe_interval_s.
-                    self._cond.wait(self.probe_interval_s)
-                    if self._pending or self._stopping:
-                        continue
-                    self._cond.release()
-                    try:
-                        self._try_probe()
-                    finally:
-                        self._cond.acquire()
+                # Idle or refusing: check the database every probe_interval_s, so health
+                # follows it even without traffic (a ping while healthy, a write when not).
+                if self._cond.wait(self.probe_interval_s) or self._pending or self._stopping:
                     continue
-                self._cond.wait()
+                self._cond.release()
+                try:
+                    self._check()
+                finally:
+                    self._cond.acquire()
             if self.linger_s > 0 and len(self._pending) < self.batch_max and not self._stopping:
                 deadline = time.monotonic() + self.linger_s
                 while len(self._pending) < self.batch_max:
@@ -214,8 +218,7 @@ class GroupCommitWriter(Generic[T]):
         log.error("ledger: %d prediction(s) refused, commit failed: %s", len(waiters), message)
         if self.healthy and self._failures >= self.fail_after:
             self._set_health(False)
-        self._refuse(waiters, "write_failed",
-                     LedgerUnavailableError(f"the ledger could not commit: {message}"))
+        self._refuse(waiters, "write_failed", LedgerUnavailableError(UNAVAILABLE))
 
     def _refuse(self, waiters: list[_Waiter], reason: str, error: BaseException) -> None:
         self._count_refused(reason, len(waiters))
@@ -230,16 +233,22 @@ class GroupCommitWriter(Generic[T]):
         if not self.healthy:
             self._set_health(True)
 
-    def _try_probe(self) -> None:
-        if self._probe is None:
-            self._succeeded()
+    def _check(self) -> None:
+        probe = self._probe if not self.healthy else self._ping
+        if probe is None:
+            if not self.healthy:
+                self._succeeded()
             return
         try:
-            self._probe()
+            probe()
         except Exception as exc:
             self.last_error = exc.message if isinstance(exc, FinmlopsError) else str(exc)
+            self._failures += 1
+            if self.healthy and self._failures >= self.fail_after:
+                self._set_health(False)
             return
-        log.info("ledger: healthy again")
+        if not self.healthy:
+            log.info("ledger: healthy again")
         self._succeeded()
 
     def _set_health(self, healthy: bool) -> None:

@@ -113,7 +113,7 @@ class DataPlane:
         self.writer: GroupCommitWriter[Served] = GroupCommitWriter(
             self._commit, max_queue=lg.max_queue, batch_max=lg.batch_max,
             linger_s=lg.linger_ms / 1000.0, fail_after=lg.fail_after, probe=self._probe,
-            probe_interval_s=lg.probe_interval_s,
+            ping=self._ping, probe_interval_s=lg.probe_interval_s,
             events=WriterEvents(committed=self._committed, refused=self._refused,
                                 health=self._health))
         # Prediction ids: a random per-process prefix and a counter (unique across workers and
@@ -290,8 +290,9 @@ class DataPlane:
 
     async def infer(self, target: Target, req: InferRequest, *, routing_key: str | None,
                     pinned: str | None, client_id: str | None) -> InferResult:
-        """Route, predict, commit; the result is returned only once the ledger holds it."""
-        if not self.ready:
+        """Route, predict, commit; the result is returned only once the ledger holds it (a
+        ledger that is failing refuses in the writer, counted)."""
+        if not (self.loaded and self.ledger is not None and self.experiment.known):
             raise NotReadyError("not ready")
         also: tuple[str, ...] = ()
         version: int | None = None
@@ -379,6 +380,10 @@ class DataPlane:
     def _probe(self) -> None:
         if self.ledger is not None:
             self.ledger.probe()
+
+    def _ping(self) -> None:
+        if self.ledger is not None:
+            self.ledger.ping()
 
     def _committed(self, n: int, seconds: float) -> None:
         self.metrics.ledger_committed.inc(n)
