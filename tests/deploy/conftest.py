@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,22 @@ from finmlops.config import Settings, load_settings
 from finmlops.deploy import Rendered, render_kubernetes, render_seldon
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMAS = REPO / ".." / "shared" / "schemas"
+
+
+def _schemas_dir() -> Path:
+    """``$FINMLOPS_CRD_SCHEMAS``, else the nearest ``shared/schemas`` beside the repository or
+    one of its parents (a git worktree sits deeper than the main checkout)."""
+    explicit = os.environ.get("FINMLOPS_CRD_SCHEMAS")
+    if explicit:
+        return Path(explicit)
+    for parent in REPO.parents:
+        candidate = parent / "shared" / "schemas"
+        if candidate.is_dir():
+            return candidate
+    return REPO.parent / "shared" / "schemas"
+
+
+SCHEMAS = _schemas_dir()
 GOLDEN = REPO / "deploy" / "k8s"
 
 CRD_FILES = {
@@ -29,6 +45,7 @@ CRD_FILES = {
         "gateway-api_gateway.networking.k8s.io_httproutes.yaml",
     ("mlops.seldon.io/v1alpha1", "Model"): "seldon-core-v2_mlops.seldon.io_models.yaml",
     ("mlops.seldon.io/v1alpha1", "Experiment"): "seldon-core-v2_mlops.seldon.io_experiments.yaml",
+    ("postgresql.cnpg.io/v1", "Cluster"): "cloudnative-pg_postgresql.cnpg.io_clusters.yaml",
 }
 
 

@@ -115,3 +115,26 @@ def test_experiment_always_mirrors_the_settings(weights: list[int], mirror: int 
     models = {o["metadata"]["name"]: o["spec"]["storageUri"] for o in objs if o["kind"] == "Model"}
     assert models == {n: f"s3://finmlops/models/ibb-direction/{n}" for n in ("baseline",
                                                                               "enhanced")}
+
+
+def test_secrets_in_the_settings_change_nothing_rendered(make_settings: Any,
+                                                         rendered: Rendered) -> None:
+    """Tokens and the ledger DSN live in Secrets: setting them locally neither leaks into the
+    mounted configuration nor rolls the pods through the config hash."""
+    changed = make_settings(FINMLOPS_INFERENCE_TOKEN="a", FINMLOPS_FEEDBACK_TOKEN="b",
+                            FINMLOPS_ADMIN_TOKEN="c",
+                            FINMLOPS_LEDGER_URL="postgresql://u:p@h:5432/d")
+    assert _diff(rendered, render_kubernetes(changed)) == set()
+
+
+def test_timeouts_change_the_serving_drain_only(make_settings: Any, rendered: Rendered) -> None:
+    changed = make_settings(FINMLOPS_DEPLOY__PRESTOP_SLEEP_S="9")
+    pod = "Deployment/finmlops-inference/finmlops-serving/spec/template/spec"
+    assert _diff(rendered, render_kubernetes(changed)) == {
+        f"{pod}/terminationGracePeriodSeconds",
+        f"{pod}/containers/0/lifecycle/preStop/sleep/seconds"}
+    slower = make_settings(FINMLOPS_LEDGER__WRITE_TIMEOUT_S="10")
+    cm = "ConfigMap/finmlops-{}/finmlops-config/data/finmlops.yaml/ledger/write_timeout_s"
+    assert _diff(rendered, render_kubernetes(slower)) == {
+        f"{pod}/terminationGracePeriodSeconds", cm.format("pipelines"), cm.format("inference"),
+        f"Deployment/finmlops-inference/finmlops-serving/spec/template/metadata/annotations/{HASH}"}

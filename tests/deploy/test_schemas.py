@@ -63,18 +63,33 @@ def test_custom_objects_validate_against_crds(crd_validate: Any, rendered: Rende
     custom = [o for o in objs if not is_core(o)]
     assert {o["kind"] for o in custom} >= {
         "WorkflowTemplate", "CronWorkflow", "Application", "ServiceMonitor", "HTTPRoute",
-        "Model", "Experiment"}
+        "Model", "Experiment", "Cluster"}
     errors = {f"{o['kind']}/{o['metadata']['name']}": crd_validate(o) for o in custom}
     assert {k: v for k, v in errors.items() if v} == {}
 
 
 @pytest.mark.parametrize("kind", ["WorkflowTemplate", "CronWorkflow", "HTTPRoute",
-                                  "ServiceMonitor", "Application", "Model", "Experiment"])
+                                  "ServiceMonitor", "Application", "Model", "Experiment",
+                                  "Cluster"])
 def test_unknown_custom_fields_are_rejected(crd_validate: Any, rendered: Rendered,
                                             rendered_seldon: Rendered, kind: str) -> None:
     obj = copy.deepcopy(next(o for o in _all(rendered, rendered_seldon) if o["kind"] == kind))
     obj["spec"]["typoField"] = 1
     assert any("typoField" in e for e in crd_validate(obj))
+
+
+def test_cluster_schema_rejects_what_cloudnativepg_would(crd_validate: Any,
+                                                         rendered: Rendered) -> None:
+    cluster = next(o for o in rendered.manifests() if o["kind"] == "Cluster")
+    for path, value in ((("spec", "instances"), 0),
+                        (("spec", "postgresql", "synchronous", "method"), "all"),
+                        (("spec", "bootstrap", "initdb", "secret", "key"), "password")):
+        broken = copy.deepcopy(cluster)
+        node = broken
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        assert crd_validate(broken), path
 
 
 def test_cron_uses_the_v4_schedules_list(crd_validate: Any, rendered: Rendered) -> None:
@@ -115,7 +130,11 @@ def test_overlays_build_with_kustomize_and_stay_valid(crd_validate: Any, rendere
         assert [e for e in errors if e] == [], obj["kind"]
     hpa = next(o for o in built if o["kind"] == "HorizontalPodAutoscaler")
     cron = next(o for o in built if o["kind"] == "CronWorkflow")
+    ledger = next(o for o in built if o["kind"] == "Cluster")["spec"]
     if overlay == "dev":
         assert (hpa["spec"]["minReplicas"], cron["spec"].get("suspend")) == (1, True)
+        # One PostgreSQL instance, and so no standby for commits to wait for.
+        assert ledger["instances"] == 1 and "synchronous" not in ledger["postgresql"]
     else:
         assert hpa["spec"]["minReplicas"] == 2 and "suspend" not in cron["spec"]
+        assert ledger["instances"] == 3 and ledger["postgresql"]["synchronous"]["number"] == 1

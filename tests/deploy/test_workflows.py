@@ -1,19 +1,25 @@
-"""The Argo workflows' structure: the DAGs, retries, deadlines, and S3/MLflow wiring."""
+"""The Argo workflows' structure: the DAGs, retries, deadlines, and S3/MLflow/ledger wiring."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from finmlops.deploy import Rendered
+from deploy_support import pod_settings
+
+from finmlops.deploy import Rendered, render_kubernetes
 from finmlops.deploy._k8s import HOME
 from finmlops.deploy.workflows import (
     COMMANDS,
     DAILY_CRON,
     DATA_TEMPLATE,
+    LEDGER_STEPS,
     SHARED_HOME_SIZE,
     TRAINING_TEMPLATE,
     USER_ERROR_EXIT_CODES,
 )
+
+DSN = "postgresql://finmlops:pw@finmlops-ledger-rw.finmlops-ledger.svc:5432/finmlops"
 
 
 def _spec(rendered: Rendered, name: str) -> dict[str, Any]:
@@ -62,11 +68,9 @@ def test_cron_is_scheduled_in_its_timezone_without_overlap(rendered: Rendered) -
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     params = {p["name"]: p["value"] for p in cron["spec"]["workflowSpec"]["arguments"]
               ["parameters"]}
-    assert params["service-url"] == "http://finmlops-serving.finmlops-inference.svc:8080"
-    feedback = next(t for t in cron["spec"]["workflowSpec"]["templates"]
-                    if t["name"] == "feedback")
-    assert any(e["name"] == "FINMLOPS_API_TOKEN" and "secretKeyRef" in e["valueFrom"]
-               for e in feedback["container"]["env"])
+    # No service URL, no Prometheus URL: the job reads and writes the ledger only.
+    assert list(params) == ["tickers", "start", "end"]
+    assert params["end"].startswith("{{workflow.creationTimestamp.Y}}")
 
 
 def _home_volume(spec: dict[str, Any], template: dict[str, Any]) -> str:
@@ -119,26 +123,55 @@ def test_training_fans_out_after_the_features_step(rendered: Rendered) -> None:
     assert COMMANDS["register"] == ["register"]
 
 
-def test_daily_feedback_and_decide_need_no_request_ids_and_no_local_log(
-        rendered: Rendered) -> None:
-    """The cron pod posts outcomes by routing key (the CLI computes them from the store) and
-    decides from Prometheus: the service's counters over every replica, not a pod's own log."""
+def test_daily_feedback_and_decide_use_the_ledger(rendered: Rendered) -> None:
+    """The cron pod writes outcomes by routing key straight into the ledger (the CLI computes
+    them from the store) and decides from the ledger, which holds every pod's predictions."""
     spec = _spec(rendered, DAILY_CRON)
-    params = {p["name"]: p["value"] for p in spec["arguments"]["parameters"]}
-    assert params["prometheus-url"] == \
-        "http://prometheus-operated.finmlops-monitoring.svc:9090"
     args = {t["name"]: t["container"]["args"] for t in spec["templates"] if "container" in t}
-    assert args["feedback"] == ["abtest", "feedback", "--url",
-                                "{{workflow.parameters.service-url}}"]
-    assert args["decide"] == ["abtest", "decide", "--source", "prometheus",
-                              "--prometheus-url", "{{workflow.parameters.prometheus-url}}"]
-    assert "--apply" not in args["decide"]
+    assert args["feedback"] == ["abtest", "feedback", "--ledger"]
+    assert args["decide"] == ["abtest", "decide"]
+    assert "--apply" not in args["decide"]  # promotion stays a human decision
+    assert {"feedback", "decide"} == LEDGER_STEPS
+    for t in (t for t in spec["templates"] if "container" in t):
+        env = {e["name"]: e for e in t["container"]["env"]}
+        if t["name"] in LEDGER_STEPS:
+            assert env["FINMLOPS_LEDGER_URL"] == {"name": "FINMLOPS_LEDGER_URL", "valueFrom": {
+                "secretKeyRef": {"name": "finmlops-ledger", "key": "url"}}}
+            assert t["metadata"]["labels"] == {"finmlops.io/ledger-client": "true"}
+        else:
+            assert "FINMLOPS_LEDGER_URL" not in env, t["name"]
+            assert "metadata" not in t, t["name"]
 
 
-def test_prometheus_url_follows_the_namespace_prefix(make_settings: Any) -> None:
-    from finmlops.deploy.workflows import daily_cron
+def _daily_settings(rendered: Rendered, step: str, tmp: Path) -> Any:
+    spec = _spec(rendered, DAILY_CRON)
+    (template,) = [t for t in spec["templates"] if t["name"] == step]
+    config = next(o for o in rendered.manifests() if o["kind"] == "ConfigMap"
+                  and o["metadata"]["namespace"] == "finmlops-pipelines")
+    secrets = {("finmlops-ledger", "url"): DSN, ("finmlops-s3", "access-key-id"): "k",
+               ("finmlops-s3", "secret-access-key"): "s"}
+    return pod_settings(template["container"], config, secrets, tmp)
 
-    cron = daily_cron(make_settings(FINMLOPS_DEPLOY__NAMESPACE_PREFIX="acme"))
-    params = {p["name"]: p["value"] for p in cron["spec"]["workflowSpec"]["arguments"]
-              ["parameters"]}
-    assert params["prometheus-url"] == "http://prometheus-operated.acme-monitoring.svc:9090"
+
+def test_the_ledger_steps_load_the_dsn_and_no_token(rendered: Rendered, tmp_path: Path) -> None:
+    """What ``finmlops abtest feedback --ledger`` and ``decide`` read as ``ledger.url`` in the
+    pod is the Secret's DSN, not a SQLite file in the pod's emptyDir."""
+    for step in sorted(LEDGER_STEPS):
+        settings = _daily_settings(rendered, step, tmp_path)
+        assert settings.ledger_url == DSN
+        assert settings.ledger.url is not None
+        assert settings.serve.tokens.feedback is None and settings.serve.tokens.admin is None
+    ingest = _daily_settings(rendered, "ingest", tmp_path)
+    assert ingest.ledger.url is None
+    assert ingest.store_uri == "s3://finmlops/store"
+
+
+def test_the_ledger_secret_name_follows_the_settings(make_settings: Any) -> None:
+    tree = render_kubernetes(make_settings(FINMLOPS_DEPLOY__LEDGER_SECRET="acme-ledger-dsn"))
+    refs = {e["valueFrom"]["secretKeyRef"]["name"]
+            for o in tree.manifests() if o["kind"] in ("Deployment", "CronWorkflow")
+            for c in ([t["container"] for t in o["spec"]["workflowSpec"]["templates"]
+                       if "container" in t] if o["kind"] == "CronWorkflow"
+                      else o["spec"]["template"]["spec"]["containers"])
+            for e in c["env"] if e["name"] == "FINMLOPS_LEDGER_URL"}
+    assert refs == {"acme-ledger-dsn"}

@@ -74,3 +74,16 @@ def test_metric_name_extraction() -> None:
     expr = ('sum by (arm) (rate(finmlops_requests_total{job=~"finmlops_x.*"}[5m])) '
             '/ finmlops:arm_feedback:count and up == 0')
     assert metric_names(expr) == {"finmlops_requests_total", "finmlops:arm_feedback:count", "up"}
+
+
+def test_the_ledger_has_its_alerts() -> None:
+    """Refusals, an unhealthy ledger, a growing queue and lost shadow scores each page."""
+    by_name = {a["alert"]: a for a in alerts()}
+    expected = {"FinmlopsLedgerRefusals": "finmlops_ledger_refused_total",
+                "FinmlopsLedgerUnhealthy": "finmlops_ledger_healthy",
+                "FinmlopsLedgerQueueGrowing": "finmlops_ledger_queue",
+                "FinmlopsShadowScoresLost": "finmlops_shadow_failures_total",
+                "FinmlopsExperimentVersionSkew": "finmlops_experiment_version"}
+    for alert, series in expected.items():
+        assert series in metric_names(by_name[alert]["expr"]), alert
+    assert by_name["FinmlopsLedgerRefusals"]["labels"]["severity"] == "critical"

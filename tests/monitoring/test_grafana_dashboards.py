@@ -97,3 +97,16 @@ def test_dashboards_query_only_exported_or_recorded_series() -> None:
         names = metric_names(expr)
         assert names, f"{board}: {title}: no series in {expr}"
         assert names <= known, f"{board}: {title}: unknown {names - known}"
+
+
+def test_service_dashboard_shows_the_ledger() -> None:
+    """Commits, commit latency, refusals by reason, queue, health and experiment version."""
+    board = dict(boards())["finmlops-service.json"]
+    exprs = {p["title"]: [t["expr"] for t in p["targets"]] for p in board["panels"]
+             if p["type"] != "row"}
+    names = set().union(*(metric_names(e) for es in exprs.values() for e in es))
+    assert {"finmlops_ledger_committed_total", "finmlops_ledger_commit_duration_seconds_bucket",
+            "finmlops_ledger_refused_total", "finmlops_ledger_queue", "finmlops_ledger_healthy",
+            "finmlops_experiment_version", "finmlops_shadow_failures_total"} <= names
+    (refusals,) = exprs["Refusals by reason"]
+    assert "by (operation, reason)" in refusals

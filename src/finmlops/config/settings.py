@@ -277,10 +277,25 @@ class DeploySettings(_Section):
     timezone: str = "America/New_York"
     replicas: int = Field(2, ge=1)
     max_replicas: int = Field(6, ge=1)
+    prestop_sleep_s: int = Field(5, ge=1, le=60)
+    """How long a terminating serving pod keeps answering before SIGTERM, so every proxy has
+    dropped it from its endpoints first (the grace period adds the drain on top)."""
+    ledger_instances: int = Field(3, ge=1, le=9)
+    """PostgreSQL instances of the ledger (CloudNativePG): a primary and synchronous
+    standbys, so a failover loses no committed prediction."""
+    ledger_storage: str = Field("20Gi", pattern=r"^[0-9]+(\.[0-9]+)?([KMGTPE]i|[kMGTPE])?$")
+    """The volume of each ledger instance (the cluster's default storage class)."""
     # Names of Kubernetes Secrets to reference; never their values.
     s3_secret: str = "finmlops-s3"  # noqa: S105
     mlflow_secret: str = "finmlops-mlflow"  # noqa: S105
-    api_token_secret: str = "finmlops-api-token"  # noqa: S105
+    ledger_secret: str = "finmlops-ledger"  # noqa: S105
+    """Key ``url``: the ledger's ``postgresql://`` DSN, for the serving and workflow pods."""
+    ledger_owner_secret: str = "finmlops-ledger-owner"  # noqa: S105
+    """``kubernetes.io/basic-auth`` (``username``, ``password``): the database owner that
+    CloudNativePG creates at bootstrap."""
+    inference_token_secret: str = "finmlops-inference-token"  # noqa: S105
+    feedback_token_secret: str = "finmlops-feedback-token"  # noqa: S105
+    admin_token_secret: str = "finmlops-admin-token"  # noqa: S105
     hostname: str = "finmlops.example.com"
     gateway: str = "finmlops-gateway"
     git_repo: str = "https://github.com/finmlops/finmlops.git"

@@ -25,12 +25,7 @@ SERVING_SA = "finmlops-serving"
 HTTP_PORT = 8080
 MLFLOW_PORT = 5000
 MINIO_PORT = 9000
-PROMETHEUS_SERVICE = "prometheus-operated"
-"""The Service the Prometheus Operator creates for every Prometheus it runs (here: the
-kube-prometheus-stack release in the monitoring namespace, see the README)."""
-PROMETHEUS_PORT = 9090
-PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus"}
-"""The label the Prometheus Operator puts on its Prometheus server pods."""
+POSTGRES_PORT = 5432
 GATEWAY_NAMESPACE = "envoy-gateway-system"
 """Where the Gateway's data-plane pods run (Envoy Gateway's default); not yet a setting."""
 ARGOCD_NAMESPACE = "argocd"
@@ -42,17 +37,16 @@ K8S_VERSION = "1.33.0"
 
 S3_KEYS = ("access-key-id", "secret-access-key")
 MLFLOW_KEYS = ("backend-store-uri",)
-API_TOKEN_KEY = "token"  # noqa: S105 - a key name in the Secret
+TOKEN_KEY = "token"  # noqa: S105 - a key name in each token Secret
+LEDGER_URL_KEY = "url"
+"""The key of the ledger DSN in ``deploy.ledger_secret``."""
+LEDGER_CLIENT = {"finmlops.io/ledger-client": "true"}
+"""The label of the workflow pods that get the ledger DSN (and may reach the database)."""
 
 
 def namespace(settings: Settings, role: str) -> str:
-    """``<prefix>-pipelines`` / ``-inference`` / ``-monitoring``."""
+    """``<prefix>-pipelines`` / ``-inference`` / ``-monitoring`` / ``-ledger``."""
     return f"{settings.deploy.namespace_prefix}-{role}"
-
-
-def prometheus_url(settings: Settings) -> str:
-    """Where in-cluster jobs query the Prometheus that scrapes the service (not yet a setting)."""
-    return f"http://{PROMETHEUS_SERVICE}.{namespace(settings, 'monitoring')}.svc:{PROMETHEUS_PORT}"
 
 
 def labels(component: str) -> dict[str, str]:
@@ -123,6 +117,11 @@ def s3_env(settings: Settings) -> list[Manifest]:
     ]
 
 
+def ledger_env(settings: Settings) -> Manifest:
+    """``FINMLOPS_LEDGER_URL`` from ``deploy.ledger_secret``: the DSN holds a password."""
+    return secret_env("FINMLOPS_LEDGER_URL", settings.deploy.ledger_secret, LEDGER_URL_KEY)
+
+
 def app_env(settings: Settings) -> list[Manifest]:
     """The environment every finmlops container gets: config file, home, S3, MLflow."""
     return [
@@ -135,10 +134,10 @@ def app_env(settings: Settings) -> list[Manifest]:
     ]
 
 
-def app_volumes() -> list[Manifest]:
+def app_volumes(home_size: str = "2Gi") -> list[Manifest]:
     """Writable paths for a read-only root: FINMLOPS_HOME and /tmp on emptyDirs, the config."""
     return [
-        {"name": "home", "emptyDir": {"sizeLimit": "2Gi"}},
+        {"name": "home", "emptyDir": {"sizeLimit": home_size}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
         {"name": "config", "configMap": {"name": CONFIG_MAP}},
     ]
@@ -154,15 +153,17 @@ def app_volume_mounts() -> list[Manifest]:
 
 def cluster_config(settings: Settings) -> dict[str, Any]:
     """The ``finmlops.yaml`` mounted into every pod: the user's settings minus local paths,
-    secrets and what the environment sets (store, tracking URI, home)."""
+    secrets (tokens, the ledger DSN: they come from Secrets) and what the environment sets
+    (store, tracking URI, home, the serving address and worker count)."""
     data: dict[str, Any] = settings.model_dump(mode="json")
     for key in ("home", "deploy"):
         data.pop(key, None)
     for key in ("store_uri", "s3_endpoint_url", "csv_path"):
         data["data"].pop(key, None)
     data["tracking"].pop("uri", None)
-    for key in ("api_token", "model_dir", "log_path", "host", "port"):
+    for key in ("tokens", "model_dir", "host", "port", "workers"):
         data["serve"].pop(key, None)
+    data["ledger"].pop("url", None)
     return data
 
 

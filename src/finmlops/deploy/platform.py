@@ -1,7 +1,7 @@
 """Namespaces, default-deny NetworkPolicies with explicit allows, RBAC and the config maps.
 
-Three namespaces (pipelines, inference, monitoring), each enforcing the ``restricted`` Pod
-Security Standard and denying all traffic except what is listed here.
+Four namespaces (pipelines, inference, monitoring, ledger), each enforcing the ``restricted``
+Pod Security Standard and denying all traffic except what is listed here.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from finmlops.deploy._k8s import (
     CONFIG_MAP,
     GATEWAY_NAMESPACE,
     HTTP_PORT,
+    LEDGER_CLIENT,
     MINIO_PORT,
     MLFLOW_PORT,
-    PROMETHEUS_POD,
-    PROMETHEUS_PORT,
+    POSTGRES_PORT,
     SERVING_SA,
     WORKFLOW_SA,
     Manifest,
@@ -27,11 +27,19 @@ from finmlops.deploy._k8s import (
     namespace,
     selector,
 )
+from finmlops.deploy.ledger import (
+    CNPG_NAMESPACE,
+    CNPG_OPERATOR_POD,
+    CNPG_STATUS_PORT,
+    instance_pods,
+)
 
-ROLES = ("pipelines", "inference", "monitoring")
+ROLES = ("pipelines", "inference", "monitoring", "ledger")
 _NS_LABEL = "kubernetes.io/metadata.name"
 _WORKFLOW_POD = {"matchExpressions": [{"key": "workflows.argoproj.io/workflow",
                                        "operator": "Exists"}]}
+_LEDGER_CLIENT_POD = {**_WORKFLOW_POD, "matchLabels": dict(LEDGER_CLIENT)}
+"""The workflow steps that read or write the ledger (see ``workflows.LEDGER_STEPS``)."""
 
 
 def namespaces(settings: Settings) -> list[Manifest]:
@@ -72,19 +80,29 @@ def _tcp(*ports: int) -> list[Manifest]:
 
 
 def network_policies(settings: Settings) -> list[Manifest]:
-    """Default-deny ingress and egress everywhere, then only the flows the system needs."""
-    p, i, m = (namespace(settings, r) for r in ROLES)
+    """Default-deny ingress and egress everywhere, then only the flows the system needs.
+
+    The ledger's PostgreSQL takes connections on 5432 from the serving pods and the workflow
+    steps that hold its DSN only. Besides them, CloudNativePG needs its operator to reach
+    every instance (status on 8000, PostgreSQL on 5432), the instances to reach each other
+    (streaming replication, a new standby's join) and the API server (the instance manager
+    reports to it).
+    """
+    p, i, m, lg = (namespace(settings, r) for r in ROLES)
     serving = {"matchLabels": selector("serving")}
     mlflow = {"matchLabels": selector("mlflow")}
-    prometheus = {"matchLabels": dict(PROMETHEUS_POD)}
+    ledger = instance_pods()
+    operator = _in_ns(CNPG_NAMESPACE, {"matchLabels": dict(CNPG_OPERATOR_POD)})
     dns = [{"to": [_in_ns("kube-system", {"matchLabels": {"k8s-app": "kube-dns"}})],
             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]
-    # The API server is not a pod: Argo's executor and Prometheus discovery reach it by IP.
+    # The API server is not a pod: Argo's executor, Prometheus discovery and CloudNativePG's
+    # instance manager reach it by IP.
     apiserver = [{"ports": _tcp(443, 6443)}]
     same_ns: list[Manifest] = [{"from": [{"podSelector": {}}]}]
     same_ns_out: list[Manifest] = [{"to": [{"podSelector": {}}]}]
+    to_ledger = [{"to": [_in_ns(lg, ledger)], "ports": _tcp(POSTGRES_PORT)}]
     out: list[Manifest] = []
-    for ns in (p, i, m):
+    for ns in (p, i, m, lg):
         out.append(_policy("default-deny", ns, {}, ingress=[], egress=[]))
         out.append(_policy("allow-dns", ns, {}, egress=dns))
     out += [
@@ -92,27 +110,30 @@ def network_policies(settings: Settings) -> list[Manifest]:
         _policy("allow-inference-to-mlflow-minio", p, {},
                 ingress=[{"from": [_in_ns(i, serving)], "ports": _tcp(MLFLOW_PORT, MINIO_PORT)}]),
         _policy("allow-workflows-to-apiserver-and-sources", p, _WORKFLOW_POD, egress=apiserver),
-        _policy("allow-workflows-to-inference", p, _WORKFLOW_POD,
-                egress=[{"to": [_in_ns(i, serving)], "ports": _tcp(HTTP_PORT)}]),
-        _policy("allow-workflows-to-prometheus", p, _WORKFLOW_POD,
-                egress=[{"to": [_in_ns(m, prometheus)], "ports": _tcp(PROMETHEUS_PORT)}]),
-        _policy("allow-mlflow-to-postgres", p, mlflow, egress=[{"ports": _tcp(5432)}]),
+        _policy("allow-workflows-to-ledger", p, _LEDGER_CLIENT_POD, egress=to_ledger),
+        _policy("allow-mlflow-to-postgres", p, mlflow, egress=[{"ports": _tcp(POSTGRES_PORT)}]),
         _policy("allow-gateway-to-serving", i, serving,
                 ingress=[{"from": [_in_ns(GATEWAY_NAMESPACE)], "ports": _tcp(HTTP_PORT)}]),
         _policy("allow-monitoring-to-serving", i, serving,
                 ingress=[{"from": [_in_ns(m)], "ports": _tcp(HTTP_PORT)}]),
-        _policy("allow-pipelines-to-serving", i, serving,
-                ingress=[{"from": [_in_ns(p, _WORKFLOW_POD)],
-                          "ports": _tcp(HTTP_PORT)}]),
         _policy("allow-serving-to-mlflow-minio", i, serving,
                 egress=[{"to": [_in_ns(p)], "ports": _tcp(MLFLOW_PORT, MINIO_PORT)}]),
+        _policy("allow-serving-to-ledger", i, serving, egress=to_ledger),
         _policy("allow-within-namespace", m, {}, ingress=same_ns, egress=same_ns_out),
         _policy("allow-scrape-serving", m, {},
                 egress=[{"to": [_in_ns(i, serving)], "ports": _tcp(HTTP_PORT)}]),
         _policy("allow-monitoring-to-apiserver", m, {}, egress=apiserver),
-        _policy("allow-workflows-to-prometheus", m, prometheus,
-                ingress=[{"from": [_in_ns(p, _WORKFLOW_POD)],
-                          "ports": _tcp(PROMETHEUS_PORT)}]),
+        _policy("allow-clients-to-ledger", lg, ledger,
+                ingress=[{"from": [_in_ns(i, serving), _in_ns(p, _LEDGER_CLIENT_POD)],
+                          "ports": _tcp(POSTGRES_PORT)}]),
+        _policy("allow-operator-to-ledger", lg, ledger,
+                ingress=[{"from": [operator], "ports": _tcp(CNPG_STATUS_PORT, POSTGRES_PORT)}]),
+        _policy("allow-ledger-instances", lg, ledger,
+                ingress=[{"from": [{"podSelector": ledger}],
+                          "ports": _tcp(POSTGRES_PORT, CNPG_STATUS_PORT)}],
+                egress=[{"to": [{"podSelector": ledger}],
+                         "ports": _tcp(POSTGRES_PORT, CNPG_STATUS_PORT)}]),
+        _policy("allow-ledger-to-apiserver", lg, ledger, egress=apiserver),
     ]
     return out
 

@@ -14,7 +14,16 @@ from typing import Any
 import yaml
 
 from finmlops.config import Settings
-from finmlops.deploy import backends, gitops, observability, platform, seldon, serving, workflows
+from finmlops.deploy import (
+    backends,
+    gitops,
+    ledger,
+    observability,
+    platform,
+    seldon,
+    serving,
+    workflows,
+)
 from finmlops.deploy._k8s import SERVING, Manifest
 from finmlops.errors import ConfigError
 
@@ -89,6 +98,14 @@ def _overlay(settings: Settings, name: str) -> Manifest:
                         "name": workflows.DAILY_CRON},
              "patch": _json_patch({"op": "add", "path": "/spec/suspend", "value": True})},
         ]
+        if d.ledger_instances > 1:
+            # One PostgreSQL instance, so no standby to wait for.
+            k["patches"].append(
+                {"target": {"group": "postgresql.cnpg.io", "kind": "Cluster",
+                            "name": ledger.LEDGER},
+                 "patch": _json_patch(
+                     {"op": "replace", "path": "/spec/instances", "value": 1},
+                     {"op": "remove", "path": "/spec/postgresql/synchronous"})})
     return k
 
 
@@ -105,6 +122,7 @@ def render_kubernetes(settings: Settings, overlays: Sequence[str] = OVERLAYS,
         "rbac.yaml": platform.rbac(settings),
         "config.yaml": platform.config_maps(settings),
         "mlflow.yaml": backends.mlflow_objects(settings),
+        "ledger.yaml": [ledger.cluster(settings)],
         "serving.yaml": serving.serving_objects(settings),
         "httproute.yaml": [serving.http_route(settings)],
         "servicemonitor.yaml": [observability.service_monitor(settings)],

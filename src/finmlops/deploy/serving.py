@@ -1,7 +1,12 @@
 """The inference service: Deployment, Service, autoscaler, disruption budget, HTTPRoute.
 
-The serving pods run ``finmlops serve`` from the serving image, load the registered models
-from MLflow (artifacts in S3/MinIO) and keep their prediction log on an emptyDir.
+The serving pods run ``finmlops serve`` from the serving image with one worker each (the
+autoscaler scales pods, so the metrics need no multiprocess mode), load the registered models
+from MLflow (artifacts in S3/MinIO) into an emptyDir, and keep no state of their own: every
+prediction is committed to the shared ledger (PostgreSQL) before it is answered. A rollout,
+an eviction or a scale-down therefore loses nothing but the pod: ``preStop`` keeps it
+answering until the endpoints change has spread, then SIGTERM drains it within the grace
+period derived from the request and ledger timeouts.
 """
 
 from __future__ import annotations
@@ -10,11 +15,11 @@ import math
 
 from finmlops.config import Settings
 from finmlops.deploy._k8s import (
-    API_TOKEN_KEY,
     GATEWAY_NAMESPACE,
     HTTP_PORT,
     SERVING,
     SERVING_SA,
+    TOKEN_KEY,
     Manifest,
     app_env,
     app_volume_mounts,
@@ -22,6 +27,7 @@ from finmlops.deploy._k8s import (
     cluster_config,
     config_hash,
     container_security_context,
+    ledger_env,
     meta,
     namespace,
     pod_security_context,
@@ -29,9 +35,42 @@ from finmlops.deploy._k8s import (
     secret_env,
     selector,
 )
+from finmlops.deploy.ledger import MAX_SURGE
 from finmlops.errors import ConfigError
 
 SERVING_RESOURCES = resources("250m", "512Mi", "1", "1Gi")
+MODELS_SIZE = "1Gi"
+"""The pod's ``FINMLOPS_HOME`` emptyDir: only the models downloaded from MLflow at start."""
+SERVER_GRACE_EXTRA_S = 5
+"""``finmlops serve`` lets in-flight requests finish for ``request_timeout_s`` plus this."""
+DRAIN_MARGIN_S = 5
+"""Headroom for the process to exit after its last commit."""
+
+PUBLIC_PATHS: tuple[tuple[str, str], ...] = (
+    ("PathPrefix", "/v2/models"),
+    ("PathPrefix", "/v2/health"),
+    ("Exact", "/v2"),
+)
+"""What the Gateway routes to the service: inference and model metadata, health, and the V2
+server metadata. ``/v2/feedback``, ``/admin/*``, ``/metrics`` and ``/openapi.json`` stay
+inside the cluster."""
+
+
+def token_env(settings: Settings) -> list[Manifest]:
+    """One Secret per token scope (``serve.tokens.inference|feedback|admin``)."""
+    d = settings.deploy
+    return [secret_env("FINMLOPS_INFERENCE_TOKEN", d.inference_token_secret, TOKEN_KEY),
+            secret_env("FINMLOPS_FEEDBACK_TOKEN", d.feedback_token_secret, TOKEN_KEY),
+            secret_env("FINMLOPS_ADMIN_TOKEN", d.admin_token_secret, TOKEN_KEY)]
+
+
+def termination_grace_s(settings: Settings) -> int:
+    """The longest a pod can take from deletion to exit: the ``preStop`` sleep, the server's
+    graceful shutdown (in-flight requests, each waiting for its commit), the final commit of
+    what is still queued (bounded by the ledger's write timeout) and a margin."""
+    return (settings.deploy.prestop_sleep_s
+            + math.ceil(settings.serve.request_timeout_s) + SERVER_GRACE_EXTRA_S
+            + math.ceil(settings.ledger.write_timeout_s) + DRAIN_MARGIN_S)
 
 
 def _probe(path: str, period: int, failures: int) -> Manifest:
@@ -51,9 +90,12 @@ def deployment(settings: Settings) -> Manifest:
             *app_env(settings),
             {"name": "FINMLOPS_SERVE__HOST", "value": "0.0.0.0"},  # noqa: S104 - in a pod
             {"name": "FINMLOPS_SERVE__PORT", "value": str(HTTP_PORT)},
-            secret_env("FINMLOPS_API_TOKEN", settings.deploy.api_token_secret, API_TOKEN_KEY),
+            {"name": "FINMLOPS_SERVE__WORKERS", "value": "1"},
+            ledger_env(settings),
+            *token_env(settings),
         ],
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "lifecycle": {"preStop": {"sleep": {"seconds": settings.deploy.prestop_sleep_s}}},
         "startupProbe": _probe("/v2/health/live", 5, 24),
         "livenessProbe": _probe("/v2/health/live", 10, 3),
         "readinessProbe": _probe("/v2/health/ready", 5, 2),
@@ -68,7 +110,7 @@ def deployment(settings: Settings) -> Manifest:
             "selector": {"matchLabels": selector("serving")},
             "revisionHistoryLimit": 5,
             "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                         "rollingUpdate": {"maxSurge": MAX_SURGE, "maxUnavailable": 0}},
             "template": {
                 "metadata": {
                     "labels": meta(SERVING, None, "serving")["labels"],
@@ -80,13 +122,13 @@ def deployment(settings: Settings) -> Manifest:
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": pod_security_context(),
-                    "terminationGracePeriodSeconds": 30,
+                    "terminationGracePeriodSeconds": termination_grace_s(settings),
                     "topologySpreadConstraints": [{
                         "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                         "whenUnsatisfiable": "ScheduleAnyway",
                         "labelSelector": {"matchLabels": selector("serving")}}],
                     "containers": [container],
-                    "volumes": app_volumes(),
+                    "volumes": app_volumes(MODELS_SIZE),
                 },
             },
         },
@@ -127,10 +169,10 @@ def disruption_budget(settings: Settings) -> Manifest:
 
 
 def http_route(settings: Settings) -> Manifest:
-    """Only ``/v2`` is public (``/metrics`` stays inside the cluster). CORS is enforced by the
-    app's allowlist and, where the Gateway implementation supports it, the CORS filter."""
+    """Only :data:`PUBLIC_PATHS` are public. CORS is enforced by the app's allowlist and,
+    where the Gateway implementation supports it, the CORS filter."""
     rule: Manifest = {
-        "matches": [{"path": {"type": "PathPrefix", "value": "/v2"}}],
+        "matches": [{"path": {"type": kind, "value": value}} for kind, value in PUBLIC_PATHS],
         "backendRefs": [{"name": SERVING, "port": HTTP_PORT}],
         "timeouts": {"request": f"{math.ceil(settings.serve.request_timeout_s) + 5}s"},
     }

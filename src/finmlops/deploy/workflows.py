@@ -8,6 +8,9 @@ the user must fix something (bad config or data, unknown model), where a retry c
 Steps that hand results to later steps through the run state (``state.json`` and the
 content-addressed cache under ``FINMLOPS_HOME``) share one ``FINMLOPS_HOME``: a volume claimed
 per workflow (``volumeClaimTemplates``), deleted when the workflow completes.
+
+Only the steps that read or write the experiment ledger get its DSN (``LEDGER_STEPS``); no
+step gets a service token: the daily job writes outcomes into the ledger itself.
 """
 
 from __future__ import annotations
@@ -18,9 +21,7 @@ from typing import Any
 
 from finmlops.config import Settings
 from finmlops.deploy._k8s import (
-    API_TOKEN_KEY,
-    HTTP_PORT,
-    SERVING,
+    LEDGER_CLIENT,
     WORKFLOW_SA,
     Manifest,
     app_env,
@@ -28,11 +29,10 @@ from finmlops.deploy._k8s import (
     app_volumes,
     container_security_context,
     labels,
+    ledger_env,
     namespace,
     pod_security_context,
-    prometheus_url,
     resources,
-    secret_env,
 )
 
 DATA_TEMPLATE = "finmlops-data"
@@ -65,11 +65,13 @@ COMMANDS: dict[str, list[str]] = {
     "train": ["train", "--variant", "{{inputs.parameters.variant}}"],
     "evaluate": ["evaluate"],
     "register": ["register"],
-    "feedback": ["abtest", "feedback", "--url", "{{workflow.parameters.service-url}}"],
+    "feedback": ["abtest", "feedback", "--ledger"],
     "drift": ["monitor", "drift"],
-    "decide": ["abtest", "decide", "--source", "prometheus",
-               "--prometheus-url", "{{workflow.parameters.prometheus-url}}"],
+    "decide": ["abtest", "decide"],
 }
+LEDGER_STEPS = frozenset({"feedback", "decide"})
+"""The steps whose command reads or writes ``ledger.url``: they get ``FINMLOPS_LEDGER_URL``
+and the ``LEDGER_CLIENT`` label the NetworkPolicies admit to the database."""
 
 
 def _models() -> Any:
@@ -79,11 +81,13 @@ def _models() -> Any:
 
 
 def _step(settings: Settings, name: str, *, image: str, res: Manifest, deadline: int,
-          inputs: Sequence[str] = (), extra_env: Sequence[Manifest] = ()) -> Any:
+          inputs: Sequence[str] = ()) -> Any:
     """One ``finmlops <stage>`` container template with the restricted security context."""
     from hera.workflows import Container, Parameter, RetryStrategy
 
     m = _models()
+    client = name in LEDGER_STEPS
+    extra_env = [ledger_env(settings)] if client else []
     return Container(
         name=name,
         image=image,
@@ -91,6 +95,7 @@ def _step(settings: Settings, name: str, *, image: str, res: Manifest, deadline:
         command=["finmlops"],
         args=COMMANDS[name],
         inputs=[Parameter(name=i) for i in inputs] or None,
+        labels=dict(LEDGER_CLIENT) if client else None,
         env=[m.EnvVar.model_validate(e) for e in (*app_env(settings), *extra_env)],
         resources=m.ResourceRequirements.model_validate(res),
         security_context=m.SecurityContext.model_validate(container_security_context()),
@@ -191,26 +196,21 @@ def training_template(settings: Settings) -> Manifest:
 
 
 def daily_cron(settings: Settings) -> Manifest:
-    """Every trading day: ingest, post the newest known outcomes as feedback (by routing key
-    ``TICKER:DATE``: the pod does not know the request ids), check drift, and decide the A/B
-    test from the cluster's Prometheus counters (every replica's, where a per-replica log would
-    see only its own; deciding is read-only, promotion stays a human ``--apply``)."""
+    """Every trading day: ingest, write the newest known outcomes into the ledger (by routing
+    key ``TICKER:DATE``: the pod does not know the request ids), check drift, and decide the
+    A/B test from the ledger, which holds every pod's predictions (deciding is read-only;
+    promotion stays a human ``--apply``)."""
     from hera.workflows import DAG, CronWorkflow
 
     d = settings.deploy
     image = d.training_image
-    url = f"http://{SERVING}.{namespace(settings, 'inference')}.svc:{HTTP_PORT}"
-    token = secret_env("FINMLOPS_API_TOKEN", d.api_token_secret, API_TOKEN_KEY)
-    params = {**_data_parameters(settings), "service-url": url,
-              "prometheus-url": prometheus_url(settings)}
-    params["end"] = _END_TODAY
+    params = {**_data_parameters(settings), "end": _END_TODAY}
     with CronWorkflow(name=DAILY_CRON, schedules=[d.schedule], timezone=d.timezone,
                       concurrency_policy="Forbid", starting_deadline_seconds=3600,
                       successful_jobs_history_limit=3, failed_jobs_history_limit=5,
                       **_workflow_kwargs(settings, "pipelines", 4 * 3600, params)) as cw:
         ingest = _step(settings, "ingest", image=image, res=SMALL, deadline=3600)
-        feedback = _step(settings, "feedback", image=image, res=SMALL, deadline=1800,
-                         extra_env=[token])
+        feedback = _step(settings, "feedback", image=image, res=SMALL, deadline=1800)
         drift = _step(settings, "drift", image=image, res=SMALL, deadline=1800)
         decide = _step(settings, "decide", image=image, res=SMALL, deadline=1800)
         with DAG(name="main"):
