@@ -243,8 +243,14 @@ class LedgerSettings(_Section):
     probe_interval_s: float = Field(1.0, gt=0)
     poll_interval_s: float = Field(1.0, gt=0)
     """How often every worker and pod checks the ledger for a new experiment version."""
+    summary_interval_s: float = Field(30.0, gt=0)
+    """How often the service re-reads the experiment's outcomes from the ledger for the
+    ``finmlops_ledger_*`` gauges (what alerts and dashboards read)."""
     pool_size: int = Field(4, ge=1, le=64)
     """PostgreSQL connections per process."""
+    writers: int | None = Field(None, ge=1, le=8)
+    """Writer threads committing in parallel; ``None``: 1 on SQLite (one write lock), 2 on
+    PostgreSQL (two commits in flight share the server's WAL flushes)."""
 
 
 class ABTestSettings(_Section):

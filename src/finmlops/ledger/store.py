@@ -316,6 +316,15 @@ class Ledger:
             out.setdefault(int(version or 0), {})[str(arm)] = int(n)
         return out
 
+    def last_outcome_time(self, experiment: str) -> float | None:
+        """When the newest outcome of ``experiment`` was recorded (None before the first)."""
+        with self.db.reading() as cur:
+            row = cur.execute(
+                "SELECT MAX(f.ts) FROM feedback f JOIN predictions p "
+                "ON p.prediction_id = f.prediction_id WHERE p.experiment = ?",
+                (experiment,)).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
     def predictions(self, experiment: str | None = None) -> list[dict[str, Any]]:
         """Prediction rows (oldest first), all or one experiment's."""
         sql = ("SELECT prediction_id, client_id, ts, experiment, config_version, arm, "

@@ -74,7 +74,8 @@ class GroupCommitWriter(Generic[T]):
                  linger_s: float = 0.0, fail_after: int = 3,
                  probe: Callable[[], None] | None = None,
                  ping: Callable[[], None] | None = None, probe_interval_s: float = 1.0,
-                 events: WriterEvents | None = None, name: str = "finmlops-ledger") -> None:
+                 events: WriterEvents | None = None, name: str = "finmlops-ledger",
+                 threads: int = 1) -> None:
         self._commit = commit
         self.max_queue = max_queue
         self.batch_max = batch_max
@@ -85,9 +86,10 @@ class GroupCommitWriter(Generic[T]):
         self.probe_interval_s = probe_interval_s
         self.events = events or WriterEvents()
         self._name = name
+        self._n_threads = threads
         self._pending: deque[tuple[T, _Waiter | None]] = deque()
         self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._stopping = False
         self._failures = 0
         self.healthy = True
@@ -97,19 +99,23 @@ class GroupCommitWriter(Generic[T]):
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None:
+        """Start the writer threads: one commits at a time on SQLite (one write lock), while
+        on PostgreSQL two commits in flight share the server's WAL flushes."""
+        if not self._threads:
             self._stopping = False
-            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-            self._thread.start()
+            self._threads = [threading.Thread(target=self._run, name=f"{self._name}-{i}",
+                                              daemon=True) for i in range(self._n_threads)]
+            for t in self._threads:
+                t.start()
 
     def close(self, timeout: float = 30.0) -> None:
         """Commit what is queued, then stop (what cannot be committed is refused)."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        for t in self._threads:
+            t.join(timeout)
+        self._threads = []
         leftover = self._take(len(self._pending))
         if leftover:
             self._refuse([w for _, w in leftover if w is not None], "shutdown",
@@ -132,7 +138,7 @@ class GroupCommitWriter(Generic[T]):
             raise LedgerUnavailableError(UNAVAILABLE)
         waiter = _Waiter(loop)
         with self._cond:
-            if self._stopping or self._thread is None:
+            if self._stopping or not self._threads:
                 reason, msg = "shutdown", "the service is shutting down"
             elif len(self._pending) >= self.max_queue:
                 reason, msg = "queue_full", (f"the ledger is behind ({len(self._pending)} "

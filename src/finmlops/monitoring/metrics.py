@@ -53,6 +53,15 @@ class Metrics:
     ledger_healthy: Gauge
     shadow_failures: Counter
     feedback_requests: Counter
+    ledger_arm_outcomes: Gauge
+    ledger_arm_hits: Gauge
+    ledger_arm_return_sum: Gauge
+    ledger_arm_return_sq_sum: Gauge
+    ledger_paired_outcomes: Gauge
+    ledger_paired_discordant: Gauge
+    ledger_paired_diff_sum: Gauge
+    ledger_paired_diff_sq_sum: Gauge
+    ledger_last_outcome: Gauge
     last_prediction: Gauge
     last_feedback: Gauge
     data_last_bar: Gauge
@@ -154,6 +163,36 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         feedback_requests=Counter(
             "finmlops_feedback_requests", "Feedback requests by HTTP status (409: an outcome "
             "conflicted with the recorded one).", ["status"], registry=reg),
+        # The experiment as the ledger holds it (every outcome, however it was recorded),
+        # refreshed every ledger.summary_interval_s; every replica exports the same values.
+        ledger_arm_outcomes=Gauge(
+            "finmlops_ledger_arm_outcomes", "Served outcomes per arm in the ledger (pinned "
+            "excluded).", arm, registry=reg, multiprocess_mode="max"),
+        ledger_arm_hits=Gauge(
+            "finmlops_ledger_arm_hits", "Served outcomes per arm whose direction was right.",
+            arm, registry=reg, multiprocess_mode="max"),
+        ledger_arm_return_sum=Gauge(
+            "finmlops_ledger_arm_return_sum", "Sum of served net returns per arm (the "
+            "backtest's position-and-cost rule).", arm, registry=reg,
+            multiprocess_mode="mostrecent"),
+        ledger_arm_return_sq_sum=Gauge(
+            "finmlops_ledger_arm_return_sq_sum", "Sum of squared served net returns per arm.",
+            arm, registry=reg, multiprocess_mode="max"),
+        ledger_paired_outcomes=Gauge(
+            "finmlops_ledger_paired_outcomes", "Outcomes scored by both arm and reference.",
+            pair, registry=reg, multiprocess_mode="max"),
+        ledger_paired_discordant=Gauge(
+            "finmlops_ledger_paired_discordant", "Paired outcomes where exactly one side was "
+            "right.", [*pair, "winner"], registry=reg, multiprocess_mode="max"),
+        ledger_paired_diff_sum=Gauge(
+            "finmlops_ledger_paired_return_diff_sum", "Sum of (arm - reference) net returns.",
+            pair, registry=reg, multiprocess_mode="mostrecent"),
+        ledger_paired_diff_sq_sum=Gauge(
+            "finmlops_ledger_paired_return_diff_sq_sum", "Sum of squared paired differences.",
+            pair, registry=reg, multiprocess_mode="max"),
+        ledger_last_outcome=Gauge(
+            "finmlops_ledger_last_outcome_timestamp_seconds", "Unix time of the newest outcome "
+            "in the ledger.", ["experiment"], registry=reg, multiprocess_mode="max"),
         last_prediction=Gauge(
             "finmlops_last_prediction_timestamp_seconds", "Unix time of the last prediction.",
             ["experiment"], registry=reg, multiprocess_mode="max"),

@@ -136,6 +136,34 @@ class Telemetry:
                 m.paired_diff_sum.labels(*labels).inc(diff)
                 m.paired_diff_sq_sum.labels(*labels).inc(diff * diff)
 
+    def ledger_summary(self, experiment: str, outcomes: Any, reference: str | None,
+                       last_outcome: float | None) -> None:
+        """Publish the experiment as the ledger holds it: per-arm served sums and paired sums
+        against ``reference`` (what the A/B rules and dashboards read)."""
+        m = self.metrics
+        served = outcomes[outcomes["served"]]
+        for arm, g in served.groupby("arm"):
+            r = g["net_return"].to_numpy(dtype=float)
+            m.ledger_arm_outcomes.labels(experiment, arm).set(len(g))
+            m.ledger_arm_hits.labels(experiment, arm).set(int(g["hit"].sum()))
+            m.ledger_arm_return_sum.labels(experiment, arm).set(float(r.sum()))
+            m.ledger_arm_return_sq_sum.labels(experiment, arm).set(float((r * r).sum()))
+        if reference is not None:
+            ref = outcomes[outcomes["arm"] == reference].set_index("request_id")
+            for arm, g in outcomes[outcomes["arm"] != reference].groupby("arm"):
+                j = g.join(ref, on="request_id", how="inner", rsuffix="_ref")
+                labels = (experiment, arm, reference)
+                d = (j["net_return"] - j["net_return_ref"]).to_numpy(dtype=float)
+                m.ledger_paired_outcomes.labels(*labels).set(len(j))
+                m.ledger_paired_discordant.labels(*labels, "arm").set(
+                    int((j["hit"] & ~j["hit_ref"]).sum()))
+                m.ledger_paired_discordant.labels(*labels, "reference").set(
+                    int((~j["hit"] & j["hit_ref"]).sum()))
+                m.ledger_paired_diff_sum.labels(*labels).set(float(d.sum()))
+                m.ledger_paired_diff_sq_sum.labels(*labels).set(float((d * d).sum()))
+        if last_outcome is not None:
+            m.ledger_last_outcome.labels(experiment).set(last_outcome)
+
     def render(self, pending: int) -> bytes:
         """Refresh scrape-time gauges (ledger queue, last prediction, drift) and render."""
         from finmlops.monitoring.drift import publish

@@ -115,7 +115,8 @@ class DataPlane:
             linger_s=lg.linger_ms / 1000.0, fail_after=lg.fail_after, probe=self._probe,
             ping=self._ping, probe_interval_s=lg.probe_interval_s,
             events=WriterEvents(committed=self._committed, refused=self._refused,
-                                health=self._health))
+                                health=self._health),
+            threads=lg.writers or (2 if settings.ledger_url.startswith("postgres") else 1))
         # Prediction ids: a random per-process prefix and a counter (unique across workers and
         # pods without coordination). Keyless routing draws from a generator seeded from
         # os.urandom, so no two processes (or restarts) replay the same sequence.
@@ -149,6 +150,9 @@ class DataPlane:
         stays false until all three are done; the ledger is retried until it answers)."""
         self.metrics.ready.set(0)
         self.metrics.ledger_healthy.set(1)
+        for reason in ("queue_full", "unavailable", "write_failed", "shutdown"):
+            self.metrics.ledger_refused.labels("infer", reason)  # every series from 0
+        self.metrics.ledger_refused.labels("feedback", "write_failed")
         threading.Thread(target=self._startup, name="finmlops-startup", daemon=True).start()
 
     def _startup(self) -> None:
@@ -176,6 +180,8 @@ class DataPlane:
                     f"experiment {exp.name!r}: no model for arm(s) {', '.join(missing)}")
             self.models = models
             self.telemetry.models_loaded(models, exp.name)
+            for arm in models:
+                self.metrics.shadow_failures.labels(arm)
             self.loaded = True
         except FinmlopsError as exc:
             self.load_error = exc.message
@@ -201,7 +207,30 @@ class DataPlane:
         self.load_error = None
         self.writer.start()
         self.experiment.start(self.ledger, self._validate)
+        threading.Thread(target=self._summaries, name="finmlops-summary", daemon=True).start()
         log.info("ledger %s open", self.ledger.describe())
+
+    def _summaries(self) -> None:
+        """Re-read the experiment's outcomes for the ``finmlops_ledger_*`` gauges."""
+        while True:
+            self.refresh_summary()
+            if self._stopping.wait(self.settings.ledger.summary_interval_s):
+                return
+
+    def refresh_summary(self) -> None:
+        ledger = self.ledger
+        router = self.experiment._router
+        if ledger is None:
+            return
+        name = self.experiment.name
+        try:
+            outcomes = ledger.outcomes(name, self.settings.evaluation)
+            last = ledger.last_outcome_time(name)
+        except FinmlopsError as exc:
+            log.warning("ledger summary not refreshed: %s", exc.message)
+            return
+        self.telemetry.ledger_summary(name, outcomes,
+                                      router.default if router is not None else None, last)
 
     def stop(self) -> None:
         """Stop taking traffic: commit what is queued, stop polling, close the ledger."""
