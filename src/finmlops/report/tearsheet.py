@@ -291,7 +291,8 @@ def trials(evaluation: Mapping[str, Any], add: AddFigure) -> str:
     head = (f"<h2 id='trials'>Trials and overfitting</h2><p><b>{fmt(t.get('n'), 'd')} trials"
             f"</b> deflate every DSR (source: {html.escape(str(t.get('source')))}; Sharpe-ratio "
             f"variance: {html.escape(str(t.get('sr_variance_source')))}).</p><ul>{items}</ul>")
-    rows, ks = [], []
+    rows: list[list[str]] = []
+    ks: list[Any] = []
     for v, e in _variants(evaluation).items():
         by = e.get("dsr_by_trials") or {}
         ks = by.get("trials") or ks

@@ -18,6 +18,7 @@ from finmlops.tracking.registry import (
     resolve,
     run_metrics,
 )
+from finmlops.tracking.reports import log_report
 from finmlops.tracking.runs import (
     config_hash,
     count_trials,
@@ -28,7 +29,6 @@ from finmlops.tracking.runs import (
     log_trained_variants,
     log_training,
 )
-from finmlops.tracking.reports import log_report
 from finmlops.tracking.trials import TrialRecord, read_trials, record_trial, trial_id
 
 __all__ = [
