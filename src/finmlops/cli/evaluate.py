@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
             print_json({"path": state["evaluation"]["path"], **evaluation})
             return
         out = console()
+        out.print(headline_table(evaluation))
         for table in tables(evaluation):
             out.print(table)
         out.print(active_table(evaluation))
@@ -116,6 +117,36 @@ def tables(evaluation: dict[str, Any]) -> list[Any]:
                               end_section=key == LINES[-1][0] and i < len(periods) - 1)
         out.append(table)
     return out
+
+
+def headline_table(evaluation: dict[str, Any]) -> Any:
+    """The README's evaluation table: per variant and buy-and-hold, the absolute figures and
+    the benchmark-relative ones the verdict rests on."""
+    from rich.table import Table
+
+    trials = evaluation.get("trials") or {}
+    exe = (evaluation.get("execution") or {}).get("setting", "?")
+    table = Table(title=f"summary: net of {evaluation.get('cost_bps', 0):g} bps, execution "
+                        f"{exe}, {trials.get('n')} trials", title_justify="left")
+    for label in ("line", "total return", "Sharpe", "max DD", "DSR", "active return",
+                  "alpha t", "IR", "active PSR", "active DSR", "Sharpe diff p"):
+        table.add_column(label, justify="left" if label == "line" else "right")
+    for variant, e in evaluation["variants"].items():
+        m = e["metrics"]["strategy"]
+        rel = e.get("relative") or {}
+        a, capm = rel.get("buy_and_hold") or {}, rel.get("capm") or {}
+        table.add_row(variant, fmt(m.get("total_return"), "%"), fmt(m.get("sharpe"), "f"),
+                      fmt(m.get("max_drawdown"), "%"), fmt(m.get("dsr"), "f3"),
+                      fmt(a.get("active_total"), "%"), fmt(capm.get("alpha_t"), "f"),
+                      fmt(a.get("information_ratio"), "f"), fmt(a.get("psr"), "f3"),
+                      fmt(a.get("dsr"), "f3"),
+                      fmt((a.get("sharpe_difference") or {}).get("p_value"), "f3"))
+    first = next(iter(evaluation["variants"].values()), None)
+    if first is not None:
+        b = first["metrics"]["buy_and_hold"]
+        table.add_row("buy & hold", fmt(b.get("total_return"), "%"), fmt(b.get("sharpe"), "f"),
+                      fmt(b.get("max_drawdown"), "%"), *["-"] * 7)
+    return table
 
 
 def active_table(evaluation: dict[str, Any]) -> Any:
