@@ -34,6 +34,7 @@ from finmlops.evaluation.execution import DESCRIPTIONS
 from finmlops.evaluation.overfitting import Trials, TrialStats, trial_stats
 from finmlops.evaluation.performance import performance_metrics, sharpe_moments
 from finmlops.evaluation.sensitivity import cost_sweep
+from finmlops.evaluation.stress import stress_metrics
 
 PREDICTION_COLUMNS = ("date", "ticker", "probability", "label", "forward_return")
 LINES = ("strategy", "buy_and_hold", "always_long", "exposure_matched")
@@ -235,8 +236,6 @@ def _rates(rf: pd.Series | None, dates: np.ndarray) -> np.ndarray | None:
 def _stress(runs: Mapping[str, BacktestResult], settings: EvaluationSettings,
             stats: TrialStats) -> dict[str, dict[str, Any]]:
     """Every line's metrics per window (totals compounded inside the window)."""
-    from finmlops.evaluation.stress import stress_metrics
-
     windows, ppy = settings.stress_windows, settings.periods_per_year
     out: dict[str, dict[str, Any]] = {w: {} for w in windows}
     for line, res in runs.items():
