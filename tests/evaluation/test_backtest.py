@@ -151,3 +151,20 @@ def test_to_frame_is_indexed_by_date():
     assert list(frame.columns) == ["position", "turnover", "gross", "cost", "net", "equity"]
     assert str(frame.index[1].date()) == "2020-01-03"
     assert frame["equity"].iloc[-1] == pytest.approx(1.01)
+
+
+@settings(max_examples=50, deadline=None)
+@given(p=probs, rate=st.floats(0.0, 0.0005), rule=st.sampled_from(["long_flat", "long_short"]))
+def test_the_capital_out_of_the_position_earns_the_risk_free_rate_exactly(p, rate, rule):
+    n = p.size
+    r = np.random.default_rng(n).normal(0, 0.01, n)
+    rf = np.full(n, rate)
+    s = EvaluationSettings(rule=rule)
+    res = run_backtest(p, r, s, rf=rf)
+    pos = res.position
+    np.testing.assert_array_equal(res.gross, pos * r + (1 - pos) * rf)
+    flat = pos == 0
+    np.testing.assert_array_equal(res.net[flat], rf[flat] - res.cost[flat])
+    np.testing.assert_allclose(res.excess, res.net - rf, atol=0)
+    no_rf = run_backtest(p, r, s)
+    np.testing.assert_allclose(no_rf.net - res.net, -(1 - pos) * rf, rtol=0, atol=1e-15)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import re
 import shutil
@@ -26,22 +28,35 @@ def state(tmp_path, evaluation, abtest_full):
     ev_path.write_text(json.dumps(evaluation))
     ab_path = tmp_path / "abtest.json"
     ab_path.write_text(json.dumps(abtest_full))  # NaN as Python writes it
-    settings = Settings(home=tmp_path / "home")
+    settings = Settings(home=tmp_path / "home", report={"attach_to_mlflow": False})
     return settings, {"evaluation": {"path": str(ev_path), "summary": {}},
                       "abtest": {"decision": "continue", "path": str(ab_path)},
-                      "dataset_version": "v-test"}
+                      "dataset_version": "v-test",
+                      "trained": {"baseline": {"run_id": "a" * 32, "weights_hash": "b" * 64}},
+                      "registered": {"baseline": {"version": "7", "aliases": ["champion"]}}}
 
 
 def test_stage_writes_one_self_contained_file_named_by_its_content(state):
+    from finmlops.report.assets import plotly_bundle
+
     settings, st = state
-    out = run(RunContext(settings, SilentReporter(), st)).outputs["report"]
-    path = Path(out["path"])
+    result = run(RunContext(settings, SilentReporter(), st))
+    path = Path(result.outputs["report"]["path"])
     assert path.parent == settings.reports_dir
     assert re.fullmatch(r"report-[0-9a-f]{16}\.html", path.name)
     page = path.read_text()
-    assert page.count("Copyright 2012") == 1  # plotly.js inlined exactly once
+    blobs = re.findall(r'id="plotly-gz">(.*?)</script>', page)
+    assert len(blobs) == 1  # plotly.js inlined exactly once
+    assert gzip.decompress(base64.b64decode(blobs[0])).decode() == plotly_bundle().js
+    assert path.stat().st_size < 2_000_000 and "MB)" in result.summary
     assert "A/B experiment" in page and "v-test" in page
+    prov = page[page.index("id='provenance'"):page.index("id='performance'")]
+    for text in ("a" * 32, "champion", "<td>7</td>", "generated at", "git commit"):
+        assert text in prov, text
+    # nothing it shows changed: the same file, not rendered again
+    mtime = path.stat().st_mtime_ns
     assert run(RunContext(settings, SilentReporter(), st)).outputs["report"]["path"] == str(path)
+    assert path.stat().st_mtime_ns == mtime
 
 
 def test_report_without_abtest_and_without_evaluation(state):
@@ -86,7 +101,7 @@ def test_the_page_renders_every_plot_in_headless_chromium(state, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     dom = proc.stdout
     figures = re.findall(r'<div class="plot[^"]*" id="(fig\d+)"', dom)
-    assert len(figures) == 10  # 5 evaluation figures + 5 A/B (3 per arm, 2 sequential)
+    assert len(figures) == 15  # 10 evaluation figures + 5 A/B (3 per arm, 2 sequential)
     for fig in figures:  # plotly drew svg.main-svg inside every plot div
         inside = dom[dom.index(f'id="{fig}"'):dom.index(f'id="{fig}-json"')]
         assert 'class="main-svg"' in inside, fig
@@ -94,3 +109,24 @@ def test_the_page_renders_every_plot_in_headless_chromium(state, tmp_path):
     console = [line for line in proc.stderr.splitlines()
                if ":CONSOLE" in line or "Uncaught" in line or "console error" in line.lower()]
     assert console == []
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_the_report_is_attached_once_to_the_tracking_store(state):
+    """One run of kind ``report`` per distinct report; the training runs get no copy."""
+    from finmlops.tracking import configure
+
+    settings, st = state
+    settings = settings.model_copy(update={"report": settings.report.model_copy(
+        update={"attach_to_mlflow": True})})
+    first = run(RunContext(settings, SilentReporter(), st))
+    second = run(RunContext(settings, SilentReporter(), st))
+    assert "MLflow run" in first.summary
+    tracker = configure(settings)
+    runs = tracker.client.search_runs([tracker.experiment_id],
+                                      "tags.`finmlops.kind` = 'report'")
+    assert len(runs) == 1 and second.outputs == first.outputs
+    files = [f.path for f in tracker.client.list_artifacts(runs[0].info.run_id, "report")]
+    assert files == [f"report/{Path(first.outputs['report']['path']).name}"]
+    assert runs[0].data.tags["model_runs"] == "baseline=" + "a" * 32

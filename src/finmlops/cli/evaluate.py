@@ -12,7 +12,7 @@ import typer
 from finmlops.cli._common import JsonOption, console, print_json, settings_from
 
 EVALUATE_STAGE = ("evaluate", "finmlops.pipeline._evaluate:run",
-                  "backtest OOS predictions with costs; stress windows, cost sweep, PSR/DSR")
+                  "backtest OOS predictions with costs; active return, trials, PSR/DSR")
 REPORT_STAGE = ("report", "finmlops.pipeline._report:run",
                 "write the self-contained HTML report")
 
@@ -25,14 +25,23 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("DSR", "dsr", "f"),
 )
 LINES = (("strategy", "strategy"), ("buy_and_hold", "buy & hold"),
-         ("always_long", "always long"))
+         ("always_long", "always long"), ("exposure_matched", "exposure-matched"))
+# (label, key, format) of the active-return table, per benchmark
+ACTIVE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("active total", "active_total", "%"), ("active/yr", "active_annual", "%"),
+    ("tracking err", "tracking_error", "%"), ("IR", "information_ratio", "f"),
+    ("active PSR", "psr", "f3"), ("active DSR", "dsr", "f3"),
+    ("break-even bps", "break_even_bps", "f1"),
+)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate(ctx: typer.Context, as_json: JsonOption = False) -> None:
-        """Backtest each variant's out-of-sample predictions net of the configured costs:
-        overall and per stress window, against buy-and-hold, with the break-even cost."""
+        """Backtest each variant's out-of-sample predictions net of the configured costs and
+        execution: overall and per stress window, against buy-and-hold and an
+        exposure-matched benchmark, with active-return statistics, the trial count and the
+        break-even cost."""
         state = _run_stage(ctx, EVALUATE_STAGE, as_json)
         evaluation = json.loads(Path(state["evaluation"]["path"]).read_text("utf-8"))
         if as_json:  # everything but the daily series (they are in the file)
@@ -41,8 +50,10 @@ def register(app: typer.Typer) -> None:
             print_json({"path": state["evaluation"]["path"], **evaluation})
             return
         out = console()
+        out.print(headline_table(evaluation))
         for table in tables(evaluation):
             out.print(table)
+        out.print(active_table(evaluation))
         for line in break_even_lines(evaluation):
             out.print(line)
         for note in evaluation.get("notes", []):
@@ -79,6 +90,8 @@ def fmt(value: Any, kind: str) -> str:
         return f"{100 * value:.1f}%"
     if kind == "f1":
         return f"{value:.1f}"
+    if kind == "f3":
+        return f"{value:.3f}"
     return f"{value:.2f}"
 
 
@@ -106,15 +119,71 @@ def tables(evaluation: dict[str, Any]) -> list[Any]:
     return out
 
 
+def headline_table(evaluation: dict[str, Any]) -> Any:
+    """The README's evaluation table: per variant and buy-and-hold, the absolute figures and
+    the benchmark-relative ones the verdict rests on."""
+    from rich.table import Table
+
+    trials = evaluation.get("trials") or {}
+    exe = (evaluation.get("execution") or {}).get("setting", "?")
+    table = Table(title=f"summary: net of {evaluation.get('cost_bps', 0):g} bps, execution "
+                        f"{exe}, {trials.get('n')} trials", title_justify="left")
+    for label in ("line", "total return", "Sharpe", "max DD", "DSR", "active return",
+                  "alpha t", "IR", "active PSR", "active DSR", "Sharpe diff p"):
+        table.add_column(label, justify="left" if label == "line" else "right")
+    for variant, e in evaluation["variants"].items():
+        m = e["metrics"]["strategy"]
+        rel = e.get("relative") or {}
+        a, capm = rel.get("buy_and_hold") or {}, rel.get("capm") or {}
+        table.add_row(variant, fmt(m.get("total_return"), "%"), fmt(m.get("sharpe"), "f"),
+                      fmt(m.get("max_drawdown"), "%"), fmt(m.get("dsr"), "f3"),
+                      fmt(a.get("active_total"), "%"), fmt(capm.get("alpha_t"), "f"),
+                      fmt(a.get("information_ratio"), "f"), fmt(a.get("psr"), "f3"),
+                      fmt(a.get("dsr"), "f3"),
+                      fmt((a.get("sharpe_difference") or {}).get("p_value"), "f3"))
+    first = next(iter(evaluation["variants"].values()), None)
+    if first is not None:
+        b = first["metrics"]["buy_and_hold"]
+        table.add_row("buy & hold", fmt(b.get("total_return"), "%"), fmt(b.get("sharpe"), "f"),
+                      fmt(b.get("max_drawdown"), "%"), *["-"] * 7)
+    return table
+
+
+def active_table(evaluation: dict[str, Any]) -> Any:
+    """Per variant and benchmark: active return, IR, active PSR/DSR, the Sharpe-difference
+    test, alpha t and the break-even cost; the trial count in the title."""
+    from rich.table import Table
+
+    trials = evaluation.get("trials") or {}
+    table = Table(title=f"active return, net of costs; DSR deflated over {trials.get('n')} "
+                        f"trials ({trials.get('source')})", title_justify="left")
+    for label in ("variant", "vs", *(c[0] for c in ACTIVE_COLUMNS), "Sharpe diff p",
+                  "alpha/yr", "alpha t", "beta"):
+        table.add_column(label, justify="left" if label in ("variant", "vs") else "right")
+    for variant, e in evaluation["variants"].items():
+        rel = e.get("relative") or {}
+        capm = rel.get("capm") or {}
+        for key, label in LINES[1::2]:  # buy & hold, exposure-matched
+            a = rel.get(key) or {}
+            first = key == "buy_and_hold"
+            table.add_row(variant if first else "", label,
+                          *(fmt(a.get(k), kind) for _, k, kind in ACTIVE_COLUMNS),
+                          fmt((a.get("sharpe_difference") or {}).get("p_value"), "f3"),
+                          fmt(capm.get("alpha_annual"), "%") if first else "",
+                          fmt(capm.get("alpha_t"), "f") if first else "",
+                          fmt(capm.get("beta"), "f") if first else "")
+    return table
+
+
 def break_even_lines(evaluation: dict[str, Any]) -> list[str]:
-    """The break-even one-way cost of each variant, in words."""
+    """The break-even one-way cost of each variant (mean active return zero), in words."""
     lines = []
     for variant, e in evaluation["variants"].items():
         be = e.get("break_even_bps")
         if be is None:
-            lines.append(f"{variant}: no break-even cost: it trails buy-and-hold even at zero "
-                         "cost (or never trades)")
+            lines.append(f"{variant}: no break-even cost: its active return against "
+                         "buy-and-hold is negative even at zero cost")
         else:
-            lines.append(f"{variant}: break-even cost {be:.1f} bps per unit traded "
-                         f"(configured {evaluation.get('cost_bps', 0):g} bps)")
+            lines.append(f"{variant}: break-even cost {be:.1f} bps per unit traded against "
+                         f"buy-and-hold (configured {evaluation.get('cost_bps', 0):g} bps)")
     return lines

@@ -1,4 +1,5 @@
-"""Honest evaluation: walk-forward splits, classification metrics, backtests, PSR/DSR."""
+"""Honest evaluation: walk-forward splits, classification metrics, backtests, PSR/DSR,
+benchmark-relative statistics, forecast tests, trial deflation and PBO, execution timing."""
 
 # --- splits and classification metrics (walk-forward training) ---
 from finmlops.evaluation.classification import (  # noqa: I001
@@ -33,10 +34,13 @@ _SPLITS_ALL: list[str] = [
 
 # --- backtest, performance metrics, stress windows, cost sweep ---
 from finmlops.evaluation.assessment import (  # noqa: E402, I001
+    LINES as LINES,
     backtests_for as backtests_for,
     clean_predictions as clean_predictions,
     evaluate_predictions as evaluate_predictions,
     summarize as summarize,
+    trial_returns as trial_returns,
+    variant_trials as variant_trials,
 )
 from finmlops.evaluation.backtest import (  # noqa: E402
     BacktestResult as BacktestResult,
@@ -59,6 +63,7 @@ from finmlops.evaluation.performance import (  # noqa: E402
     sharpe_moments as sharpe_moments,
 )
 from finmlops.evaluation.sensitivity import (  # noqa: E402
+    break_even_active_bps as break_even_active_bps,
     break_even_cost_bps as break_even_cost_bps,
     cost_sweep as cost_sweep,
     total_return_at as total_return_at,
@@ -69,10 +74,12 @@ from finmlops.evaluation.stress import (  # noqa: E402
 )
 
 _BACKTEST_ALL: list[str] = [
+    "LINES",
     "BacktestResult",
     "PerformanceMetrics",
     "backtest_positions",
     "backtests_for",
+    "break_even_active_bps",
     "break_even_cost_bps",
     "buy_and_hold",
     "clean_predictions",
@@ -93,7 +100,86 @@ _BACKTEST_ALL: list[str] = [
     "stress_metrics",
     "summarize",
     "total_return_at",
+    "trial_returns",
+    "variant_trials",
     "window_mask",
 ]
 
-__all__ = [*_SPLITS_ALL, *_BACKTEST_ALL]
+# --- benchmark-relative statistics, forecast tests, trials and PBO, execution, tear sheet ---
+from finmlops.evaluation.execution import (  # noqa: E402, I001
+    EXECUTIONS as EXECUTIONS,
+    Execution as Execution,
+    execution_returns as execution_returns,
+)
+from finmlops.evaluation.forecast import (  # noqa: E402
+    DeLong as DeLong,
+    DieboldMariano as DieboldMariano,
+    McNemar as McNemar,
+    base_rate_forecast as base_rate_forecast,
+    delong_auc as delong_auc,
+    diebold_mariano as diebold_mariano,
+    log_loss_terms as log_loss_terms,
+    mcnemar_exact as mcnemar_exact,
+)
+from finmlops.evaluation.overfitting import (  # noqa: E402
+    TRIAL_COLUMNS as TRIAL_COLUMNS,
+    PBOResult as PBOResult,
+    Trials as Trials,
+    TrialStats as TrialStats,
+    pbo_cscv as pbo_cscv,
+    trial_stats as trial_stats,
+    trials_from_returns as trials_from_returns,
+)
+from finmlops.evaluation.relative import (  # noqa: E402
+    Regression as Regression,
+    SharpeDifference as SharpeDifference,
+    exposure_matched as exposure_matched,
+    hac_regression as hac_regression,
+    information_ratio as information_ratio,
+    long_run_covariance as long_run_covariance,
+    memmel_test as memmel_test,
+    newey_west_lags as newey_west_lags,
+    sharpe_difference as sharpe_difference,
+)
+from finmlops.evaluation.tearsheet import (  # noqa: E402
+    calendar_returns as calendar_returns,
+    distribution as distribution,
+    drawdown_episodes as drawdown_episodes,
+    rolling_stats as rolling_stats,
+)
+
+_RELATIVE_ALL: list[str] = [
+    "EXECUTIONS",
+    "TRIAL_COLUMNS",
+    "DeLong",
+    "DieboldMariano",
+    "Execution",
+    "McNemar",
+    "PBOResult",
+    "Regression",
+    "SharpeDifference",
+    "TrialStats",
+    "Trials",
+    "base_rate_forecast",
+    "calendar_returns",
+    "delong_auc",
+    "diebold_mariano",
+    "distribution",
+    "drawdown_episodes",
+    "execution_returns",
+    "exposure_matched",
+    "hac_regression",
+    "information_ratio",
+    "log_loss_terms",
+    "long_run_covariance",
+    "mcnemar_exact",
+    "memmel_test",
+    "newey_west_lags",
+    "pbo_cscv",
+    "rolling_stats",
+    "sharpe_difference",
+    "trial_stats",
+    "trials_from_returns",
+]
+
+__all__ = [*_SPLITS_ALL, *_BACKTEST_ALL, *_RELATIVE_ALL]

@@ -3,10 +3,15 @@
 Input convention (arrays aligned by day ``t``):
 
 - ``probability[t]``: P(up) decided with data up to the close of day ``t``;
-- ``forward_return[t]``: the return from close ``t`` to close ``t+1`` (from ``adj_close``).
+- ``forward_return[t]``: the return the position decided at ``t`` earns, from its fill to
+  the next decision's fill. Which prices those are is the ``evaluation.execution`` setting
+  (:mod:`finmlops.evaluation.execution`): by default the open of ``t+1`` to the open of
+  ``t+2``; with ``same_close``, the close of ``t`` (the price the features used) to the close
+  of ``t+1``.
+- ``rf[t]`` (optional): the risk-free return of the same period, earned by the capital not
+  in the position: a position ``w`` returns ``w * forward_return + (1 - w) * rf``.
 
-The position decided at ``t`` is executed on the next bar and earns ``forward_return[t]``;
-the trade ``|position[t] - position[t-1]|`` (flat before the first day) pays the costs on
+The trade ``|position[t] - position[t-1]|`` (flat before the first day) pays the costs on
 day ``t``. Nothing is liquidated after the last day. Everything here is pure numpy.
 """
 
@@ -49,6 +54,8 @@ class BacktestResult:
     equity: FloatArray
     impact: FloatArray
     """The market-impact part of ``cost`` (zero without an impact coefficient)."""
+    rf: FloatArray | None = None
+    """The per-period risk-free return (``None``: zero); Sharpe ratios use ``net - rf``."""
 
     def __len__(self) -> int:
         return int(self.net.shape[0])
@@ -60,6 +67,7 @@ class BacktestResult:
             dates=self.dates[mask], position=self.position[mask],
             turnover=self.turnover[mask], gross=self.gross[mask], cost=self.cost[mask],
             net=net, equity=_compound(net), impact=self.impact[mask],
+            rf=None if self.rf is None else self.rf[mask],
         )
 
     def repriced(self, cost_per_unit: float) -> BacktestResult:
@@ -69,8 +77,13 @@ class BacktestResult:
         return BacktestResult(
             dates=self.dates, position=self.position, turnover=self.turnover,
             gross=self.gross, cost=cost, net=net, equity=_compound(net),
-            impact=np.zeros_like(cost),
+            impact=np.zeros_like(cost), rf=self.rf,
         )
+
+    @property
+    def excess(self) -> FloatArray:
+        """Net returns above the risk-free rate (``net`` itself when there is none)."""
+        return self.net if self.rf is None else self.net - self.rf
 
     def to_frame(self) -> pd.DataFrame:
         """A pandas DataFrame indexed by date (pandas imported on use)."""
@@ -130,6 +143,7 @@ def run_backtest(
     dates: ArrayLike | None = None,
     sigma: ArrayLike | None = None,
     adv_notional: ArrayLike | None = None,
+    rf: ArrayLike | None = None,
 ) -> BacktestResult:
     """Backtest one instrument with ``settings`` (rule, threshold, dead band, costs).
 
@@ -139,7 +153,7 @@ def run_backtest(
     """
     pos = positions(probability, settings.rule, settings.threshold, settings.dead_band)
     return backtest_positions(pos, forward_return, settings.costs, dates=dates,
-                              sigma=sigma, adv_notional=adv_notional)
+                              sigma=sigma, adv_notional=adv_notional, rf=rf)
 
 
 def backtest_positions(
@@ -150,8 +164,10 @@ def backtest_positions(
     dates: ArrayLike | None = None,
     sigma: ArrayLike | None = None,
     adv_notional: ArrayLike | None = None,
+    rf: ArrayLike | None = None,
 ) -> BacktestResult:
-    """Backtest given positions; ``costs`` is the settings or a flat cost per unit traded."""
+    """Backtest given positions; ``costs`` is the settings or a flat cost per unit traded;
+    ``rf`` (per period, aligned) is earned by the capital out of the position."""
     pos = _as_float(position, "position")
     r = _as_float(forward_return, "forward_return")
     if pos.shape != r.shape:
@@ -177,21 +193,28 @@ def backtest_positions(
         impact = per_unit * turnover
         cost = cost + impact
     gross = pos * r
+    rate = None
+    if rf is not None:
+        rate = _as_float(rf, "rf")
+        if rate.shape != r.shape or not np.isfinite(rate.sum()):
+            raise DataValidationError("rf must be finite and align with forward_return")
+        gross += (1.0 - pos) * rate
     net = gross - cost
     return BacktestResult(
         dates=_dates(dates, r.shape[0]), position=pos, turnover=turnover, gross=gross,
-        cost=cost, net=net, equity=_compound(net), impact=impact,
+        cost=cost, net=net, equity=_compound(net), impact=impact, rf=rate,
     )
 
 
-def buy_and_hold(forward_return: ArrayLike, dates: ArrayLike | None = None) -> BacktestResult:
+def buy_and_hold(forward_return: ArrayLike, dates: ArrayLike | None = None,
+                 rf: ArrayLike | None = None) -> BacktestResult:
     """Holding the instrument every day at no cost: the passive benchmark.
 
     It differs from "always long" (position 1 through :func:`backtest_positions`) only by
     the entry cost on the first day; against a long/short rule it is the natural yardstick.
     """
     r = _as_float(forward_return, "forward_return")
-    return backtest_positions(np.ones_like(r), r, 0.0, dates=dates)
+    return backtest_positions(np.ones_like(r), r, 0.0, dates=dates, rf=rf)
 
 
 def equal_weight(results: Sequence[BacktestResult]) -> BacktestResult:
@@ -202,17 +225,20 @@ def equal_weight(results: Sequence[BacktestResult]) -> BacktestResult:
         return results[0]
     dates = np.unique(np.concatenate([r.dates for r in results]))
     k = len(results)
-    stacks = {f: np.full((k, dates.shape[0]), np.nan)
-              for f in ("position", "turnover", "gross", "cost", "impact")}
+    fields = ["position", "turnover", "gross", "cost", "impact"]
+    with_rf = any(r.rf is not None for r in results)
+    stacks = {f: np.full((k, dates.shape[0]), np.nan) for f in [*fields, "rf"][
+        : len(fields) + with_rf]}
     for i, res in enumerate(results):
         at = np.searchsorted(dates, res.dates)
         for f, arr in stacks.items():
-            arr[i, at] = getattr(res, f)
+            value = getattr(res, f)
+            arr[i, at] = 0.0 if value is None else value
     mean = {f: np.nanmean(arr, axis=0) for f, arr in stacks.items()}
     net = mean["gross"] - mean["cost"]
     return BacktestResult(dates=dates, position=mean["position"], turnover=mean["turnover"],
                           gross=mean["gross"], cost=mean["cost"], net=net,
-                          equity=_compound(net), impact=mean["impact"])
+                          equity=_compound(net), impact=mean["impact"], rf=mean.get("rf"))
 
 
 def _abs_changes(pos: FloatArray) -> FloatArray:

@@ -145,8 +145,12 @@ def performance_metrics(result: BacktestResult, periods_per_year: int = 252,
                         n_trials: int = 1, sr_variance: float | None = None) -> PerformanceMetrics:
     """Every metric of ``result``'s net returns; the DSR deflates by ``n_trials`` trials
     whose per-period SRs vary with ``sr_variance``, never less than
-    :func:`null_sharpe_variance` of ``result``'s length (the default)."""
-    r = result.net
+    :func:`null_sharpe_variance` of ``result``'s length (the default).
+
+    Returns, drawdowns and costs are of the net returns; volatility, Sharpe, Sortino, the
+    moments and PSR/DSR/MinTRL of the returns above the risk-free rate (``result.excess``).
+    """
+    r = result.excess
     n = r.shape[0]
     ppy = float(periods_per_year)
     total = float(result.equity[-1]) - 1.0 if n else 0.0
@@ -159,8 +163,10 @@ def performance_metrics(result: BacktestResult, periods_per_year: int = 252,
     downside = math.sqrt(float(losses @ losses) / n) if n else 0.0
     mdd, mdd_days = max_drawdown(result.equity, work)
     n_active = int(np.count_nonzero(result.position))
-    # a day earns a positive gross return only while holding a position
-    hit = np.count_nonzero(result.gross > 0.0) / n_active if n_active else None
+    # a day beats cash only while holding a position (a flat day's excess is exactly 0)
+    gross_excess = result.gross if result.rf is None else np.subtract(
+        result.gross, result.rf, out=work2)
+    hit = np.count_nonzero(gross_excess > 0.0) / n_active if n_active else None
     psr = min_trl = dsr = None
     sr0 = 0.0
     if sr is not None and skew is not None and kurt is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from finmlops.evaluation.backtest import BacktestResult
+from finmlops.evaluation.backtest import BacktestResult, FloatArray
 from finmlops.evaluation.performance import performance_metrics
 
 
@@ -29,6 +29,23 @@ def cost_sweep(result: BacktestResult, bps: Sequence[float], periods_per_year: i
 def total_return_at(result: BacktestResult, cost_per_unit: float) -> float:
     """Net total return of ``result``'s trades at a flat cost per unit traded."""
     return float(np.prod(1.0 + result.gross - cost_per_unit * result.turnover)) - 1.0
+
+
+def break_even_active_bps(result: BacktestResult, benchmark: FloatArray) -> float | None:
+    """The one-way cost (bps) at which the mean daily active return against ``benchmark``
+    (the benchmark's net returns on the same days) is zero.
+
+    Mean active return at a flat cost ``c`` is ``mean(gross - benchmark) - c mean(turnover)``,
+    linear in ``c``, so the root is exact: ``mean(gross - benchmark) / mean(turnover)``.
+    ``None`` when the strategy never trades or its active return is not positive at zero cost.
+    """
+    if result.turnover.shape[0] == 0 or benchmark.shape != result.gross.shape:
+        return None
+    turn = float(result.turnover.mean())
+    edge = float((result.gross - benchmark).mean())
+    if turn <= 0.0 or edge <= 0.0:
+        return None
+    return edge / turn * 1e4
 
 
 def break_even_cost_bps(result: BacktestResult, target_total_return: float) -> float | None:

@@ -1,56 +1,120 @@
 """The report stage: the evaluation (and the A/B result, when there is one) as one
-self-contained HTML file under ``settings.reports_dir``, named by the hash of its content."""
+self-contained HTML tear sheet under ``settings.reports_dir``, named by the hash of what it
+shows, with a provenance block, and attached once to the tracking store."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from finmlops.errors import StageError
+from finmlops.config import Settings, public_dict
+from finmlops.errors import FinmlopsError, StageError
 from finmlops.pipeline.runner import RunContext, StageResult
+
+REPORT_FORMAT = 2
+"""Bump when the page changes for the same inputs (2: the tear sheet)."""
+RESULT_SECTIONS = ("data", "features", "train", "evaluation", "experiment", "abtest")
+"""The settings that change what the report shows (not where files live)."""
 
 
 def run(ctx: RunContext) -> StageResult:
-    """Render the report of the current run state."""
+    """Render the report of the current run state (reused when nothing it shows changed)."""
     from finmlops.report import render_report, verdict
+    from finmlops.report.assets import plotly_bundle
 
     ev = ctx.require("evaluation", "evaluate")
-    evaluation = _load(Path(ev["path"]), "evaluation")
-    abtest = None
+    ev_path = Path(ev["path"])
+    evaluation = _load(ev_path, "evaluation")
+    abtest, ab_path = None, None
     ab = ctx.state.get("abtest")
     if isinstance(ab, dict) and ab.get("path"):
-        abtest = _load(Path(ab["path"]), "A/B result")
+        ab_path = Path(ab["path"])
+        abtest = _load(ab_path, "A/B result")
     settings = ctx.settings
+    bundle = plotly_bundle(settings.report.plotly_js)
+    provenance = _provenance(ctx)
     context = {
         "targets": ", ".join(settings.features.target),
-        "dataset version": ctx.state.get("dataset_version", "-"),
         "variants": ", ".join(evaluation.get("variants", {})),
         "position rule": f"{settings.evaluation.rule}, threshold {settings.evaluation.threshold}"
                          f", dead band {settings.evaluation.dead_band}",
     }
-    page = render_report(evaluation, abtest, title=f"finmlops: {context['targets']} direction",
-                         context=context)
-    digest = hashlib.sha256(page.encode()).hexdigest()[:16]
-    path = settings.reports_dir / f"report-{digest}.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(page, "utf-8")
-    os.replace(tmp, path)
-    _log_to_runs(ctx, path)
-    return StageResult(summary=f"{path.name}: {verdict(evaluation).headline}",
+    key = hashlib.sha256(json.dumps({
+        "format": REPORT_FORMAT, "evaluation": _sha256(ev_path),
+        "abtest": _sha256(ab_path) if ab_path else None, "context": context,
+        "provenance": {k: v for k, v in provenance.items() if k != "generated_at"},
+        "plotly": hashlib.sha256(bundle.js.encode()).hexdigest(),
+    }, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = settings.reports_dir / f"report-{key}.html"
+    if not path.is_file():
+        ctx.progress("rendering the report")
+        page = render_report(evaluation, abtest, title=f"finmlops: {context['targets']} direction",
+                             context=context, provenance=provenance, plotly_js=bundle.js,
+                             plotly_source=bundle.source)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(page, "utf-8")
+        os.replace(tmp, path)
+    note = _attach(ctx, path, key, provenance) if settings.report.attach_to_mlflow else ""
+    size = path.stat().st_size / 1e6
+    return StageResult(summary=f"{path.name} ({size:.1f} MB){note}: "
+                               f"{verdict(evaluation).headline}",
                        outputs={"report": {"path": str(path)}})
 
 
-def _log_to_runs(ctx: RunContext, path: Path) -> None:
-    """Attach the report to every trained variant's MLflow run."""
-    from finmlops.tracking import log_artifacts
+def config_hash(settings: Settings) -> str:
+    """A digest of the settings that change the report's figures."""
+    data = public_dict(settings)
+    picked = {k: data[k] for k in RESULT_SECTIONS}
+    picked["data"] = {k: v for k, v in picked["data"].items()
+                      if k not in ("store_uri", "s3_endpoint_url", "csv_path")}
+    return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()
+                          ).hexdigest()[:16]
 
-    for info in (ctx.state.get("trained") or {}).values():
-        if isinstance(info, dict) and info.get("run_id"):
-            log_artifacts(ctx.settings, info["run_id"], {"report": path})
+
+def _provenance(ctx: RunContext) -> dict[str, Any]:
+    """Generated at, dataset version, models (registry versions, MLflow run ids, weights),
+    git commit and config hash."""
+    from finmlops.tracking import git_commit
+
+    trained = ctx.state.get("trained") or {}
+    registered = ctx.state.get("registered") or {}
+    models = []
+    for v in sorted(trained):
+        t, r = trained.get(v) or {}, registered.get(v) or {}
+        models.append({"variant": v, "version": r.get("version"), "aliases": r.get("aliases"),
+                       "run_id": t.get("run_id") or r.get("run_id"),
+                       "weights_hash": t.get("weights_hash") or ""})
+    return {
+        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "dataset_version": ctx.state.get("dataset_version") or "-",
+        "git_commit": git_commit(),
+        "config_hash": config_hash(ctx.settings),
+        "models": models,
+    }
+
+
+def _attach(ctx: RunContext, path: Path, key: str, provenance: dict[str, Any]) -> str:
+    """One report run per distinct report in the tracking store; a failure is a note."""
+    from finmlops.tracking import log_report
+
+    tags = {"dataset_version": str(provenance["dataset_version"]),
+            "config_hash": provenance["config_hash"],
+            "model_runs": ",".join(f"{m['variant']}={m['run_id']}"
+                                   for m in provenance["models"])}
+    try:
+        run_id, _ = log_report(ctx.settings, path, key, tags)
+    except FinmlopsError as exc:
+        return f" (not attached to MLflow: {exc})"
+    return f", MLflow run {run_id[:8]}"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _load(path: Path, what: str) -> Any:

@@ -15,13 +15,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from finmlops.report import palette
+
 AddFigure = Callable[[list[dict[str, Any]], dict[str, Any], int], str]
 
 Z95 = 1.959963984540054
 BPS = 1e4
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
-FILLS = ("rgba(31,119,180,0.12)", "rgba(214,39,40,0.12)", "rgba(44,160,44,0.12)",
-         "rgba(148,103,189,0.12)", "rgba(255,127,14,0.12)", "rgba(140,86,75,0.12)")
 ACTION_COLORS = {"promote": "#2e7d32", "rollback": "#c62828", "continue": "#555",
                  "invalid": "#ef6c00"}
 
@@ -252,7 +251,7 @@ def _results(arms: Mapping[str, Mapping[str, Any]]) -> str:
 def _band(x: list[str], mid: list[float | None], lo: list[float | None],
           hi: list[float | None], name: str, i: int, group: str) -> list[dict[str, Any]]:
     """Three traces: the band's lower edge, its upper edge filled down to it, the line."""
-    color, fill = COLORS[i % len(COLORS)], FILLS[i % len(FILLS)]
+    color, fill = palette.color(name), palette.fill(name)  # one colour per arm, report-wide
     edge = {"type": "scatter", "mode": "lines", "x": x, "line": {"width": 0, "color": color},
             "legendgroup": group, "showlegend": False, "hoverinfo": "skip"}
     return [{**edge, "y": _round(lo), "name": f"{name} lower"},

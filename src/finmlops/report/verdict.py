@@ -1,8 +1,18 @@
 """The verdict at the top of the report: is any model worth anything, in a few plain lines.
 
-A variant is "worth trading" only if all three hold: its direction accuracy's 95% interval
-lies above always-up, its net Sharpe beats buy-and-hold's, and its deflated Sharpe ratio
-(deflated by the number of trials) is at least :data:`DSR_LEVEL`.
+A variant is "worth a closer look" only if its performance *against buy-and-hold of the
+same instrument*, after costs, is significant and survives the trial count:
+
+1. the deflated Sharpe ratio of its active returns (strategy minus buy-and-hold, daily) is
+   at least :data:`DSR_LEVEL`, deflated by every trial in the ledger;
+2. its Sharpe ratio exceeds buy-and-hold's by a significant margin (Ledoit-Wolf HAC test,
+   one-sided p below the evaluation's ``alpha``);
+3. when the ledger holds enough trials for it, the probability of backtest overfitting is at
+   most :data:`PBO_LEVEL`.
+
+Point estimates (a higher Sharpe ratio, a larger total return) never decide; an absolute
+PSR/DSR against zero is shown but does not count, since a strategy that is mostly long earns
+the market's Sharpe ratio without skill.
 """
 
 from __future__ import annotations
@@ -12,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DSR_LEVEL = 0.95
+PBO_LEVEL = 0.5
+DEFAULT_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -36,52 +48,75 @@ def _f(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def _p(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return "< 0.001" if x < 0.001 else f"{x:.3f}"
+
+
 def variant_verdict(variant: str, e: Mapping[str, Any], cost_bps: float | None,
-                    n_trials: int | None) -> VariantVerdict:
-    """Accuracy against always-up, net Sharpe against buy-and-hold, DSR, break-even cost."""
-    d = e.get("direction") or {}
-    acc, ci, up = d.get("accuracy"), d.get("accuracy_ci") or [None, None], d.get("always_up")
-    lines = []
-    acc_ok = False
-    if acc is not None and up is not None and None not in ci:
-        if ci[0] > up:
-            rel, acc_ok = "above", True
-        elif ci[1] < up:
-            rel = "below"
-        else:
-            rel = "not distinguishable from"
-        lines.append(f"accuracy {_pct(acc)} [{_pct(ci[0])}, {_pct(ci[1])}] — {rel} "
-                     f"always-up {_pct(up)}")
+                    n_trials: int | None, alpha: float = DEFAULT_ALPHA,
+                    pbo: float | None = None) -> VariantVerdict:
+    """Active DSR, the Sharpe-difference test and PBO decide; alpha, accuracy against
+    always-up, the absolute DSR and the break-even cost explain."""
+    rel = e.get("relative") or {}
+    act = rel.get("buy_and_hold") or {}
+    capm = rel.get("capm") or {}
     m = (e.get("metrics") or {}).get("strategy") or {}
     bh = (e.get("metrics") or {}).get("buy_and_hold") or {}
-    sr, bh_sr = m.get("sharpe"), bh.get("sharpe")
-    sharpe_ok = sr is not None and (bh_sr is None or sr > bh_sr)
-    lines.append(f"net Sharpe {_f(sr)} vs buy-and-hold {_f(bh_sr)}; total return "
-                 f"{_pct(m.get('total_return'))} vs {_pct(bh.get('total_return'))}")
-    dsr = m.get("dsr")
-    dsr_ok = dsr is not None and dsr >= DSR_LEVEL
     trials = f" over {n_trials} trials" if n_trials else ""
-    lines.append(f"deflated Sharpe ratio {_f(dsr, 3)}{trials} — "
+    lines = []
+    dsr = act.get("dsr")
+    dsr_ok = dsr is not None and dsr >= DSR_LEVEL
+    lines.append(f"active return vs buy-and-hold {_pct(act.get('active_total'))} in total, "
+                 f"{_pct(act.get('active_annual'))} a year, IR {_f(act.get('information_ratio'))}"
+                 f"; active DSR {_f(dsr, 3)}{trials} — "
                  f"{'significant' if dsr_ok else 'not significant'} (needs ≥ {DSR_LEVEL})")
-    be = e.get("break_even_bps")
+    sd = act.get("sharpe_difference") or {}
+    p = sd.get("p_value")
+    sd_ok = p is not None and p < alpha
+    lines.append(f"net Sharpe {_f(m.get('sharpe'))} vs buy-and-hold {_f(bh.get('sharpe'))}: "
+                 f"difference p = {_p(p)} (Ledoit-Wolf, one-sided) — "
+                 f"{'significant' if sd_ok else 'not significant'} (needs < {alpha:g})")
+    if capm:
+        lines.append(f"alpha {_pct(capm.get('alpha_annual'))} a year (HAC t "
+                     f"{_f(capm.get('alpha_t'))}), beta {_f(capm.get('beta'))}")
+    pbo_ok = pbo is None or pbo <= PBO_LEVEL
+    if pbo is not None:
+        lines.append(f"probability of backtest overfitting {_f(pbo, 2)} — "
+                     f"{'acceptable' if pbo_ok else 'too high'} (needs ≤ {PBO_LEVEL})")
+    d = e.get("direction") or {}
+    acc, ci, up = d.get("accuracy"), d.get("accuracy_ci") or [None, None], d.get("always_up")
+    if acc is not None and up is not None and None not in ci:
+        mc = (e.get("forecast") or {}).get("mcnemar_vs_always_up") or {}
+        test = f", McNemar p = {_p(mc.get('p_value'))}" if mc else ""
+        lines.append(f"accuracy {_pct(acc)} [{_pct(ci[0])}, {_pct(ci[1])}] vs always-up "
+                     f"{_pct(up)}{test}")
+    if m.get("dsr") is not None:
+        lines.append(f"absolute DSR {_f(m.get('dsr'), 3)} (against zero: counts the market's "
+                     "return as skill, not used)")
+    be = act.get("break_even_bps", e.get("break_even_bps"))
     cost = f" (configured {cost_bps:g} bps)" if cost_bps is not None else ""
-    lines.append("never beats buy-and-hold, even at zero cost" if be is None
+    lines.append("active return is negative even at zero cost: no break-even cost" if be is None
                  else f"break-even cost {be:.1f} bps per unit traded{cost}")
-    return VariantVerdict(variant, acc_ok and sharpe_ok and dsr_ok, lines)
+    return VariantVerdict(variant, dsr_ok and sd_ok and pbo_ok, lines)
 
 
 def verdict(evaluation: Mapping[str, Any]) -> Verdict:
     """The report's headline from the evaluation's numbers."""
-    n_trials = (evaluation.get("trials") or {}).get("n")
-    per = [variant_verdict(v, e, evaluation.get("cost_bps"), n_trials)
+    trials = evaluation.get("trials") or {}
+    alpha = (evaluation.get("settings") or {}).get("alpha", DEFAULT_ALPHA)
+    pbo = (trials.get("pbo") or {}).get("pbo")
+    per = [variant_verdict(v, e, evaluation.get("cost_bps"), trials.get("n"), alpha, pbo)
            for v, e in (evaluation.get("variants") or {}).items()]
     good = [v.variant for v in per if v.worth]
+    n = f" over {trials['n']} trials" if trials.get("n") else ""
     if good:
-        headline = (f"Worth a closer look: {', '.join(good)} beat always-up and buy-and-hold "
-                    "after costs, with a significant deflated Sharpe ratio.")
+        headline = (f"Worth a closer look: {', '.join(good)} — significant active performance "
+                    f"against buy-and-hold after costs, deflated{n}.")
     elif per:
-        headline = ("Not worth trading: no variant beats both always-up accuracy and "
-                    "buy-and-hold after costs with a significant deflated Sharpe ratio.")
+        headline = ("Not worth trading: no variant shows significant active performance "
+                    f"against buy-and-hold after costs, deflated{n}.")
     else:
         headline = "Nothing was evaluated."
     return Verdict(headline, bool(good), per)

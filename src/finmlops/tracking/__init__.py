@@ -1,7 +1,8 @@
 """MLflow tracking and registry: the only package that imports mlflow (inside functions).
 
 Runs per trained variant, evaluation metrics, registered versions with aliases (``champion``,
-``challenger``, ``previous-champion`` and one per variant), promotion with an audit trail.
+``challenger``, ``previous-champion`` and one per variant), promotion with an audit trail,
+and the trial ledger (every backtested configuration, for deflation and PBO).
 """
 
 from finmlops.errors import TrackingError
@@ -17,6 +18,7 @@ from finmlops.tracking.registry import (
     resolve,
     run_metrics,
 )
+from finmlops.tracking.reports import log_report
 from finmlops.tracking.runs import (
     config_hash,
     count_trials,
@@ -27,6 +29,7 @@ from finmlops.tracking.runs import (
     log_trained_variants,
     log_training,
 )
+from finmlops.tracking.trials import TrialRecord, read_trials, record_trial, trial_id
 
 __all__ = [
     "CHALLENGER",
@@ -35,6 +38,7 @@ __all__ = [
     "ModelVersionInfo",
     "Tracker",
     "TrackingError",
+    "TrialRecord",
     "baseline_variant",
     "config_hash",
     "configure",
@@ -46,12 +50,16 @@ __all__ = [
     "list_models",
     "log_artifacts",
     "log_evaluation",
+    "log_report",
     "log_trained_variants",
     "log_training",
     "promote",
+    "read_trials",
+    "record_trial",
     "register",
     "resolve",
     "rollback",
     "run_metrics",
     "set_alias",
+    "trial_id",
 ]
