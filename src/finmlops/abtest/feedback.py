@@ -1,11 +1,10 @@
-"""Which realised outcomes to post as feedback: the forward return of (ticker, as-of date).
+"""Which realised outcomes to record as feedback: the return of (ticker, as-of date).
 
-A scheduled job does not know the request ids the service handed out, but every request carries
-``parameters.routing_key = "<ticker>:<YYYY-MM-DD>"``, so the outcome is addressed by that key.
-The forward return of ``D`` is ``adj_close[D + h] / adj_close[D] - 1``, ``D + h`` being the
-``h``-th trading day after ``D`` in the ticker's own bars; nothing later than ``D + h`` is read.
-``finmlops abtest feedback`` posts next-day outcomes (``h = 1``): each served signal is held for
-one day, as in the replay and the backtest.
+A scheduled job does not know the prediction ids the service handed out, but every request
+carries ``parameters.routing_key = "<ticker>:<YYYY-MM-DD>"``, so the outcome is addressed by
+that key. The return of ``D`` is what a one-day position decided at ``D``'s close earns when
+filled as ``evaluation.execution`` says (by default bought at the next open and sold at the
+open after), exactly as in the backtest and the replay; nothing after its exit bar is read.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ class RealisedOutcome:
     ticker: str
     date: dt.date
     until: dt.date
-    """The bar the return runs to (``horizon`` trading days after ``date``)."""
+    """The bar whose price ends the position."""
     forward_return: float
 
     @property
@@ -51,29 +50,33 @@ class RealisedOutcome:
 
 
 def realised_outcomes(bars: Any, tickers: Sequence[str], day: dt.date | None = None,
-                      horizon: int = 1) -> list[RealisedOutcome]:
+                      execution: str = "next_open") -> list[RealisedOutcome]:
     """One outcome per ticker for ``day``, or, when ``day`` is None, for each ticker's newest
-    date whose forward return is known (the last bar that has ``horizon`` bars after it).
+    date whose return is known: the return a position decided at that date's close earns when
+    filled as ``execution`` says (:func:`finmlops.evaluation.execution_returns`, the
+    backtest's own rule) — held one day, whatever the label horizon.
 
-    ``bars`` follows docs/CONTRACTS.md (``ticker``, ``date``, ``adj_close``). Raises
-    :class:`DataValidationError` when a ticker has no bars, no bar on ``day``, no bar
-    ``horizon`` trading days later yet, or a non-positive price.
-    """
-    if horizon < 1:
-        raise DataValidationError("horizon must be at least 1")
+    ``bars`` follows docs/CONTRACTS.md. Raises :class:`DataValidationError` when a ticker has
+    no bars, no bar on ``day``, or no exit price yet."""
+    from finmlops.evaluation import execution_returns
+
+    held = {"same_close": 1, "next_open": 2, "next_close": 2}[execution]
+    """Bars after the as-of date until the exit price exists."""
     out: list[RealisedOutcome] = []
     for ticker in tickers:
         rows = bars[bars["ticker"] == ticker]
         if rows.empty:
             raise DataValidationError(f"no bars for {ticker} in the dataset")
-        dates = [d.date() for d in rows["date"]]
-        prices = rows["adj_close"].to_numpy(dtype=np.float64)
+        returns = execution_returns(rows, execution)  # type: ignore[arg-type]
+        dates = [d.date() for d in returns["date"]]
+        values = returns["return"].to_numpy(dtype=np.float64)
         if day is None:
-            i = len(dates) - 1 - horizon
-            if i < 0:
+            known = np.flatnonzero(np.isfinite(values))
+            if known.size == 0:
                 raise DataValidationError(
-                    f"{ticker} has {len(dates)} bar(s): no forward return over {horizon} "
-                    "trading day(s) is known yet")
+                    f"{ticker} has {len(dates)} bar(s): no return is known yet ({execution} "
+                    f"needs {held} bar(s) after the as-of date)")
+            i = int(known[-1])
         else:
             try:
                 i = dates.index(day)
@@ -81,14 +84,9 @@ def realised_outcomes(bars: Any, tickers: Sequence[str], day: dt.date | None = N
                 raise DataValidationError(
                     f"{ticker} has no bar on {day.isoformat()} (not a trading day, or not "
                     "ingested)") from None
-            if i + horizon >= len(dates):
+            if not math.isfinite(values[i]):
                 raise DataValidationError(
-                    f"the forward return of {ticker} on {day.isoformat()} is not known yet: "
-                    f"no bar {horizon} trading day(s) later")
-        j = i + horizon
-        start, end = float(prices[i]), float(prices[j])
-        if not (start > 0 and math.isfinite(start) and end > 0 and math.isfinite(end)):
-            raise DataValidationError(
-                f"{ticker}: adj_close must be positive on {dates[i]} and {dates[j]}")
-        out.append(RealisedOutcome(ticker, dates[i], dates[j], end / start - 1.0))
+                    f"the return of {ticker} on {day.isoformat()} is not known yet: "
+                    f"{execution} needs {held} bar(s) after it")
+        out.append(RealisedOutcome(ticker, dates[i], dates[i + held], float(values[i])))
     return out

@@ -256,9 +256,8 @@ def _post_realised(settings: Any, url: str | None, day: dt.date | None,
         raise ConfigError("--tickers names no ticker")
     manifest = get_manifest(settings)
     bars = read_bars(settings, manifest.version, names)
-    # One-day outcomes whatever the label horizon: each served signal is a one-day position
-    # (the same outcome the replay posts).
-    outcomes = realised_outcomes(bars, names, day, horizon=1)
+    # One-day positions filled as the backtest fills them (the same outcome the replay posts).
+    outcomes = realised_outcomes(bars, names, day, settings.evaluation.execution)
     if url is None:
         target, answer = _write_feedback(settings, outcomes)
     else:

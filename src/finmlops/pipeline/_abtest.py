@@ -67,11 +67,10 @@ def build_replay_input(settings: Settings, bars: Any, window: int, names: list[s
     import numpy as np
 
     from finmlops.abtest import ReplayInput
+    from finmlops.evaluation import execution_returns
     from finmlops.features import build_features, make_windows, window_ends
 
     f = settings.features
-    # Each served signal is held one day, so outcomes are next-day returns whatever the
-    # label horizon (features do not depend on it); an h-day return here would overstate P&L.
     frame = build_features(bars, f.target, f.context, horizon=1)
     missing = [n for n in names if n not in frame.columns]
     if missing:
@@ -85,7 +84,13 @@ def build_replay_input(settings: Settings, bars: Any, window: int, names: list[s
     if ends.size == 0:
         raise StageError(f"no trading days to replay from {start} to {end or 'the end'}")
     windows = make_windows(frame[names].to_numpy(dtype="float64"), ends, window)
-    fwd = frame["forward_return"].to_numpy(dtype="float64")[ends]
+    # Each served signal is a one-day position filled as the backtest fills it
+    # (evaluation.execution), whatever the label horizon.
+    realised = execution_returns(bars[bars["ticker"].isin(f.target)],
+                                 settings.evaluation.execution)
+    at = frame[["ticker", "date"]].iloc[ends].merge(realised, on=["ticker", "date"],
+                                                   how="left")
+    fwd = at["return"].to_numpy(dtype="float64")
     return ReplayInput(windows=windows,
                        dates=[d.date() for d in frame["date"].iloc[ends]],
                        tickers=[str(t) for t in frame["ticker"].iloc[ends]],
