@@ -26,6 +26,14 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from finmlops import __version__
+
+        typer.echo(f"finmlops {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -34,6 +42,9 @@ def _root(
         typer.Option("--config", "-c", envvar="FINMLOPS_CONFIG",
                      help="YAML config file (default: ./finmlops.yaml when present)."),
     ] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, expose_value=False,
+        help="Print the version and exit.")] = False,
 ) -> None:
     ctx.obj = {"config": config}
 
