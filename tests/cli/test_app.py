@@ -202,3 +202,20 @@ def test_a_flag_is_found_by_its_value_when_its_name_differs(
     with pytest.raises(ConfigError) as err:
         demo(["replay", "--first-day", "someday", "--port", "1"], standalone_mode=False)
     assert str(err.value).startswith("--first-day: Input should be a valid date")
+
+
+def test_a_command_without_its_extra_says_what_to_install(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """E.g. `finmlops train` in the serving image (finmlops[serve], no torch)."""
+    import finmlops.pipeline
+
+    def no_torch(*args: object, **kwargs: object) -> None:
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setenv("FINMLOPS_HOME", str(tmp_path))
+    monkeypatch.setattr(finmlops.pipeline, "run_stages", no_torch)
+    assert main(["run", "--until", "train"]) == 1
+    assert capsys.readouterr().err == (
+        "error: this command needs the Python module 'torch', which finmlops[train] installs: "
+        "pip install -c requirements.lock 'finmlops[train]'\n")
