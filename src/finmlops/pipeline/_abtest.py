@@ -17,7 +17,7 @@ from typing import Any
 
 from finmlops.config import Settings
 from finmlops.errors import StageError
-from finmlops.pipeline.runner import RunContext, StageResult, relative_to_home
+from finmlops.pipeline.runner import RunContext, StageResult
 
 
 def replay_period(settings: Settings, start: dt.date | None = None,
@@ -153,8 +153,7 @@ def run(ctx: RunContext) -> StageResult:
     ctx.progress("deciding")
     result = analyse_log(s, log_path)
     result["replay"] = {**summary, "start": start.isoformat(),
-                        "end": (end.isoformat() if end else None),
-                        "log_path": relative_to_home(s, log_path),
+                        "end": (end.isoformat() if end else None), "log_path": str(log_path),
                         "run_id": run_id, "seconds_total": round(time.perf_counter() - t0, 3)}
     path = run_dir / "abtest.json"
     write_json(path, result)

@@ -11,7 +11,7 @@ from typing import Any
 
 from finmlops.config import Settings
 from finmlops.errors import FinmlopsError, StageError
-from finmlops.pipeline.runner import RunContext, StageResult, relative_to_home
+from finmlops.pipeline.runner import RunContext, StageResult
 
 EVALUATE_FORMAT = 2
 """Bump when the evaluation's figures change for the same inputs, so cached results are
@@ -60,7 +60,7 @@ def run(ctx: RunContext) -> StageResult:
             frames, settings.evaluation, n_trials=n_trials, trials_source=source,
             impact=impact_inputs)
         evaluation["notes"] = [*notes, *evaluation["notes"]]
-        evaluation["predictions"] = {v: relative_to_home(settings, p) for v, p in paths.items()}
+        evaluation["predictions"] = {v: str(p) for v, p in paths.items()}
         _write_json(out_path, evaluation)
     summary = summarize(evaluation)
     _log_to_runs(ctx, trained, summary, out_path, key)
