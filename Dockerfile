@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # finmlops images. Targets:
-#   serving  - the package + ONNX Runtime, no torch: `finmlops serve` on :8080
-#   training - the package with torch (CPU): every `finmlops <stage>` of the Argo workflows
+#   serving  - finmlops[serve]: ONNX Runtime, no torch: `finmlops serve` on :8080
+#   training - finmlops[train], torch's CPU build: every `finmlops <stage>` of the workflows
 #   mlflow   - the MLflow tracking server with the PostgreSQL driver and boto3
 # Build (BuildKit):  docker build --target serving  -t ghcr.io/finmlops/finmlops:0.1.0 .
 #                    docker build --target training -t ghcr.io/finmlops/finmlops-train:0.1.0 .
@@ -12,20 +12,23 @@
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 # ---- build: compilers live here only; everything leaves this stage as wheels -------------
+# Every install takes its versions from requirements.lock (`make lock`), used as constraints:
+# each image gets exactly the extra it needs, at the versions the test suite ran with.
 FROM ${PYTHON_IMAGE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential \
  && rm -rf /var/lib/apt/lists/*
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY src/finmlops/deploy/docker/requirements-serving.txt src/finmlops/deploy/docker/requirements-mlflow.txt /reqs/
-RUN python -m pip wheel --wheel-dir /wheels/serving -r /reqs/requirements-serving.txt \
- && python -m pip wheel --wheel-dir /wheels/mlflow -r /reqs/requirements-mlflow.txt
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY src ./src
-RUN python -m pip wheel --no-deps --wheel-dir /wheels/app . \
- && python -m pip wheel --wheel-dir /wheels/training \
-        --extra-index-url https://download.pytorch.org/whl/cpu /wheels/app/*.whl
+# serving: finmlops[serve] (ONNX Runtime, no torch, no MLflow server); training: finmlops[train]
+# with torch's CPU build (2.13.0+cpu in the lock) from PyTorch's CPU wheel index.
+RUN python -m pip wheel --wheel-dir /wheels/serving -c requirements.lock ".[serve]" \
+ && python -m pip wheel --wheel-dir /wheels/training -c requirements.lock \
+        --extra-index-url https://download.pytorch.org/whl/cpu ".[train]" \
+ && python -m pip wheel --wheel-dir /wheels/mlflow -c requirements.lock \
+        -r src/finmlops/deploy/docker/requirements-mlflow.txt
 
 # ---- runtime: no compilers, a numeric non-root user, a venv on PATH ----------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -44,12 +47,12 @@ RUN groupadd --system --gid 10001 finmlops \
  && python -m venv /opt/venv
 WORKDIR /data
 
-# ---- serving: the package with --no-deps on top of requirements-serving.txt (no torch) ---
+# ---- serving: finmlops[serve] from the lock (no torch) ------------------------------------
 FROM runtime AS serving
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --find-links /wheels/serving /wheels/serving/*.whl \
- && pip install --no-index --no-deps /wheels/app/*.whl \
- && python -c "import importlib.util as u; assert u.find_spec('torch') is None"
+    pip install --no-index --find-links /wheels/serving "finmlops[serve]" \
+ && python -c "import importlib.util as u; assert u.find_spec('torch') is None" \
+ && finmlops --version
 ENV FINMLOPS_SERVE__HOST=0.0.0.0 FINMLOPS_SERVE__PORT=8080
 USER 10001:10001
 EXPOSE 8080
@@ -59,10 +62,11 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=60s --retries=3 \
 ENTRYPOINT ["finmlops"]
 CMD ["serve"]
 
-# ---- training: the package with all its dependencies, torch from the CPU wheel index -----
+# ---- training: finmlops[train] from the lock, torch's CPU build -------------------------
 FROM runtime AS training
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --find-links /wheels/training /wheels/app/*.whl
+    pip install --no-index --find-links /wheels/training "finmlops[train]" \
+ && finmlops --version
 USER 10001:10001
 EXPOSE 8080
 # Batch steps: Argo tracks the container's exit code; there is nothing to probe.

@@ -1,30 +1,33 @@
-# The README's two commands: `make run` and `make test`. Both create .venv when missing.
+# The README's two commands: `make run` and `make test`. Both create .venv when missing and
+# install the project with the versions pinned in requirements.lock (`make lock` rewrites it).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 # plotly.js's official partial bundle (scatter + bar), inlined by the report instead of the
 # 4.8 MB full bundle of the plotly package: keeps each report under 2 MB.
 PLOTLY_NPM := plotly.js-basic-dist-min@4.1.1
 PLOTLY_JS := $(VENV)/share/finmlops/plotly-basic.min.js
 
-.PHONY: run test lint bench venv clean help
+.PHONY: run test lint bench lock venv clean help
 
 help:
 	@echo "make run    set up .venv and run the whole pipeline on the bundled data"
 	@echo "make test   set up .venv and run the test suite"
 	@echo "make lint   ruff + mypy --strict"
-	@echo "make bench  run the benchmarks (JSON under benchmarks/results/)"
+	@echo "make bench  run the benchmarks (JSON under benchmarks/results/; needs wrk)"
+	@echo "make lock   re-resolve every dependency into $(LOCK) after editing pyproject.toml"
 
 venv: $(STAMP) $(PLOTLY_JS)
 
-# torch first and alone: pip then takes the CPU build on this machine's disk, and the
-# project's own `torch==2.13.0` pin is already satisfied (no CUDA download).
-$(STAMP): pyproject.toml
+# The lock is a constraints file: pip installs what .[dev] needs at the locked versions.
+# torch is pinned to the CPU build (2.13.0+cpu), which pip takes from the wheel folder in its
+# configuration (find-links), so no CUDA build is ever downloaded.
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c $(LOCK) -e ".[dev]"
 	@touch $(STAMP)
 
 $(PLOTLY_JS):
@@ -45,7 +48,14 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { echo "make bench: the serving benchmark needs wrk (Debian/Ubuntu: apt-get install wrk; macOS: brew install wrk)" >&2; exit 1; }
 	$(PY) -m benchmarks
+
+# pip's own resolver with this machine's pip configuration, for every extra at once.
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) .ci/lock.py
 
 clean:
 	rm -rf $(VENV) .finmlops .pytest_cache .mypy_cache .ruff_cache

@@ -6,10 +6,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+import typer
 
 from finmlops.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
 
 HEAVY = ("torch", "mlflow", "onnxruntime", "onnx", "pandas", "pyarrow", "plotly", "hera",
          "s3fs", "scipy", "sklearn", "uvicorn", "pydantic", "yaml", "httpx")
@@ -130,3 +134,88 @@ def test_a_failed_ingest_prints_one_line_and_nothing_on_stdout(
     captured = capsys.readouterr()
     assert captured.out == ""  # no stray blank line from a progress display off a terminal
     assert captured.err.count("\n") == 1 and "not bundled: NOPE" in captured.err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import finmlops
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"finmlops {finmlops.__version__}\n"
+
+
+def test_version_is_declared_once() -> None:
+    """pyproject.toml takes the version from the package, so `--version` cannot drift."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "finmlops.__version__"}
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["ingest", "--source", "yahooo"],
+     "error: --source: 'yahooo' is not one of bundled, yahoo, stooq, csv\n"),
+    (["serve", "--port", "70000"],
+     "error: --port: Input should be less than or equal to 65535\n"),
+    (["monitor", "drift", "--bins", "1"],
+     "error: --bins: Input should be greater than or equal to 2\n"),
+])
+def test_a_bad_flag_value_names_the_flag(argv: list[str], line: str,
+                                         capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    monkeypatch.setenv("FINMLOPS_HOME", str(tmp_path / "home"))
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err == line
+    assert not (tmp_path / "home").exists()
+
+
+def test_a_bad_environment_value_names_the_variable(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINMLOPS_DATA__SOURCE", "yahooo")
+    assert main(["ingest"]) == 2
+    assert capsys.readouterr().err == ("error: FINMLOPS_DATA__SOURCE (data.source): 'yahooo' "
+                                       "is not one of bundled, yahoo, stooq, csv\n")
+
+
+def test_a_flag_is_found_by_its_value_when_its_name_differs(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """An option whose name is not the key's last part (``--first-day`` for
+    ``abtest.replay_start``) is still the one an error names."""
+    from finmlops.cli._common import settings_from
+    from finmlops.errors import ConfigError
+
+    demo = typer.Typer()
+
+    @demo.command()
+    def replay(ctx: typer.Context,
+               first_day: Annotated[str, typer.Option("--first-day")],
+               port: Annotated[int, typer.Option("--port")] = 8080) -> None:
+        settings_from(ctx, {"abtest.replay_start": first_day, "serve.port": port})
+
+    @demo.callback()
+    def root(ctx: typer.Context) -> None:
+        ctx.obj = {"config": None}
+
+    with pytest.raises(ConfigError) as err:
+        demo(["replay", "--first-day", "someday", "--port", "1"], standalone_mode=False)
+    assert str(err.value).startswith("--first-day: Input should be a valid date")
+
+
+def test_a_command_without_its_extra_says_what_to_install(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """E.g. `finmlops train` in the serving image (finmlops[serve], no torch)."""
+    import finmlops.pipeline
+
+    def no_torch(*args: object, **kwargs: object) -> None:
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setenv("FINMLOPS_HOME", str(tmp_path))
+    monkeypatch.setattr(finmlops.pipeline, "run_stages", no_torch)
+    assert main(["run", "--until", "train"]) == 1
+    assert capsys.readouterr().err == (
+        "error: this command needs the Python module 'torch', which finmlops[train] installs: "
+        "pip install -c requirements.lock 'finmlops[train]'\n")

@@ -32,7 +32,7 @@ def test_readme_shows_the_two_commands_and_ci_runs_the_test_one() -> None:
     lines = _shell_lines()
     assert "make run" in lines and "make test" in lines
     makefile = (REPO / "Makefile").read_text()
-    for target in ("run", "test", "lint", "bench"):
+    for target in ("run", "test", "lint", "bench", "lock"):
         assert re.search(rf"^{target}:", makefile, flags=re.M), target
     ci = (REPO / ".ci" / "run").read_text().strip().splitlines()
     assert ci[-1].strip() == "make test"

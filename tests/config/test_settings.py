@@ -75,9 +75,15 @@ def test_bad_config_names_the_key(tmp_path: Path, yaml_text: str, key: str) -> N
     assert str(cfg) in str(err.value)
 
 
-def test_unknown_environment_key_is_an_error() -> None:
-    with pytest.raises(ConfigError, match=r"data\.tickrs: unknown key"):
-        load_settings(environ={"FINMLOPS_DATA__TICKRS": "IBB"})
+@pytest.mark.parametrize(("name", "key"), [
+    ("FINMLOPS_DATA__TICKRS", "data.tickrs"),
+    ("FINMLOPS_TRIAN__SEED", "trian.seed"),
+    ("FINMLOPS_TRAIN_SEED", "train_seed"),
+])
+def test_unknown_environment_key_names_the_variable_and_the_key(name: str, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={name: "1"})
+    assert str(err.value) == f"{name} ({key}): unknown key"
 
 
 def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
@@ -150,5 +156,87 @@ def test_data_end_before_start_is_refused() -> None:
 
 
 def test_an_empty_home_is_refused() -> None:
-    with pytest.raises(ConfigError, match="home: must not be empty"):
+    with pytest.raises(ConfigError, match=r"^FINMLOPS_HOME: must not be empty"):
         load_settings(environ={"FINMLOPS_HOME": ""})
+
+
+# ---- values decoded by their field's type (pydantic-settings' environment source) ----------
+
+def test_a_schedule_with_commas_stays_one_string() -> None:
+    s = load_settings(environ={"FINMLOPS_DEPLOY__SCHEDULE": "0 9,16 * * 1-5"})
+    assert s.deploy.schedule == "0 9,16 * * 1-5"
+
+
+@pytest.mark.parametrize("name", ["FINMLOPS_INFERENCE_TOKEN",
+                                  "FINMLOPS_SERVE__TOKENS__INFERENCE"])
+def test_a_token_with_commas_stays_one_secret(name: str) -> None:
+    s = load_settings(environ={name: "tok,en,with,commas"})
+    token = s.serve.tokens.inference
+    assert token is not None and token.get_secret_value() == "tok,en,with,commas"
+
+
+def test_a_ledger_url_with_a_comma_in_its_password_stays_one_secret() -> None:
+    s = load_settings(environ={"FINMLOPS_LEDGER_URL": "postgresql://u:p,w@db:5432/ledger"})
+    assert s.ledger_url == "postgresql://u:p,w@db:5432/ledger"
+
+
+def test_the_long_token_variable_beats_its_alias() -> None:
+    s = load_settings(environ={"FINMLOPS_INFERENCE_TOKEN": "short",
+                               "FINMLOPS_SERVE__TOKENS__INFERENCE": "long"})
+    token = s.serve.tokens.inference
+    assert token is not None and token.get_secret_value() == "long"
+
+
+@given(parts=st.lists(st.text(alphabet=st.characters(blacklist_characters="\x00",
+                                                     blacklist_categories=("Cs",)),
+                              min_size=1, max_size=8), min_size=1, max_size=4))
+def test_any_string_setting_round_trips_through_the_environment(parts: list[str]) -> None:
+    """Commas, quotes, brackets, spaces: a string field gets exactly the variable's value."""
+    value = ",".join(parts)
+    s = load_settings(environ={"FINMLOPS_DEPLOY__TIMEZONE": value})
+    assert s.deploy.timezone == value
+
+
+def test_lists_take_json_too() -> None:
+    s = load_settings(environ={"FINMLOPS_DATA__TICKERS": '["ibb", "xbi"]',
+                               "FINMLOPS_FEATURES__CONTEXT": '["XBI"]',
+                               "FINMLOPS_EVALUATION__COST_SWEEP_BPS": "0, 2.5,10"})
+    assert s.data.tickers == ["IBB", "XBI"]
+    assert s.evaluation.cost_sweep_bps == [0.0, 2.5, 10.0]
+
+
+def test_a_list_of_objects_needs_json_and_says_so() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={"FINMLOPS_EXPERIMENT__CANDIDATES": "baseline,enhanced"})
+    assert str(err.value) == ("FINMLOPS_EXPERIMENT__CANDIDATES: not valid JSON "
+                              "(this key takes a JSON value)")
+
+
+def test_a_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={"FINMLOPS_DATA__SOURCE": "yahooo"})
+    assert str(err.value) == ("FINMLOPS_DATA__SOURCE (data.source): 'yahooo' is not one of "
+                              "bundled, yahoo, stooq, csv")
+
+
+def test_an_environment_error_does_not_blame_the_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "f.yaml"
+    cfg.write_text("serve:\n  port: 9000\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg, environ={"FINMLOPS_SERVE__PORT": "x"})
+    assert str(err.value).startswith("FINMLOPS_SERVE__PORT (serve.port): ")
+    assert str(cfg) not in str(err.value)
+
+
+def test_a_flag_error_names_the_flag_only() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={}, overrides={"data.source": "yahooo"},
+                      override_names={"data.source": "--source"})
+    assert str(err.value) == "--source: 'yahooo' is not one of bundled, yahoo, stooq, csv"
+
+
+def test_an_override_without_a_flag_names_the_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={}, overrides={"serve.port": 70000})
+    assert str(err.value) == ("invalid configuration: serve.port: Input should be less than "
+                              "or equal to 65535")

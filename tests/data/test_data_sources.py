@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,82 @@ def test_ingest_refuses_odd_tickers_before_any_request(settings: Callable[..., S
     with pytest.raises(ConfigError, match="invalid ticker"):
         ingest(s, source=source, tickers=[ticker])
     assert calls == [] and list_versions(s) == []
+
+
+# ---- name resolution fails fast; transient errors retry visibly ----------------------------
+
+UNRESOLVABLE = "https://nonexistent.invalid/v8/finance/chart/{ticker}"
+"""``.invalid`` never resolves (RFC 2606): a real, offline and deterministic DNS failure."""
+
+
+def test_an_unresolvable_host_fails_at_once() -> None:
+    sleeps: list[float] = []
+    notices: list[str] = []
+    client = RetryingClient(max_retries=4, sleep=sleeps.append, notify=notices.append)
+    with pytest.raises(SourceError) as err:
+        client.get("https://nonexistent.invalid/x", what="yahoo IBB")
+    assert str(err.value).startswith("yahoo IBB: cannot resolve nonexistent.invalid (")
+    assert str(err.value).endswith("): check the network connection and DNS (not retried)")
+    assert sleeps == [] and notices == []
+
+
+def test_a_resolver_failure_in_the_cause_chain_is_not_retried(
+        settings: Callable[..., Settings]) -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        try:
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        except socket.gaierror as exc:
+            raise httpx.ConnectError("[Errno -3] Temporary failure", request=request) from exc
+
+    sleeps: list[float] = []
+    source, _ = network_source(settings, "stooq", handler, sleeps)
+    with pytest.raises(SourceError, match=r"stooq SPY: cannot resolve stooq\.com \(Temporary "
+                                          r"failure in name resolution\)"):
+        source.fetch(["SPY"], None, None)
+    assert len(calls) == 1 and sleeps == []
+
+
+def test_ingest_without_dns_is_one_line_and_exit_4(capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    from finmlops.cli import main
+    from finmlops.data import yahoo
+
+    monkeypatch.setattr(yahoo, "CHART_URL", UNRESOLVABLE)
+    monkeypatch.setenv("FINMLOPS_HOME", str(tmp_path / "home"))
+    assert main(["ingest", "--source", "yahoo", "--tickers", "IBB"]) == 4
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1, captured.err  # no retry lines: nothing was retried
+    assert captured.err.startswith("error: yahoo IBB: cannot resolve nonexistent.invalid")
+    assert not (tmp_path / "home" / "store" / "versions").exists()
+
+
+def test_each_retry_is_announced(settings: Callable[..., Settings],
+                                 yahoo_body: Callable[[str], dict[str, Any]]) -> None:
+    calls = iter([httpx.Response(503, headers={"Retry-After": "7"}), httpx.Response(502),
+                  httpx.Response(200, json=yahoo_body("QQQ"))])
+    sleeps: list[float] = []
+    source, _ = network_source(settings, "yahoo", lambda r: next(calls), sleeps)
+    notices: list[str] = []
+    source.client.notify = notices.append
+    assert len(source.fetch(["QQQ"], dt.date(2020, 1, 1), dt.date(2020, 1, 3))) == 1
+    assert notices == ["yahoo QQQ: HTTP 503; retry 1 of 3 in 7.0 s",
+                       "yahoo QQQ: HTTP 502; retry 2 of 3 in 1.0 s"]
+    assert sleeps == [7.0, 1.0]
+
+
+def test_retries_are_announced_on_stderr_by_default(settings: Callable[..., Settings],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    source, _ = network_source(settings, "stooq", handler)
+    with pytest.raises(SourceError, match="giving up after 4 attempts"):
+        source.fetch(["SPY"], None, None)
+    assert capsys.readouterr().err.splitlines() == [
+        f"stooq SPY: ConnectError: connection refused; retry {i} of 3 in {w} s"
+        for i, w in ((1, "0.5"), (2, "1.0"), (3, "2.0"))]

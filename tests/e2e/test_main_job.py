@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from finmlops.cli import main
+from finmlops.config import load_settings
+from finmlops.pipeline import load_state
 
 SMALL = """
 data:
@@ -40,7 +42,8 @@ def test_run_from_an_empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     positions = [out.index(f"✓ {s}") for s in stages]
     assert positions == sorted(positions), "stages ran out of order"
 
-    state = json.loads((home / "state.json").read_text())
+    settings = load_settings(cfg, environ={"FINMLOPS_HOME": str(home)})
+    state = load_state(settings)  # paths inside the home come back absolute
     assert set(state["trained"]) == {"baseline", "enhanced"}
     for info in state["trained"].values():
         assert Path(info["model_dir"], "model.onnx").is_file()
@@ -65,6 +68,6 @@ def test_run_from_an_empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
     # A second run reuses every cache and the same registry versions.
     assert main(["--config", str(cfg), "run"]) == 0
-    again = json.loads((home / "state.json").read_text())
+    again = load_state(settings)
     assert again["registered"] == state["registered"]
     assert "(cached)" in capsys.readouterr().out

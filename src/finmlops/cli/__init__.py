@@ -26,6 +26,14 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from finmlops import __version__
+
+        typer.echo(f"finmlops {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -34,6 +42,9 @@ def _root(
         typer.Option("--config", "-c", envvar="FINMLOPS_CONFIG",
                      help="YAML config file (default: ./finmlops.yaml when present)."),
     ] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, expose_value=False,
+        help="Print the version and exit.")] = False,
 ) -> None:
     ctx.obj = {"config": config}
 
@@ -79,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         interrupted.append(0)
+    except ModuleNotFoundError as exc:  # an install without the extra this command needs
+        if exc.name is None or exc.name.split(".")[0] == "finmlops":
+            raise
+        sys.stderr.write(f"error: {_missing_extra(exc.name)}\n")
+        return 1
     except OSError as exc:  # the machine refused: permissions, a full disk, a file for a folder
         sys.stderr.write(f"error: {_os_error(exc)}\n")
         return 1
@@ -109,6 +125,22 @@ def _restore_sigint(previous: Any) -> None:
     if previous is not None:
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGINT, previous)
+
+
+_EXTRA_OF = {
+    **dict.fromkeys(("numpy", "scipy", "onnxruntime", "uvicorn", "orjson", "prometheus_client",
+                     "boto3", "psycopg", "psycopg_pool"), "serve"),
+    **dict.fromkeys(("torch", "pandas", "pyarrow", "fsspec", "s3fs", "httpx", "onnx", "plotly",
+                     "hera", "sqlalchemy", "alembic", "flask"), "train"),
+}
+"""Which extra of finmlops installs a module (see pyproject.toml); the rest come with dev."""
+
+
+def _missing_extra(module: str) -> str:
+    top = module.split(".")[0]
+    extra = _EXTRA_OF.get(top, "train" if top == "mlflow" else "dev")
+    return (f"this command needs the Python module {top!r}, which finmlops[{extra}] installs: "
+            f"pip install -c requirements.lock 'finmlops[{extra}]'")
 
 
 def _os_error(exc: OSError) -> str:

@@ -17,13 +17,48 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 
 
 def settings_from(ctx: typer.Context, overrides: dict[str, Any] | None = None) -> Settings:
-    """The settings for this invocation: the app-level ``--config`` plus command overrides."""
+    """The settings for this invocation: the app-level ``--config`` plus command overrides
+    (dotted keys; ``None`` means the flag was not given). An invalid override is an error
+    naming the flag it came from (:func:`flag_names`)."""
     from finmlops.config import load_settings  # pydantic-settings: not needed for --help
 
     root = ctx.find_root()
     config: Path | None = (root.obj or {}).get("config")
-    return load_settings(config, overrides={k: v for k, v in (overrides or {}).items()
-                                            if v is not None})
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return load_settings(config, overrides=given, override_names=flag_names(ctx, given))
+
+
+def flag_names(ctx: typer.Context, overrides: dict[str, Any]) -> dict[str, str]:
+    """The command-line flag behind each override key: the option named like the key's last
+    part (``data.source`` <- ``--source``), else the one option whose value it is
+    (``data.csv_path`` <- ``--csv``, ``abtest.replay_start`` <- ``--start``)."""
+    options = {p.name: _long_flag(p.opts) for p in ctx.command.params
+               if p.name and p.opts and p.opts[0].startswith("-")}
+    given = {name: ctx.params.get(name) for name in options if ctx.params.get(name) is not None}
+    out: dict[str, str] = {}
+    for key, value in overrides.items():
+        leaf = key.rsplit(".", 1)[-1]
+        if leaf in given:
+            out[key] = options[leaf]
+            continue
+        same = [name for name, raw in given.items() if _same_value(raw, value)]
+        if len(same) == 1:
+            out[key] = options[same[0]]
+    return out
+
+
+def _long_flag(opts: list[str]) -> str:
+    return next((o for o in opts if o.startswith("--")), opts[0])
+
+
+def _same_value(raw: Any, value: Any) -> bool:
+    """Whether ``value`` is the flag's ``raw`` value, maybe converted (a path to a string, a
+    datetime to its date)."""
+    import datetime as dt
+
+    if isinstance(raw, dt.datetime) and isinstance(value, dt.date):
+        raw = raw.date() if not isinstance(value, dt.datetime) else raw
+    return bool(raw == value or str(raw) == str(value))
 
 
 def print_json(data: Any) -> None:

@@ -6,6 +6,10 @@ Outputs that later stages (or later commands) need are merged into a small JSON 
 under ``FINMLOPS_HOME``, so ``finmlops evaluate`` can follow a ``finmlops train`` run. Several
 processes (parallel workflow pods on one volume) may merge into it at once: each merge holds an
 exclusive lock beside the file, re-reads it, merges and replaces it atomically.
+
+The state is relocatable: an absolute path inside the home is stored relative to it
+(``<home>/runs/...``) and resolved in the current home on read, so a copied or moved
+``FINMLOPS_HOME`` reads its own files.
 """
 
 from __future__ import annotations
@@ -132,8 +136,48 @@ def state_lock(settings: Settings) -> Iterator[None]:
         os.close(fd)
 
 
+HOME_MARK = "<home>"
+"""How the state writes the home: ``<home>/runs/train/...`` is a path inside the home."""
+
+
+def relative_to_home(settings: Settings, path: str | Path) -> str:
+    """``path`` as recorded in a file under the home: ``<home>/...`` when it is an absolute
+    path inside the home, else unchanged."""
+    text = str(path)
+    p = Path(text)
+    if not p.is_absolute():
+        return text
+    home = settings.home.resolve()
+    for candidate in (p, p.resolve()):
+        if candidate.is_relative_to(home):
+            rel = candidate.relative_to(home).as_posix()
+            return HOME_MARK if rel == "." else f"{HOME_MARK}/{rel}"
+    return text
+
+
+def resolve_in_home(settings: Settings, recorded: str) -> str:
+    """A value recorded by :func:`relative_to_home`, as an absolute path in the current home
+    (any other value unchanged)."""
+    if recorded == HOME_MARK:
+        return str(settings.home.resolve())
+    if recorded.startswith(HOME_MARK + "/"):
+        return str(settings.home.resolve() / recorded[len(HOME_MARK) + 1:])
+    return recorded
+
+
+def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_map_strings(v, fn) for v in value]
+    if isinstance(value, str | Path):
+        return fn(str(value))
+    return value
+
+
 def load_state(settings: Settings) -> dict[str, Any]:
-    """The state on disk (``{}`` when there is none); needs no lock, writes are atomic."""
+    """The state on disk (``{}`` when there is none), paths resolved in the current home;
+    needs no lock, writes are atomic."""
     path = state_path(settings)
     if not path.exists():
         return {}
@@ -145,17 +189,20 @@ def load_state(settings: Settings) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise StageError(f"the run state {path} is not a JSON object: fix or remove it "
                          "(stages run again from cached outputs)")
-    return loaded
+    resolved: dict[str, Any] = _map_strings(loaded, lambda v: resolve_in_home(settings, v))
+    return resolved
 
 
 def _write_state(settings: Settings, state: Mapping[str, Any]) -> None:
-    """Replace the state file atomically (a reader sees the old or the new, never half)."""
+    """Replace the state file atomically (a reader sees the old or the new, never half);
+    paths inside the home are written relative to it."""
     path = state_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     # pid alone is not unique across pods sharing a volume (every container may be pid 1).
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        tmp.write_text(json.dumps(dict(state), indent=2, sort_keys=True, default=str), "utf-8")
+        on_disk = _map_strings(dict(state), lambda v: relative_to_home(settings, v))
+        tmp.write_text(json.dumps(on_disk, indent=2, sort_keys=True, default=str), "utf-8")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
