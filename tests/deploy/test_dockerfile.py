@@ -270,5 +270,9 @@ def test_the_service_imports_only_what_the_serve_extra_installs(tmp_path: Path) 
     dists = {canonicalize_name(d) for m in loaded for d in by_module.get(m, [])}
     extras = _extras()
     allowed = _closure(extras["core"] + extras["serve"]) | {"finmlops"}
-    assert dists - allowed == set(), f"the service loads {sorted(dists - allowed)}"
+    # pandas imports pyarrow whenever it is installed (here it is, for the store); without it
+    # pandas works as the service needs, so the serving image does not carry it.
+    optional_when_present = {"pyarrow"}
+    extra = dists - allowed - optional_when_present
+    assert extra == set(), f"the service loads {sorted(extra)}"
     assert {"onnxruntime", "uvicorn"} <= dists
