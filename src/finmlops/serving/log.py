@@ -341,7 +341,7 @@ class PredictionLog:
             by_arm: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
             for it in items:
                 rows, probs = by_arm.setdefault(it.arm, ([], []))
-                rows.append(it.x[:, -1, :])
+                rows.append(it.x[:, -2:, :])  # last two days: exact daily changes
                 probs.append(it.probabilities)
             for arm, (rows, probs) in by_arm.items():
                 try:
