@@ -63,6 +63,10 @@ def test_features_then_train_writes_the_contracted_outputs(ingested: RunContext)
         assert card["trained_until"] == "2012-12-31" and card["target"] == ["IBB"]
         assert card["reference"]["feature_names"] == names
         oos = pd.read_parquet(info["oos_path"])
+        # prediction drift is measured against the out-of-sample predictions before the cutoff
+        before = oos.loc[oos["date"] <= "2012-12-31", "probability"]
+        assert card["reference"]["prediction"]["n"] == len(before) > 0
+        assert card["reference"]["prediction"]["mean"] == pytest.approx(before.mean())
         assert len(oos) == info["metrics"]["n"]
         # Every OOS row earns the stored close-to-next-close return the backtest charges it:
         # forward_return[t] == adj_close[t+1] / adj_close[t] - 1 on the ticker's own calendar.

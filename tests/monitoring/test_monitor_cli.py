@@ -1,5 +1,6 @@
-"""``finmlops monitor drift`` on the bundled IBB/SPY bars: the COVID crash replay drifts, a
-window drawn from the training rows does not, and a model directory's reference is used."""
+"""``finmlops monitor drift`` on the bundled IBB/SPY bars: the COVID crash replay drifts,
+windows of consecutive days inside the training period do not, and a model directory's
+reference is used."""
 
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ def write_model_dir(dest: Path, frame: pd.DataFrame, window: int = 3) -> Path:
     card = {"format": 1, "variant": "baseline", "target": ["IBB"], "input_name": "features",
             "output_name": "probability", "window": window, "feature_names": names,
             "data_version": "bundled", "weights_hash": "h", "trained_until": "2018-12-31",
-            "horizon": 1, "reference": build_reference(values, names, predictions=p)}
+            "horizon": 1,
+            "reference": build_reference(values, names, predictions=p, lengths=(20, 24))}
     (dest / "model.json").write_text(json.dumps(card), encoding="utf-8")
     return dest
 
@@ -95,25 +97,32 @@ def test_covid_crash_replay_drifts(cli: Any) -> None:
     assert report["live_start"] == "2020-02-19" and report["live_end"] == "2020-03-23"
     assert report["live_rows"] == 24
     assert report["reference"].startswith("bars until 2018-12-31")
+    assert report["calibrated"] and report["alarm"]
     by = {r["feature"]: r for r in report["features"]}
     assert len(by) == 21
-    # the crash moved volatility and market context far outside 2001-2018
-    for name in ("vol_20", "spy_vol_20", "hl_range", "beta_60_spy"):
-        assert by[name]["alarm"] and by[name]["psi"] > 0.5 and by[name]["p_value"] < 1e-4
-    assert len(report["drifted"]) >= 15
+    assert all(r["n"] == 24 for r in by.values())  # changes include the day before the start
+    agg = report["aggregate"]
+    assert agg["alarm"] and agg["length"] == 24 and agg["unusual"] >= agg["threshold"]
+    assert agg["unusual"] == sum(r["p_value"] <= agg["alpha"] for r in by.values())
+    # SPY's volatility jumped further than in any 24 days of 2001-2018
+    assert by["spy_vol_20"]["alarm"] and by["spy_vol_20"]["basis"] == "change"
+    assert by["spy_vol_20"]["p_family"] <= 0.01
 
 
-def test_window_drawn_from_the_training_rows_does_not_drift(cli: Any, frame: pd.DataFrame,
-                                                            tmp_path: Path) -> None:
-    sample = frame[frame["date"] <= "2018-12-31"].iloc[::25]
+@pytest.mark.parametrize("window", [("2010-01-04", "2010-02-08"), ("2012-06-01", "2012-07-06"),
+                                    ("2016-03-01", "2016-04-05")])
+def test_windows_inside_the_training_period_do_not_drift(cli: Any, frame: pd.DataFrame,
+                                                         tmp_path: Path,
+                                                         window: tuple[str, str]) -> None:
+    """The windows on which the previous rule alarmed for 10, 5 and 10 of 22 series."""
     path = tmp_path / "live.csv"
-    sample.to_csv(path, index=False)
-    res = cli("--live", str(path), "--json")
+    frame[frame["date"] <= "2018-12-31"].to_csv(path, index=False)
+    res = cli("--live", str(path), "--start", window[0], "--end", window[1], "--json")
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
-    assert report["live_rows"] == len(sample)
-    assert report["drifted"] == []
-    assert max(r["psi"] for r in report["features"]) < 0.1
+    assert report["live_rows"] == 25 and report["calibrated"]
+    assert report["drifted"] == [] and not report["aggregate"]["alarm"]
+    assert all(r["n"] == 25 for r in report["features"])
 
 
 def test_model_dir_reference_and_prediction_drift(cli: Any, frame: pd.DataFrame,
@@ -125,22 +134,32 @@ def test_model_dir_reference_and_prediction_drift(cli: Any, frame: pd.DataFrame,
     assert report["reference"].startswith("model baseline")
     features = [r["feature"] for r in report["features"]]
     assert features[-1] == "prediction" and len(features) == 22
+    assert report["features"][-1]["n"] == 24 and report["features"][-1]["basis"] == "level"
+    assert report["aggregate"]["alarm"]
     table = cli("--model-dir", str(model_dir), *COVID)
     assert table.exit_code == 0
     assert "DRIFT" in table.output and "spy_vol_20" in table.output
-    assert "drifted (PSI > 0.2 and KS p < 0.01)" in table.output
+    assert "features unusual (calibrated p <= 0.01)" in table.output
+    assert "reference's 24-day windows" in table.output
     assert cli("--model-dir", str(model_dir), *COVID, "--fail-on-drift").exit_code == 1
+    quiet = cli("--model-dir", str(model_dir), "--start", "2012-06-01", "--end", "2012-07-06",
+                "--fail-on-drift")
+    assert quiet.exit_code == 0, quiet.output
 
 
 def test_thresholds_come_from_options(cli: Any) -> None:
-    res = cli(*COVID, "--json", "--psi-threshold", "100")
-    report = json.loads(res.output)
+    report = json.loads(cli(*COVID, "--json", "--psi-threshold", "100").output)
+    # the PSI floor silences single features, not the aggregate count
     assert report["psi_threshold"] == 100 and report["drifted"] == []
+    assert report["aggregate"]["alarm"]
+    strict = json.loads(cli(*COVID, "--json", "--ks-alpha", "0.001").output)
+    assert strict["ks_alpha"] == 0.001 and strict["aggregate"]["alpha"] == 0.001
 
 
 def test_default_window_is_the_last_drift_window_days(cli: Any) -> None:
     report = json.loads(cli("--json").output)
-    assert report["live_rows"] == 60  # monitoring.drift_window_days, one target ticker
+    assert report["live_rows"] == 20  # monitoring.drift_window_days, one target ticker
+    assert report["aggregate"]["length"] == 20
 
 
 def test_user_errors_are_typed(cli: Any, tmp_path: Path) -> None:
@@ -191,7 +210,7 @@ def test_reference_from_the_registry(cli: Any, frame: pd.DataFrame, tmp_path: Pa
     report = json.loads(res.output)
     assert report["reference"] == "registry baseline"
     assert report["features"][-1]["feature"] == "prediction"
-    assert len(report["drifted"]) >= 15
+    assert report["aggregate"]["alarm"] and "spy_vol_20" in report["drifted"]
     res = cli("--model", "no-such-alias", *COVID)
     assert isinstance(res.exception, ModelNotFoundError)
 

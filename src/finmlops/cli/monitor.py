@@ -1,9 +1,10 @@
 """``finmlops monitor drift``: a live window of features against a model's training reference.
 
-The reference is the one stored with each model version (``model.json`` ``reference``), from a
-model directory or the registry; without a model it is built from the bars up to a date. The
-live window comes from the bars (``--start/--end``, features computed as in training) or from
-a Parquet/CSV file of feature rows (``--live``).
+The reference is the one stored with each model version (``model.json`` ``reference``, with
+its null calibrated on windows of the training period), from a model directory or the
+registry; without a model it is built from the bars up to a date, calibrated at the live
+window's length. The live window comes from the bars (``--start/--end``, features computed as
+in training) or from a Parquet/CSV file of feature rows (``--live``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from finmlops.config import Settings
-    from finmlops.monitoring import DriftRow
+    from finmlops.monitoring import DriftResult, DriftRow
 
 monitor_app = typer.Typer(name="monitor", no_args_is_help=True,
                           help="Monitoring: drift of live data against the training reference.")
@@ -39,28 +40,33 @@ def register(app: typer.Typer) -> None:
 
 @dataclass(frozen=True)
 class DriftReport:
-    """What ``monitor drift`` found: where the numbers came from, and one row per feature."""
+    """What ``monitor drift`` found: where the numbers came from, and the comparison."""
 
     reference_source: str
     live_source: str
     live_rows: int
     live_start: str | None
     live_end: str | None
-    psi_threshold: float
-    ks_alpha: float
-    rows: list[DriftRow]
+    result: DriftResult
+
+    @property
+    def rows(self) -> list[DriftRow]:
+        return list(self.result)
 
     @property
     def drifted(self) -> list[str]:
-        return [r.feature for r in self.rows if r.alarm]
+        return self.result.drifted
 
     def to_json(self) -> dict[str, Any]:
+        agg = self.result.aggregate
         return {
             "reference": self.reference_source, "live": self.live_source,
             "live_rows": self.live_rows, "live_start": self.live_start,
-            "live_end": self.live_end, "psi_threshold": self.psi_threshold,
-            "ks_alpha": self.ks_alpha, "drifted": self.drifted,
-            "features": [r.to_dict() for r in self.rows],
+            "live_end": self.live_end, "psi_threshold": self.result.psi_threshold,
+            "ks_alpha": self.result.alpha, "calibrated": self.result.calibrated,
+            "alarm": self.result.alarm, "drifted": self.drifted,
+            "aggregate": agg.to_dict() if agg is not None else None,
+            "features": [r.to_dict() for r in self.result],
         }
 
 
@@ -165,6 +171,26 @@ def live_predictions(model_dir: Path, card: dict[str, Any], frame: pd.DataFrame,
     return np.asarray(model.predict(x), dtype=np.float64)
 
 
+def in_time_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a live file sorted by ticker and date (when it has those columns)."""
+    keys = [c for c in ("ticker", "date") if c in frame.columns]
+    if not keys:
+        return frame.reset_index(drop=True)
+    if "date" in keys:
+        import pandas as pd
+
+        frame = frame.assign(date=pd.to_datetime(frame["date"]))
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def daily_changes(frame: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+    """Each row's change from the previous row of its ticker (NaN on a ticker's first row)."""
+    from finmlops.monitoring import changes_of
+
+    groups = frame["ticker"].astype(str).to_numpy() if "ticker" in frame.columns else None
+    return changes_of(values, groups)
+
+
 def drift_report(settings: Settings, *, model_dir: Path | None = None,
                  live: Path | None = None, start: dt.date | None = None,
                  end: dt.date | None = None, reference_until: dt.date | None = None,
@@ -173,6 +199,7 @@ def drift_report(settings: Settings, *, model_dir: Path | None = None,
     import numpy as np
     import pandas as pd
 
+    from finmlops.features import feature_names
     from finmlops.monitoring import build_reference, compare
 
     mon = settings.monitoring
@@ -187,72 +214,91 @@ def drift_report(settings: Settings, *, model_dir: Path | None = None,
     card: dict[str, Any] | None = None
     if model_dir is not None:
         card = load_model_card(model_dir)
+        names = list(card["reference"]["feature_names"])
+    else:
+        names = feature_names("full", settings.features.context)
+
+    predictions: np.ndarray | None = None
+    if live is not None:
+        source = in_time_order(read_live_file(live))
+        all_values = select_columns(source, names, str(live))
+        keep = (window_mask(source, start, end, len(source))
+                if "date" in source.columns and (start or end) else np.ones(len(source), bool))
+        live_source = str(live)
+    else:
+        source = features()
+        all_values = select_columns(source, names, "the bars")
+        keep = window_mask(source, start, end, mon.drift_window_days)
+        live_source = "bars"
+        if card is not None and model_dir is not None and "prediction" in card["reference"]:
+            predictions = live_predictions(model_dir, card, source, keep)
+    changes = daily_changes(source, all_values)[keep]
+    values = all_values[keep]
+    dates = pd.to_datetime(source.loc[keep, "date"]) if "date" in source.columns else None
+    complete = np.isfinite(values).all(axis=1)
+    values, changes = values[complete], changes[complete]
+    if dates is not None:
+        dates = dates[complete]
+    if len(values) < 2:
+        raise DataValidationError(f"the live window has {len(values)} complete rows; "
+                                  "need at least 2 (check --start/--end)")
+
+    if card is not None:
         reference: dict[str, Any] = card["reference"]
         ref_source = reference_source or f"model {card.get('variant', '?')} ({model_dir})"
     else:
-        from finmlops.features import feature_names
-
         until = reference_until or settings.train.cutoff or (
             (start - dt.timedelta(days=1)) if start else None)
         if until is None:
             raise DataValidationError("no model and no date to build a reference until: "
                                       "give --model-dir, --model or --reference-until")
-        names = feature_names("full", settings.features.context)
         f = features()
         past = f[pd.to_datetime(f["date"]) <= pd.Timestamp(until)]
         if past.empty:
             raise DataValidationError(f"no feature rows on or before {until}")
         reference = build_reference(select_columns(past, names, "the bars"), names,
-                                    bins=mon.bins)
+                                    bins=mon.bins, lengths=(len(values),),
+                                    groups=past["ticker"].astype(str).to_numpy())
         ref_source = f"bars until {until} ({len(past)} rows)"
 
-    names = list(reference["feature_names"])
-    predictions: np.ndarray | None = None
-    if live is not None:
-        live_frame = read_live_file(live)
-        if "date" in live_frame.columns and (start or end):
-            live_frame = live_frame.loc[window_mask(live_frame, start, end, len(live_frame))]
-        values = select_columns(live_frame, names, str(live))
-        live_source = str(live)
-        dates = pd.to_datetime(live_frame["date"]) if "date" in live_frame.columns else None
-    else:
-        f = features()
-        mask = window_mask(f, start, end, mon.drift_window_days)
-        window = f.loc[mask]
-        values = select_columns(window, names, "the bars")
-        live_source = "bars"
-        dates = pd.to_datetime(window["date"])
-        if card is not None and model_dir is not None and "prediction" in reference:
-            predictions = live_predictions(model_dir, card, f, mask)
-    values = values[np.isfinite(values).all(axis=1)]
-    if len(values) < 2:
-        raise DataValidationError(f"the live window has {len(values)} complete rows; "
-                                  "need at least 2 (check --start/--end)")
-    rows = compare(reference, values, mon.psi_threshold, mon.ks_alpha,
-                   predictions=predictions, bins=mon.bins)
+    result = compare(reference, values, mon.psi_threshold, mon.ks_alpha,
+                     predictions=predictions, bins=mon.bins, changes=changes)
     first = str(dates.min().date()) if dates is not None and len(dates) else None
     last = str(dates.max().date()) if dates is not None and len(dates) else None
-    return DriftReport(ref_source, live_source, len(values), first, last,
-                       mon.psi_threshold, mon.ks_alpha, rows)
+    return DriftReport(ref_source, live_source, len(values), first, last, result)
 
 
 def _render(report: DriftReport) -> None:
     from rich.table import Table
 
     out = console()
+    res = report.result
     window = (f"{report.live_start} .. {report.live_end}" if report.live_start
               else report.live_source)
     table = Table(title=f"Drift: {window} ({report.live_rows} rows) vs {report.reference_source}")
-    for col in ("feature", "PSI", "KS", "p-value", "alarm"):
-        table.add_column(col, justify="left" if col == "feature" else "right")
-    for r in sorted(report.rows, key=lambda r: -r.psi):
-        style = "bold red" if r.alarm else ("yellow" if r.psi > report.psi_threshold else None)
-        table.add_row(r.feature, f"{r.psi:.3f}", f"{r.ks:.3f}", f"{r.p_value:.2g}",
-                      "DRIFT" if r.alarm else "", style=style)
+    for col in ("feature", "tested on", "PSI", "KS", "p", "p family", "alarm"):
+        table.add_column(col, justify="left" if col in ("feature", "tested on") else "right")
+    for r in sorted(res, key=lambda r: (r.p_value, -r.ks)):
+        style = "bold red" if r.alarm else ("yellow" if r.p_value <= res.alpha else None)
+        table.add_row(r.feature, r.basis, f"{r.psi:.3f}", f"{r.ks:.3f}", f"{r.p_value:.2g}",
+                      f"{r.p_family:.2g}", "DRIFT" if r.alarm else "", style=style)
     out.print(table)
+    agg = res.aggregate
+    if agg is None or agg.alpha is None or not res.calibrated:
+        out.print(f"no null calibrated for a window of {report.live_rows} rows in this "
+                  "reference (too short a window, or a model trained before calibration: "
+                  "retrain): reported without alarms")
+    else:
+        verdict = "[bold red]DRIFT[/]" if agg.alarm else "no drift"
+        reach = (f"{agg.threshold} or more" if agg.threshold is not None
+                 else "no count")
+        out.print(f"aggregate: {agg.unusual} of {agg.features} features unusual (calibrated p "
+                  f"<= {agg.alpha:g}); alarm at {reach}, reached by at most "
+                  f"{agg.alpha * 100:g}% of the reference's {agg.length}-day windows: {verdict}")
     drifted = report.drifted
-    out.print(f"{len(drifted)} of {len(report.rows)} drifted (PSI > {report.psi_threshold:g} "
-              f"and KS p < {report.ks_alpha:g})" + (f": {', '.join(drifted)}" if drifted else ""))
+    out.print(f"{len(drifted)} of {len(res)} series drifted on their own (family-wise p <= "
+              f"{res.alpha:g}, PSI > {res.psi_threshold:g})"
+              + (f": {', '.join(drifted)}" if drifted else ""))
 
 
 @monitor_app.command("drift")
@@ -272,15 +318,19 @@ def drift_command(
              "(default train.cutoff).")] = None,
     dataset: Annotated[str | None, typer.Option(help="Dataset version (default newest).")] = None,
     psi_threshold: Annotated[float | None, typer.Option(
-        help="Alarm above this PSI (default monitoring.psi_threshold).")] = None,
+        help="A series alarms only above this PSI (default monitoring.psi_threshold).")] = None,
     ks_alpha: Annotated[float | None, typer.Option(
-        help="...and below this KS p-value (default monitoring.ks_alpha).")] = None,
+        help="False-alarm rate per window of each alarm, calibrated on the reference's own "
+             "windows (default monitoring.ks_alpha).")] = None,
     bins: Annotated[int | None, typer.Option(help="PSI bins (default monitoring.bins).")] = None,
     fail_on_drift: Annotated[bool, typer.Option(
-        "--fail-on-drift", help="Exit with code 1 when a feature drifted.")] = False,
+        "--fail-on-drift", help="Exit with code 1 on any alarm (aggregate, a feature, the "
+                                "prediction).")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """PSI and KS of each feature in a live window against the training reference."""
+    """Drift of each feature (and the prediction) in a live window against the training
+    reference: KS distance with p-values from the reference's own windows, PSI, and one
+    aggregate alarm."""
     if model_dir is not None and model is not None:
         raise DataValidationError("give --model-dir or --model, not both")
     if start is not None and end is not None and end < start:
@@ -306,5 +356,5 @@ def drift_command(
         print_json(report.to_json())
     else:
         _render(report)
-    if fail_on_drift and report.drifted:
+    if fail_on_drift and report.result.alarm:
         raise typer.Exit(code=1)

@@ -309,9 +309,16 @@ class ABTestSettings(_Section):
 
 
 class MonitoringSettings(_Section):
+    """Drift against a null calibrated on windows of each model's own reference period."""
+
     psi_threshold: float = Field(0.2, gt=0)
+    """A feature or the prediction alarms only when its PSI is also above this (materiality)."""
     ks_alpha: float = Field(0.01, gt=0, lt=1)
-    drift_window_days: int = Field(60, ge=5)
+    """False-alarm rate per live window of each drift alarm (the aggregate, any one feature,
+    the prediction): the share of the reference's own windows that would alarm."""
+    drift_window_days: int = Field(20, ge=10, le=250)
+    """Days in the service's live drift window (and ``monitor drift``'s default). Longer
+    windows dilute a sudden shift; 10 is the shortest calibrated length."""
     bins: int = Field(10, ge=2, le=100)
 
 

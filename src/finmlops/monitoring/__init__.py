@@ -1,13 +1,21 @@
-"""Metric definitions (own registry) and drift statistics."""
+"""Metric definitions (own registry) and drift statistics against a calibrated null."""
 
 from finmlops.monitoring.drift import (
+    DEFAULT_LENGTHS,
     PREDICTION,
+    SMOOTH_AC1,
+    AggregateDrift,
     DriftMonitor,
+    DriftResult,
     DriftRow,
+    PreparedReference,
     build_reference,
+    changes_of,
     compare,
+    compare_windows,
     ks,
     max_psi,
+    prepare_reference,
     proportions,
     psi,
     publish,
@@ -15,16 +23,24 @@ from finmlops.monitoring.drift import (
 from finmlops.monitoring.metrics import LATENCY_BUCKETS, Metrics, create_metrics
 
 __all__ = [
+    "DEFAULT_LENGTHS",
     "LATENCY_BUCKETS",
     "PREDICTION",
+    "SMOOTH_AC1",
+    "AggregateDrift",
     "DriftMonitor",
+    "DriftResult",
     "DriftRow",
     "Metrics",
+    "PreparedReference",
     "build_reference",
+    "changes_of",
     "compare",
+    "compare_windows",
     "create_metrics",
     "ks",
     "max_psi",
+    "prepare_reference",
     "proportions",
     "psi",
     "publish",

@@ -1,142 +1,161 @@
-"""Drift of live inputs (and predictions) against the training reference: PSI and KS.
+"""Drift of live inputs (and predictions) against the training reference, with a calibrated null.
 
-The reference is plain JSON (stored in each exported model's ``model.json`` under
-``reference``): per feature the quantile bin edges of the training data, the share of
-training rows in each bin, a small deterministic quantile sample for the KS test and summary
-statistics. Everything here is pure numpy/scipy; :class:`DriftMonitor` is the only stateful
-piece (a thread-safe ring buffer of the last ``window`` live rows).
+Each feature is tested on its basis (daily changes for a smoothed level, the level otherwise;
+:mod:`finmlops.monitoring.reference`) by its KS distance to the reference, whose p-value comes
+from the reference's own windows of the same length (:mod:`finmlops.monitoring._stats`).
+Three alarms, each at the false-alarm rate ``ks_alpha`` per window on the reference:
+
+- a feature alarms when its family-wise p-value (the share of reference windows in which some
+  feature is that unusual) is at most ``ks_alpha`` and its PSI is above ``psi_threshold`` (a
+  materiality floor);
+- the aggregate alarm counts the features with p-value at most ``ks_alpha`` and fires when at
+  most that share of reference windows reach the count;
+- the prediction alarms when its level, against the out-of-sample predictions, has p-value at
+  most ``ks_alpha`` (and PSI above the floor).
+
+:class:`DriftMonitor` is the only stateful piece (thread-safe rings of the last ``window``
+live rows).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from finmlops.errors import DataValidationError
+from finmlops.monitoring import _stats
+from finmlops.monitoring.reference import (
+    CHANGE,
+    DEFAULT_LENGTHS,
+    LEVEL,
+    PREDICTION,
+    SMOOTH_AC1,
+    Column,
+    PreparedReference,
+    build_reference,
+    changes_of,
+    prepare_reference,
+    proportions,
+)
 
 if TYPE_CHECKING:
     from finmlops.monitoring.metrics import Metrics
 
-REFERENCE_FORMAT = 1
-SAMPLE_SIZE = 512
-PSI_EPSILON = 1e-4
+__all__ = [
+    "DEFAULT_LENGTHS",
+    "PREDICTION",
+    "SMOOTH_AC1",
+    "AggregateDrift",
+    "DriftMonitor",
+    "DriftResult",
+    "DriftRow",
+    "PreparedReference",
+    "build_reference",
+    "changes_of",
+    "compare",
+    "compare_windows",
+    "ks",
+    "max_psi",
+    "prepare_reference",
+    "proportions",
+    "psi",
+    "publish",
+]
+
 LIVE_PSEUDO_COUNT = 0.5
 """Added to each bin of the live window (Jeffreys): live windows are short (tens of days)."""
-PREDICTION = "prediction"
-"""Name of the prediction-distribution row (reference key and ``DriftRow.feature``)."""
 
 FloatArray = NDArray[np.float64]
+log = logging.getLogger("finmlops.monitoring")
 
 
 @dataclass(frozen=True)
 class DriftRow:
-    """Drift of one feature (or of the prediction): PSI, KS statistic and p-value, alarm."""
+    """Drift of one feature (or of the prediction) over a live window.
+
+    ``p_value`` is calibrated: the share of reference windows of the calibrated length at
+    least as far in KS distance (on a grid, rounded up); ``p_family`` the share of reference
+    windows in which some feature is that unusual (the prediction's equals ``p_value``).
+    ``basis`` is ``level`` or ``change`` (daily differences); ``n`` the live values tested.
+    """
 
     feature: str
     psi: float
     ks: float
     p_value: float
     alarm: bool
+    p_family: float = 1.0
+    basis: str = LEVEL
+    n: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _finite(values: ArrayLike) -> FloatArray:
-    arr = np.asarray(values, dtype=np.float64).ravel()
-    return arr[np.isfinite(arr)]
+@dataclass(frozen=True)
+class AggregateDrift:
+    """The one alarm over all features: ``unusual`` of ``features`` have p-value <= ``alpha``;
+    ``threshold`` is the smallest count that alarms, ``p_value`` the share of reference
+    windows with at least ``unusual``. ``alpha`` and ``length`` are the calibrated level and
+    window length used (None: uncalibrated, never alarms)."""
+
+    unusual: int
+    features: int
+    threshold: int | None
+    p_value: float
+    alarm: bool
+    alpha: float | None
+    length: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def bin_edges(values: ArrayLike, bins: int) -> FloatArray:
-    """Inner quantile edges (at most ``bins - 1``, unique) of ``values``; outer bins are open."""
-    if bins < 2:
-        raise ValueError("bins must be at least 2")
-    x = _finite(values)
-    if x.size == 0:
-        return np.empty(0, dtype=np.float64)
-    qs = np.quantile(x, np.linspace(0.0, 1.0, bins + 1)[1:-1], method="inverted_cdf")
-    return np.unique(qs)
+@dataclass(frozen=True)
+class DriftResult(Sequence[DriftRow]):
+    """One comparison: a sequence of its rows (features in reference order, then the
+    prediction) with the aggregate alarm and the settings used."""
+
+    rows: tuple[DriftRow, ...] = ()
+    aggregate: AggregateDrift | None = None
+    live_rows: int = 0
+    alpha: float = 0.01
+    psi_threshold: float = 0.2
+    calibrated: bool = False
+
+    @overload
+    def __getitem__(self, i: int) -> DriftRow: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[DriftRow]: ...
+    def __getitem__(self, i: int | slice) -> DriftRow | Sequence[DriftRow]:
+        return self.rows[i]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[DriftRow]:
+        return iter(self.rows)
+
+    @property
+    def drifted(self) -> list[str]:
+        """Names of the rows that alarm."""
+        return [r.feature for r in self.rows if r.alarm]
+
+    @property
+    def alarm(self) -> bool:
+        """Any alarm: the aggregate, a feature or the prediction."""
+        return bool(self.drifted) or bool(self.aggregate and self.aggregate.alarm)
 
 
-def proportions(values: ArrayLike, edges: ArrayLike, pseudo_count: float = 0.0) -> FloatArray:
-    """Share of finite ``values`` in each bin ``(-inf, e0], (e0, e1], ..., (e_last, inf)``.
-
-    ``pseudo_count`` is added to every bin first (0.5 is Jeffreys' prior), so that an empty
-    bin of a short live window costs a bounded amount instead of ``ln(1 / eps)``.
-    """
-    e = np.asarray(edges, dtype=np.float64)
-    x = _finite(values)
-    counts = np.bincount(np.searchsorted(e, x, side="left"), minlength=e.size + 1)
-    smoothed = counts + pseudo_count
-    total = smoothed.sum()
-    if total == 0:
-        return np.full(e.size + 1, 1.0 / (e.size + 1))
-    out: FloatArray = (smoothed / total).astype(np.float64)
-    return out
-
-
-def quantile_sample(values: ArrayLike, size: int = SAMPLE_SIZE) -> FloatArray:
-    """A deterministic sample of at most ``size`` order statistics spread evenly over ``values``."""
-    x = np.sort(_finite(values))
-    if x.size <= size:
-        return x
-    idx = ((np.arange(size) + 0.5) * x.size / size).astype(np.int64)
-    return x[idx]
-
-
-def _column_reference(values: ArrayLike, bins: int) -> dict[str, Any]:
-    x = _finite(values)
-    if x.size == 0:
-        raise DataValidationError("a drift reference column has no finite values")
-    edges = bin_edges(x, bins)
-    return {
-        "edges": edges.tolist(),
-        "expected": proportions(x, edges).tolist(),
-        "sample": quantile_sample(x).tolist(),
-        "n": int(x.size),
-        "mean": float(x.mean()),
-        "std": float(x.std()),
-        "min": float(x.min()),
-        "max": float(x.max()),
-        "p05": float(np.quantile(x, 0.05)),
-        "p50": float(np.quantile(x, 0.50)),
-        "p95": float(np.quantile(x, 0.95)),
-    }
-
-
-def build_reference(
-    x: ArrayLike,
-    feature_names: Sequence[str],
-    bins: int = 10,
-    predictions: ArrayLike | None = None,
-) -> dict[str, Any]:
-    """The JSON-able drift reference of training rows ``x`` ``[n, F]`` (and OOS predictions)."""
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != len(feature_names):
-        raise DataValidationError(
-            f"reference data must be [n, {len(feature_names)}] for {len(feature_names)} "
-            f"feature names, got shape {list(arr.shape)}")
-    if len(set(feature_names)) != len(feature_names):
-        raise DataValidationError("feature names must be unique")
-    ref: dict[str, Any] = {
-        "format": REFERENCE_FORMAT,
-        "bins": int(bins),
-        "feature_names": list(feature_names),
-        "features": {name: _column_reference(arr[:, j], bins)
-                     for j, name in enumerate(feature_names)},
-    }
-    if predictions is not None:
-        ref[PREDICTION] = _column_reference(predictions, bins)
-    return ref
-
-
-def psi(expected_props: ArrayLike, actual_props: ArrayLike, eps: float = PSI_EPSILON) -> float:
+def psi(expected_props: ArrayLike, actual_props: ArrayLike,
+        eps: float = _stats.PSI_EPSILON) -> float:
     """Population stability index ``sum((a - e) * ln(a / e))``; empty bins count as ``eps``.
 
     Every term is >= 0 and swapping the arguments gives exactly the same value.
@@ -153,60 +172,166 @@ def psi(expected_props: ArrayLike, actual_props: ArrayLike, eps: float = PSI_EPS
 
 
 def ks(reference_sample: ArrayLike, live: ArrayLike) -> tuple[float, float]:
-    """Two-sample Kolmogorov-Smirnov ``(statistic, p_value)``; ``(0, 1)`` when a side is empty."""
+    """Two-sample Kolmogorov-Smirnov ``(statistic, p_value)`` assuming independent rows;
+    ``(0, 1)`` when a side is empty. Not the alarm rule (see :func:`compare`)."""
     from scipy.stats import ks_2samp
 
-    r = _finite(reference_sample)
-    v = _finite(live)
+    r = _stats.finite(reference_sample)
+    v = _stats.finite(live)
     if r.size == 0 or v.size == 0:
         return 0.0, 1.0
     res = ks_2samp(r, v)
     return float(res.statistic), float(res.pvalue)
 
 
-def _row(name: str, col_ref: Mapping[str, Any], live: FloatArray, rebin: int | None,
-         psi_threshold: float, ks_alpha: float) -> DriftRow:
-    sample = np.asarray(col_ref["sample"], dtype=np.float64)
+def _distances(col: Column, values: FloatArray, rebin: int | None
+               ) -> tuple[FloatArray, FloatArray, NDArray[np.int64]]:
+    """PSI, KS distance and finite count of each window ``[k, n]`` against one column."""
     if rebin is None:
-        edges = np.asarray(col_ref["edges"], dtype=np.float64)
-        expected = np.asarray(col_ref["expected"], dtype=np.float64)
+        edges, expected = col.edges, col.expected
     else:  # re-bin from the quantile sample, which represents the training distribution
-        edges = bin_edges(sample, rebin)
-        expected = proportions(sample, edges)
-    value = psi(expected, proportions(live, edges, LIVE_PSEUDO_COUNT))
-    stat, p = ks(sample, live)
-    alarm = bool(value > psi_threshold and p < ks_alpha)
-    return DriftRow(feature=name, psi=value, ks=stat, p_value=p, alarm=alarm)
+        edges = _stats.bin_edges(col.sample, rebin)
+        expected = proportions(col.sample, edges)
+    value = _stats.psi_rows(expected, _stats.bin_shares(values, edges, LIVE_PSEUDO_COUNT))
+    distance, counts = _stats.ks_rows(col.sample, values)
+    return value, distance, counts
 
 
-def compare(
-    reference: Mapping[str, Any],
+def _calibrated(col: Column, distances: FloatArray, lengths: NDArray[np.int64]
+                ) -> tuple[FloatArray, NDArray[np.int64]]:
+    """p-values of each window's distance at its length (0: uncalibrated, p = 1), and the
+    grid index (-1 for p = 1)."""
+    p = np.ones(distances.size)
+    idx = np.full(distances.size, -1, dtype=np.int64)
+    for length in np.unique(lengths[lengths > 0]):
+        rows = lengths == length
+        t = col.thresholds.get(int(length))
+        if t is None:
+            continue
+        idx[rows] = _stats.p_indices(distances[rows], t)
+        p[rows] = _stats.p_from_indices(idx[rows], col.probs[int(length)])
+    return p, idx
+
+
+def _lengths(counts: NDArray[np.int64], calibrated: Sequence[int]) -> NDArray[np.int64]:
+    return np.array([_stats.length_for(int(c), calibrated) or 0 for c in counts],
+                    dtype=np.int64)
+
+
+def _aggregate(ref: PreparedReference, length: int, p_values: FloatArray,
+               alpha: float) -> AggregateDrift:
+    counts = ref.count.get(length, {})
+    level = _stats.alpha_for(alpha, counts)
+    if level is None:
+        return AggregateDrift(0, p_values.size, None, 1.0, False, None, None)
+    unusual = int(np.count_nonzero(p_values <= level + 1e-12))
+    tail = [float(t) for t in counts[repr(level)]]
+    threshold = next((k for k, t in enumerate(tail) if t <= level), None)
+    p = tail[min(unusual, len(tail) - 1)]
+    return AggregateDrift(unusual, p_values.size, threshold, p, p <= level, level, length)
+
+
+def compare_windows(
+    reference: Mapping[str, Any] | PreparedReference,
     live: ArrayLike,
     psi_threshold: float = 0.2,
     ks_alpha: float = 0.01,
     predictions: ArrayLike | None = None,
     bins: int | None = None,
-) -> list[DriftRow]:
-    """Drift of each feature of ``live`` ``[n, F]`` (columns in the reference's order).
+    changes: ArrayLike | None = None,
+) -> list[DriftResult]:
+    """:func:`compare` for ``k`` windows at once: ``live`` and ``changes`` ``[k, n, F]``,
+    ``predictions`` ``[k, m]`` (NaN where a window has fewer)."""
+    ref = prepare_reference(reference)
+    width = len(ref.names)
+    arr = np.asarray(live, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[2] != width:
+        raise DataValidationError(f"live windows must be [k, n, {width}], got {list(arr.shape)}")
+    if changes is None:
+        diffs = np.full_like(arr, np.nan)
+        diffs[:, 1:] = arr[:, 1:] - arr[:, :-1]
+    else:
+        diffs = np.asarray(changes, dtype=np.float64)
+    if diffs.shape != arr.shape:
+        raise DataValidationError(f"changes must have the live rows' shape {list(arr.shape)}, "
+                                  f"got {list(diffs.shape)}")
+    k = arr.shape[0]
+    rebin = bins if bins is not None and bins != ref.bins else None
+    psi_m = np.zeros((k, width))
+    ks_m = np.zeros((k, width))
+    n_m = np.zeros((k, width), dtype=np.int64)
+    for j, col in enumerate(ref.columns):
+        values = diffs[:, :, j] if col.basis == CHANGE else arr[:, :, j]
+        psi_m[:, j], ks_m[:, j], n_m[:, j] = _distances(col, values, rebin)
+    lengths = _lengths(n_m.min(axis=1) if width else np.zeros(k, np.int64), ref.lengths)
+    p_m = np.ones((k, width))
+    fam_m = np.ones((k, width))
+    for j, col in enumerate(ref.columns):
+        p_m[:, j], idx = _calibrated(col, ks_m[:, j], lengths)
+        for length in np.unique(lengths[lengths > 0]):
+            rows = (lengths == length) & (idx >= 0)
+            fam_m[rows, j] = ref.family[int(length)][idx[rows]]
+    alarm_m = (lengths[:, None] > 0) & (fam_m <= ks_alpha) & (psi_m > psi_threshold)
+    pred: tuple[FloatArray, ...] | None = None
+    if predictions is not None and ref.prediction is not None:
+        pv = np.asarray(predictions, dtype=np.float64)
+        if pv.ndim != 2 or pv.shape[0] != k:
+            raise DataValidationError(f"predictions must be [{k}, m], got {list(pv.shape)}")
+        p_psi, p_ks, p_n = _distances(ref.prediction, pv, rebin)
+        p_len = _lengths(p_n, ref.prediction_lengths)
+        p_p, _ = _calibrated(ref.prediction, p_ks, p_len)
+        p_alarm = (p_len > 0) & (p_p <= ks_alpha) & (p_psi > psi_threshold)
+        pred = (p_psi, p_ks, p_p, p_alarm.astype(np.float64), p_n.astype(np.float64))
+    out: list[DriftResult] = []
+    for i in range(k):
+        rows = [DriftRow(name, float(psi_m[i, j]), float(ks_m[i, j]), float(p_m[i, j]),
+                         bool(alarm_m[i, j]), float(fam_m[i, j]), col.basis, int(n_m[i, j]))
+                for j, (name, col) in enumerate(zip(ref.names, ref.columns, strict=True))]
+        if pred is not None and pred[4][i] > 0:
+            rows.append(DriftRow(PREDICTION, float(pred[0][i]), float(pred[1][i]),
+                                 float(pred[2][i]), bool(pred[3][i]), float(pred[2][i]),
+                                 LEVEL, int(pred[4][i])))
+        length = int(lengths[i])
+        agg = (_aggregate(ref, length, p_m[i], ks_alpha) if length
+               else AggregateDrift(0, width, None, 1.0, False, None, None))
+        out.append(DriftResult(tuple(rows), agg, int(arr.shape[1]), ks_alpha, psi_threshold,
+                               length > 0))
+    return out
 
-    A row alarms when the shift is both material (PSI above ``psi_threshold``) and significant
-    (KS p-value below ``ks_alpha``): PSI alone is noisy on small windows, KS alone flags tiny
-    shifts on large ones. ``predictions`` adds a ``"prediction"`` row when the reference has one;
-    ``bins`` other than the reference's re-bins it from its quantile sample.
+
+def compare(
+    reference: Mapping[str, Any] | PreparedReference,
+    live: ArrayLike,
+    psi_threshold: float = 0.2,
+    ks_alpha: float = 0.01,
+    predictions: ArrayLike | None = None,
+    bins: int | None = None,
+    changes: ArrayLike | None = None,
+) -> DriftResult:
+    """Drift of each feature of ``live`` ``[n, F]`` (columns in the reference's order, rows
+    consecutive days) and of ``predictions``, against the reference's calibrated null.
+
+    ``changes`` are the rows' daily changes (each row minus the day before); without them they
+    are taken between consecutive rows, so the first row has none. ``ks_alpha`` is the
+    false-alarm rate per window of each alarm (the aggregate, any feature, the prediction);
+    ``bins`` other than the reference's re-bins the PSI from its quantile sample. A window
+    shorter than every calibrated length, or a reference without a null (format 1), is
+    reported but never alarms.
     """
-    names: list[str] = list(reference.get("feature_names", []))
+    ref = prepare_reference(reference)
+    names = ref.names
     arr = np.asarray(live, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != len(names):
         raise DataValidationError(
             f"live rows must be [n, {len(names)}] (features {', '.join(names) or 'none'}), "
             f"got shape {list(arr.shape)}")
-    rebin = bins if bins is not None and bins != reference.get("bins") else None
-    rows = [_row(name, reference["features"][name], arr[:, j], rebin, psi_threshold, ks_alpha)
-            for j, name in enumerate(names)]
-    if predictions is not None and PREDICTION in reference:
-        rows.append(_row(PREDICTION, reference[PREDICTION], _finite(predictions), rebin,
-                         psi_threshold, ks_alpha))
-    return rows
+    diffs = changes_of(arr) if changes is None else np.asarray(changes, dtype=np.float64)
+    if diffs.shape != arr.shape:
+        raise DataValidationError(f"changes must have the live rows' shape {list(arr.shape)}, "
+                                  f"got {list(diffs.shape)}")
+    preds = None if predictions is None else _stats.finite(predictions)[None, :]
+    return compare_windows(ref, arr[None], psi_threshold, ks_alpha, predictions=preds,
+                           bins=bins, changes=diffs[None])[0]
 
 
 class _Ring:
@@ -241,32 +366,58 @@ class _Ring:
 
 
 class DriftMonitor:
-    """Live drift over the last ``window`` observed rows (and predictions); thread-safe."""
+    """Live drift over the last ``window`` observed rows (and predictions); thread-safe.
 
-    def __init__(self, reference: Mapping[str, Any], window: int = 60, bins: int | None = None,
-                 psi_threshold: float = 0.2, ks_alpha: float = 0.01) -> None:
+    Rows are days in order. :meth:`observe` takes each day's features ``[n, F]``, or model
+    inputs ``[n, T, F]`` (T >= 2), whose last two steps give each row's exact daily change
+    whatever the routing; from ``[n, F]`` the change is taken from the previous observed row,
+    which is right only when the monitor sees every day.
+    """
+
+    def __init__(self, reference: Mapping[str, Any] | PreparedReference, window: int = 20,
+                 bins: int | None = None, psi_threshold: float = 0.2,
+                 ks_alpha: float = 0.01) -> None:
         if window < 2:
             raise ValueError("window must be at least 2")
-        self.reference = reference
-        self.feature_names: list[str] = list(reference.get("feature_names", []))
+        self.reference = prepare_reference(reference)
+        self.feature_names: list[str] = list(self.reference.names)
         self.window = window
         self.bins = bins
         self.psi_threshold = psi_threshold
         self.ks_alpha = ks_alpha
         self._lock = threading.Lock()
-        self._rows = _Ring(window, len(self.feature_names))
+        width = len(self.feature_names)
+        self._rows = _Ring(window, width)
+        self._changes = _Ring(window, width)
+        self._last: FloatArray | None = None
         self._preds = _Ring(window, 1)
+        lengths = self.reference.lengths
+        if not lengths or min(lengths) > window:
+            log.warning("drift reference (format %d) has no null calibrated for windows of %d "
+                        "rows or fewer: drift is reported without alarms; retrain to calibrate "
+                        "it", self.reference.format, window)
 
     def observe(self, rows: ArrayLike) -> None:
-        """Add live feature rows ``[n, F]`` (for a windowed model input, its last time step)."""
+        """Add live feature rows ``[n, F]`` or model inputs ``[n, T, F]`` (oldest first)."""
         arr = np.asarray(rows, dtype=np.float64)
         if arr.ndim == 1:
             arr = arr[None, :]
-        if arr.ndim != 2 or arr.shape[1] != len(self.feature_names):
+        width = len(self.feature_names)
+        if arr.ndim not in (2, 3) or arr.shape[-1] != width:
             raise DataValidationError(
-                f"drift rows must be [n, {len(self.feature_names)}], got {list(arr.shape)}")
+                f"drift rows must be [n, {width}] or [n, T, {width}], got {list(arr.shape)}")
         with self._lock:
-            self._rows.push(arr)
+            if arr.ndim == 3 and arr.shape[1] >= 2:
+                level, change = arr[:, -1, :], arr[:, -1, :] - arr[:, -2, :]
+            else:
+                level = arr[:, -1, :] if arr.ndim == 3 else arr
+                before = (np.full((1, width), np.nan) if self._last is None
+                          else self._last[None, :])
+                change = changes_of(np.concatenate([before, level]))[1:]
+            if level.shape[0]:
+                self._last = level[-1].copy()
+            self._rows.push(level)
+            self._changes.push(change)
 
     def observe_predictions(self, p: ArrayLike) -> None:
         """Add served probabilities (compared with the reference's ``"prediction"``)."""
@@ -279,24 +430,33 @@ class DriftMonitor:
         with self._lock:
             return self._rows.count
 
-    def snapshot(self) -> list[DriftRow]:
-        """Drift rows for the current window; empty until at least two rows were observed."""
+    def snapshot(self) -> DriftResult:
+        """Drift of the current window; empty until at least two rows were observed."""
         with self._lock:
             rows = self._rows.values()
+            changes = self._changes.values()
             preds = self._preds.values()[:, 0] if self._preds.count else None
         if rows.shape[0] < 2:
-            return []
+            return DriftResult(alpha=self.ks_alpha, psi_threshold=self.psi_threshold)
         return compare(self.reference, rows, self.psi_threshold, self.ks_alpha,
                        predictions=preds if preds is not None and preds.size >= 2 else None,
-                       bins=self.bins)
+                       bins=self.bins, changes=changes)
 
 
 def publish(metrics: Metrics, model: str, rows: Iterable[DriftRow]) -> None:
-    """Set the ``finmlops_drift_*`` gauges of ``model`` from drift rows."""
+    """Set the ``finmlops_drift_*`` gauges of ``model`` from drift rows (and, for a
+    :class:`DriftResult`, the aggregate gauges)."""
     for r in rows:
         metrics.drift_psi.labels(model=model, feature=r.feature).set(r.psi)
         metrics.drift_ks.labels(model=model, feature=r.feature).set(r.ks)
         metrics.drift_alarm.labels(model=model, feature=r.feature).set(1.0 if r.alarm else 0.0)
+        metrics.drift_p_value.labels(model=model, feature=r.feature).set(r.p_value)
+    agg = rows.aggregate if isinstance(rows, DriftResult) else None
+    if agg is not None:
+        metrics.drift_unusual.labels(model=model).set(agg.unusual)
+        metrics.drift_unusual_threshold.labels(model=model).set(
+            math.nan if agg.threshold is None else agg.threshold)
+        metrics.drift_aggregate_alarm.labels(model=model).set(1.0 if agg.alarm else 0.0)
 
 
 def max_psi(rows: Iterable[DriftRow]) -> float:

@@ -68,6 +68,11 @@ class Metrics:
     drift_psi: Gauge
     drift_ks: Gauge
     drift_alarm: Gauge
+    # --- drift against the calibrated null (finmlops.monitoring.drift) ---
+    drift_p_value: Gauge
+    drift_unusual: Gauge
+    drift_unusual_threshold: Gauge
+    drift_aggregate_alarm: Gauge
 
     @property
     def multiprocess(self) -> bool:
@@ -211,6 +216,23 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "finmlops_drift_ks_statistic", "Kolmogorov-Smirnov statistic live vs reference.",
             ["model", "feature"], registry=reg, multiprocess_mode="mostrecent"),
         drift_alarm=Gauge(
-            "finmlops_drift_alarm", "1 when a feature's drift is above the configured threshold.",
-            ["model", "feature"], registry=reg, multiprocess_mode="max"),
+            "finmlops_drift_alarm", "1 when a feature (family-wise) or the prediction drifted "
+            "beyond the calibrated null at the configured level.", ["model", "feature"],
+            registry=reg, multiprocess_mode="max"),
+        # --- drift against the calibrated null (finmlops.monitoring.drift) ---
+        drift_p_value=Gauge(
+            "finmlops_drift_p_value", "Calibrated p-value of a feature (or the prediction): "
+            "share of reference windows of the same length at least as far in KS distance.",
+            ["model", "feature"], registry=reg, multiprocess_mode="mostrecent"),
+        drift_unusual=Gauge(
+            "finmlops_drift_unusual_features", "Features whose calibrated p-value is at most "
+            "the configured level.", ["model"], registry=reg, multiprocess_mode="max"),
+        drift_unusual_threshold=Gauge(
+            "finmlops_drift_unusual_threshold", "Count of unusual features at which the "
+            "aggregate drift alarm fires (calibrated on reference windows; NaN: uncalibrated).",
+            ["model"], registry=reg, multiprocess_mode="mostrecent"),
+        drift_aggregate_alarm=Gauge(
+            "finmlops_drift_aggregate_alarm", "1 when more features are unusual than the "
+            "reference's own windows allow at the configured level.", ["model"], registry=reg,
+            multiprocess_mode="max"),
     )

@@ -23,16 +23,27 @@ from finmlops.errors import ConfigError, StageError
 from finmlops.models.result import TrainedVariant
 from finmlops.pipeline.runner import RunContext, StageResult
 
-TRAIN_FORMAT = 1
+TRAIN_FORMAT = 2
 """Bump when training or export changes, so cached models are rebuilt."""
 
 
-def _reference(x: Any, names: list[str], bins: int, predictions: Any) -> dict[str, Any] | None:
+def _reference(x: Any, names: list[str], settings: Settings, oos: Any) -> dict[str, Any] | None:
+    """The drift reference: training rows, and the walk-forward out-of-sample predictions up
+    to the cutoff (not the deployable model's in-sample ones), calibrated for the service's
+    window too."""
     try:
-        from finmlops.monitoring.drift import build_reference
+        from finmlops.monitoring.drift import DEFAULT_LENGTHS, build_reference
     except ImportError:  # pragma: no cover - monitoring ships with the package
         return None
-    return build_reference(x, names, bins, predictions=predictions)
+    import pandas as pd
+
+    cutoff = settings.train.cutoff
+    before = oos if cutoff is None else oos[oos["date"] <= pd.Timestamp(cutoff)]
+    mon = settings.monitoring
+    predictions = before["probability"].to_numpy()
+    return build_reference(x, names, mon.bins,
+                           predictions=predictions if predictions.size else None,
+                           lengths=(*DEFAULT_LENGTHS, mon.drift_window_days))
 
 
 def write_variant(directory: Path, run: Any, settings: Settings, data_version: str,
@@ -52,8 +63,7 @@ def write_variant(directory: Path, run: Any, settings: Settings, data_version: s
         feature_names=input_names, data_version=data_version, weights_hash=run.weights_hash,
         trained_until=(cutoff or run.trained_until).isoformat(),
         horizon=settings.features.horizon,
-        reference=_reference(run.reference_rows, input_names, settings.monitoring.bins,
-                             run.reference_predictions),
+        reference=_reference(run.reference_rows, input_names, settings, run.oos),
     )
     card["variant_window"] = run.settings.window
     card["variant_features"] = run.feature_names

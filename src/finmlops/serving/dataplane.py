@@ -398,7 +398,9 @@ class DataPlane:
         by_arm: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
         for it in batch:
             rows, probs = by_arm.setdefault(it.arm, ([], []))
-            rows.append(it.x[:, -1, :])
+            # the last two steps of each window: a smoothed feature's drift is tested on its
+            # daily change, and each arm sees only the days routed to it
+            rows.append(it.x[:, -2:, :])
             probs.append(it.probabilities)
         for arm, (rows, probs) in by_arm.items():
             try:
