@@ -127,6 +127,35 @@ def test_the_block_guard_detects_test_rows_put_into_training(
     assert min(guard.accuracies) > 0.55
 
 
+def _noise_labels(samples: Samples, how: str) -> Samples:
+    """Labels that are noise to the features: shuffled over every row, or rolled by half a
+    year within each calendar year (keeping each year's base rate and autocorrelation)."""
+    known = np.flatnonzero(np.isfinite(samples.label))
+    if how == "shuffle":
+        groups = [known]
+        moved = [np.random.default_rng(0).permutation(known)]
+    else:
+        years = samples.dates[known].astype("datetime64[Y]")
+        groups = [known[years == y] for y in np.unique(years)]
+        moved = [np.roll(g, g.size // 2) for g in groups]
+    label, fwd = samples.label.copy(), samples.forward_return.copy()
+    for g, m in zip(groups, moved, strict=True):
+        label[g], fwd[g] = samples.label[m], samples.forward_return[m]
+    return dataclasses.replace(samples, label=label, forward_return=fwd)
+
+
+@pytest.mark.parametrize("how", ["shuffle", "circular shift"])
+def test_noise_labels_do_not_reveal_test_rows_put_into_training(
+        samples: Samples, train_settings: Callable[..., TrainSettings], how: str,
+        leaky_split: None) -> None:
+    # Why they are not guards: even trained on its test rows, the probe scores no better than
+    # always-up on labels it cannot learn from features, exactly as an honest pipeline does.
+    ts = guard_settings(train_settings)
+    run = train_variant(_noise_labels(samples, how), "probe", PROBE, ts, context=["SPY"])
+    assert run.metrics["n"] > 700
+    assert run.metrics["accuracy_ci_low"] < run.baselines["always_up"]["accuracy"]
+
+
 def test_the_canary_feature_that_is_the_next_day_return_is_found(
         samples: Samples, train_settings: Callable[..., TrainSettings]) -> None:
     # Plant tomorrow's return in a feature: if the pipeline can learn anything, it learns this.
