@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks._common import write_results
-from finmlops.features import build_features
+from finmlops.features import build_features, feature_names
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 UNIVERSE = DATA / "sp500_2019-03-08_2024-03-08.csv"
@@ -47,7 +47,7 @@ def main() -> int:
         (loop.drop(columns=["date", "ticker"]) - pooled.drop(columns=["date", "ticker"]))
         .abs().max().max() < 1e-9)
     meta = {"file": UNIVERSE.name, "bar_rows": len(bars), "targets": len(targets),
-            "feature_rows": len(pooled), "features": pooled.shape[1] - 4,
+            "feature_rows": len(pooled), "features": len(feature_names("full", ["SPY"])),
             "identical_output": same, "target_seconds": 10.0}
     rows = [
         {"method": "grouped (build_features on the pooled universe)",

@@ -22,7 +22,10 @@ from finmlops.features import (
 def test_columns_order_and_no_missing_values(bars: pd.DataFrame) -> None:
     frame = build_features(bars, ["IBB"], ["SPY"], horizon=1)
     names = feature_names("full", ["SPY"])
-    assert list(frame.columns) == ["date", "ticker", *names, "forward_return", "label"]
+    assert list(frame.columns) == ["date", "ticker", "session", *names, "forward_return",
+                                   "label"]
+    # No gaps in the bundled bars: after warm-up, IBB's rows are consecutive calendar days.
+    assert (np.diff(frame["session"].to_numpy()) == 1).all()
     assert set(CORE_FEATURES) <= set(names)
     assert len(names) == len(set(names)) >= 20
     assert np.isfinite(frame[names].to_numpy()).all()
@@ -104,6 +107,19 @@ def test_windows_end_at_the_row_and_never_cross_tickers() -> None:
     assert w.shape == (4, 3, 2) and w.dtype == np.float32
     np.testing.assert_array_equal(w[0], values[0:3])
     np.testing.assert_array_equal(w[-1], values[5:8])
+
+
+def test_windows_are_not_formed_across_a_missing_session() -> None:
+    # A's session 3 is missing (a gap, or a row without every feature): rows 0..4 of A sit on
+    # sessions 0, 1, 2, 4, 5, so the only full 3-day window of A ends at session 2.
+    tickers = np.array(["A"] * 5 + ["B"] * 3)
+    sessions = np.array([0, 1, 2, 4, 5, 7, 8, 9])
+    assert window_ends(tickers, 3).tolist() == [2, 3, 4, 7]  # by rows alone: across the gap
+    assert window_ends(tickers, 3, sessions).tolist() == [2, 7]
+    assert window_ends(tickers, 2, sessions).tolist() == [1, 2, 4, 6, 7]
+    assert window_ends(tickers, 1, sessions).tolist() == list(range(8))
+    with pytest.raises(ValueError, match="length"):
+        window_ends(tickers, 3, sessions[:-1])
 
 
 @settings(max_examples=20, deadline=None)

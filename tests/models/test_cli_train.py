@@ -51,9 +51,21 @@ def test_train_prints_models_and_baselines(tmp_path: Path, monkeypatch: pytest.M
     assert names == ["baseline", "enhanced", "always up", "yesterday's direction"]
     assert all(0 <= r["accuracy_ci_low"] <= r["accuracy"] <= r["accuracy_ci_high"] <= 1
                for r in data["rows"])
+    models = [r for r in data["rows"] if r["kind"] == "model"]
+    assert all(0 <= r["folds_not_improved"] <= r["folds"] for r in models)
     table = runner.invoke(make_app(), ["train"])  # cached: only prints
     assert table.exit_code == 0, table.output
     assert "always up" in table.stdout and "95% CI" in table.stdout
+    assert "folds not improved" in table.stdout
+    for r in models:  # "k/n" in the variant's row
+        line = next(x for x in table.stdout.splitlines() if f" {r['name']} " in x)
+        assert f"{int(r['folds_not_improved'])}/{int(r['folds'])}" in line
+
+
+def test_the_folds_not_improved_cell_counts_the_folds() -> None:
+    row = {"folds_not_improved": 3.0, "folds": 21.0}
+    assert train_cli._cell(row, "folds_not_improved", "of_folds") == "3/21"
+    assert train_cli._cell({"accuracy": 0.5}, "folds_not_improved", "of_folds") == "-"
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,11 @@ def test_features_then_train_writes_the_contracted_outputs(ingested: RunContext)
     from finmlops.pipeline import _features, _train
 
     ctx = ingested
-    feats = _features.run(ctx).outputs["features"]
+    built = _features.run(ctx)
+    feats = built.outputs["features"]
     ctx.state["features"] = feats
+    assert feats["gaps"] == {} and feats["dropped_rows"] == {}  # the bundled bars have none
+    assert "warning" not in built.summary
     names = feature_names("full", ["SPY"])
     assert feats["columns"] == names
     frame = pd.read_parquet(feats["path"])
@@ -49,6 +53,10 @@ def test_features_then_train_writes_the_contracted_outputs(ingested: RunContext)
     trained = result.outputs["trained"]
     assert set(trained) == {"baseline", "enhanced"}
     assert "accuracy" in result.summary and "always-up" in result.summary
+    never = {v: [f for f in info["fold_metrics"] if f["improved"] == 0]
+             for v, info in trained.items()}
+    assert all(trained[v]["metrics"]["folds_not_improved"] == len(f) for v, f in never.items())
+    assert ("never improved" in result.summary) == any(never.values())
     for variant, info in trained.items():
         model_dir = Path(info["model_dir"])
         assert model_dir.name == variant
@@ -141,3 +149,52 @@ def test_variants_trained_one_at_a_time_merge_into_the_run_state(
     client = configure(settings).client
     for variant, info in state["trained"].items():
         assert client.get_run(info["run_id"]).data.tags["variant"] == variant
+
+
+def test_the_features_stage_reports_a_calendar_gap(settings: Callable[..., Settings],
+                                                   bundled: Callable[..., pd.DataFrame],
+                                                   tmp_path: Path) -> None:
+    from finmlops.data import ingest
+    from finmlops.pipeline import _features
+
+    bars = bundled("IBB", "SPY", start="2008-01-01", end="2011-12-31")
+    gap = pd.Timestamp("2010-03-10")
+    bars = bars[~((bars["ticker"] == "SPY") & (bars["date"] == gap))]
+    csv = tmp_path / "bars.csv"
+    bars.to_csv(csv, index=False)
+    s = settings(data__source="csv", data__csv_path=str(csv), data__start="2008-01-01")
+    ctx = RunContext(settings=s, reporter=SilentReporter(),
+                     state={"dataset_version": ingest(s).version})
+    result = _features.run(ctx)
+    assert result.summary.endswith("; warning: calendar gaps: SPY lacks 1 day (2010-03-10); "
+                                   "4 target rows dropped (IBB 4)")
+    feats = result.outputs["features"]
+    assert feats["gaps"] == {"SPY": ["2010-03-10"]} and feats["dropped_rows"] == {"IBB": 4}
+    stored = json.loads(Path(feats["path"]).with_name("features.json").read_text())
+    assert stored == {"calendar_days": feats["calendar_days"], "gaps": feats["gaps"],
+                      "dropped_rows": feats["dropped_rows"]}
+    frame = pd.read_parquet(feats["path"])
+    assert gap not in set(frame["date"]) and len(frame) == feats["rows"]
+    # A cached matrix reports the same gaps.
+    again = _features.run(ctx)
+    assert "(cached)" in again.summary and "SPY lacks 1 day" in again.summary
+    assert again.outputs == result.outputs
+
+
+def test_folds_that_never_improved_are_named_in_the_train_summary(
+        stage_settings: Settings) -> None:
+    from finmlops.models.result import TrainedVariant
+    from finmlops.pipeline._train import not_improved_lines
+
+    def trained(improved: list[float]) -> TrainedVariant:
+        folds = [{"fold": float(i), "test_year": 2010.0 + i, "improved": v}
+                 for i, v in enumerate(improved)]
+        return TrainedVariant(
+            variant="v", settings=stage_settings.train.variants["baseline"],
+            model_dir=Path("m"), oos_path=Path("o"), fold_metrics=folds, metrics={},
+            baselines={}, weights_hash="h", data_version="d", feature_names=[], seconds=0.0)
+
+    assert not_improved_lines({"baseline": trained([1.0, 0.0, 1.0, 0.0]),
+                               "enhanced": trained([1.0, 1.0])}) == [
+        "baseline: 2/4 folds never improved (2011, 2013)"]
+    assert not_improved_lines({"enhanced": trained([1.0])}) == []

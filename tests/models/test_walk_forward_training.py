@@ -1,8 +1,8 @@
-"""Walk-forward training: schema, determinism, and the leakage guards (permutation, canary)."""
+"""Walk-forward training: schema, determinism, epochs kept, the deployable refit (the leak
+guards are in ``test_leak_guards.py``)."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
@@ -61,34 +61,6 @@ def test_same_seed_same_weights_and_metrics(samples: Samples,
     assert c.weights_hash != a.weights_hash
 
 
-def test_shuffled_labels_score_like_a_coin(samples: Samples,
-                                          train_settings: Callable[..., TrainSettings]) -> None:
-    rng = np.random.default_rng(0)
-    n = len(samples.label)
-    up = rng.permutation(np.arange(n) % 2).astype(np.float64)  # half up, in random order
-    shuffled = dataclasses.replace(samples, label=up, forward_return=np.where(up == 1, 0.01, -0.01))
-    ts = train_settings(variants={"mlp": MLP})
-    run = train_variant(shuffled, "mlp", MLP, ts, context=["SPY"])
-    assert run.metrics["n"] > 700
-    assert run.metrics["accuracy_ci_low"] < 0.5 < run.metrics["accuracy_ci_high"]
-
-
-def test_canary_feature_that_is_the_next_day_return_is_found(
-        samples: Samples, train_settings: Callable[..., TrainSettings]) -> None:
-    # Plant tomorrow's return in a feature: if the pipeline can learn anything, it learns this.
-    x = samples.x.copy()
-    j = samples.feature_names.index("ret_20")
-    x[:, -1, j] = np.nan_to_num(samples.forward_return, nan=0.0).astype(np.float32)
-    canary = dataclasses.replace(samples, x=x)
-    mlp = MLP.model_copy(update={"epochs": 40, "patience": 5, "learning_rate": 1e-2,
-                                 "batch_size": 128})
-    ts = train_settings(variants={"mlp": mlp})
-    run = train_variant(canary, "mlp", mlp, ts, context=["SPY"])
-    assert run.metrics["accuracy"] > 0.95
-    honest = train_variant(samples, "mlp", mlp, ts, context=["SPY"])
-    assert honest.metrics["accuracy"] < 0.6
-
-
 def test_a_universe_is_pooled_into_one_model(train_settings: Callable[..., TrainSettings],
                                              bundled: Callable[..., pd.DataFrame]) -> None:
     from finmlops.features import build_features, feature_names
@@ -105,51 +77,6 @@ def test_a_universe_is_pooled_into_one_model(train_settings: Callable[..., Train
     assert run.metrics["n"] == 2 * len(per_day)
 
 
-def _perturbed(samples: Samples, since: np.datetime64, seed: int = 0) -> Samples:
-    """``samples`` with every feature row dated >= ``since`` and every label window reaching
-    ``since`` replaced by noise: what a model trained before ``since`` must never notice."""
-    rng = np.random.default_rng(seed)
-    x = samples.x.copy()
-    later = samples.dates >= since
-    x[later] = rng.normal(size=x[later].shape).astype(np.float32)
-    # the label of the last day before ``since`` is the return into ``since``
-    reach = later | (samples.dates == samples.dates[~later].max())
-    fwd = samples.forward_return.copy()
-    fwd[reach & np.isfinite(fwd)] = rng.normal(0, 0.02, int((reach & np.isfinite(fwd)).sum()))
-    label = np.where(np.isfinite(samples.label), (fwd > 0).astype(np.float64), np.nan)
-    return dataclasses.replace(samples, x=x, forward_return=fwd, label=label)
-
-
-def test_the_deployable_model_never_sees_past_the_cutoff(
-        samples: Samples, train_settings: Callable[..., TrainSettings]) -> None:
-    # Folds after the cutoff train on later data; the deployable model is warm-started from
-    # the last fold that saw nothing after it, so noise after the cutoff changes nothing.
-    ts = train_settings()  # cutoff 2012-12-31
-    v = ts.variants["enhanced"]
-    honest = train_variant(samples, "enhanced", v, ts, context=["SPY"])
-    noisy = train_variant(_perturbed(samples, np.datetime64("2013-01-01")), "enhanced", v, ts,
-                          context=["SPY"])
-    assert honest.weights_hash == noisy.weights_hash
-    assert honest.trained_until == noisy.trained_until == dt.date(2012, 12, 28)
-    # ... while the walk-forward folds after the cutoff did see the change
-    late = honest.oos["date"] >= pd.Timestamp("2014-01-01")
-    assert not np.allclose(honest.oos.loc[late, "probability"],
-                           noisy.oos.loc[late, "probability"])
-
-
-def test_no_oos_prediction_depends_on_later_data(
-        samples: Samples, train_settings: Callable[..., TrainSettings]) -> None:
-    # Noise from mid-2013 on: every prediction before it (folds trained earlier, features of
-    # earlier days) is bit-identical; the fold of 2013 itself trained only before 2013.
-    since = np.datetime64("2013-06-14")
-    ts = train_settings(variants={"mlp": MLP})
-    a = train_variant(samples, "mlp", MLP, ts, context=["SPY"]).oos
-    b = train_variant(_perturbed(samples, since, seed=1), "mlp", MLP, ts, context=["SPY"]).oos
-    before = a["date"] < pd.Timestamp(since)
-    assert before.sum() > 300 and (a["date"] == b["date"]).all()
-    np.testing.assert_array_equal(a.loc[before, "probability"], b.loc[before, "probability"])
-
-
 def test_the_dead_band_thins_training_never_the_evaluation(
         samples: Samples, train_settings: Callable[..., TrainSettings]) -> None:
     ts = train_settings(variants={"mlp": MLP})
@@ -160,3 +87,62 @@ def test_the_dead_band_thins_training_never_the_evaluation(
     assert (banded.oos["forward_return"].abs() < 0.005).sum() > 100  # small moves included
     assert banded.metrics["n"] == full.metrics["n"]
     assert banded.weights_hash != full.weights_hash  # ... but the models learnt from fewer
+
+
+def test_every_fold_reports_whether_its_validation_loss_improved(
+        samples: Samples, train_settings: Callable[..., TrainSettings]) -> None:
+    ts = train_settings()
+    run = train_variant(samples, "baseline", ts.variants["baseline"], ts, context=["SPY"])
+    first, *rest = run.fold_metrics
+    assert first["warm_start"] == 0 and first["best_epoch"] >= 1  # never the untrained weights
+    assert rest and all(f["warm_start"] == 1 for f in rest)
+    for f in run.fold_metrics:
+        assert f["improved"] == float(f["best_val_loss"] < f["start_val_loss"] - 1e-6)
+        assert 1 <= f["epochs"] <= ts.variants["baseline"].epochs
+        if f["best_epoch"] == 0:  # a warm start no epoch improved on: kept as it was
+            assert f["improved"] == 0 and f["best_val_loss"] == f["start_val_loss"]
+    assert run.metrics["folds_not_improved"] == sum(f["improved"] == 0 for f in run.fold_metrics)
+    assert run.epochs[:-1] == [int(f["epochs"]) for f in run.fold_metrics]
+
+
+def test_the_deployable_model_is_refitted_on_every_row_up_to_the_cutoff(
+        samples: Samples, train_settings: Callable[..., TrainSettings]) -> None:
+    from finmlops.evaluation.splits import label_known_by
+    from finmlops.models.walkforward import deployable_epochs
+
+    ts = train_settings()  # cutoff 2012-12-31
+    run = train_variant(samples, "enhanced", ts.variants["enhanced"], ts, context=["SPY"])
+    rows = label_known_by(samples.dates, ts.cutoff, horizon=1)
+    # No validation tail held out: its training rows (the drift reference) are all of them.
+    np.testing.assert_array_equal(run.reference_rows, samples.x[rows, -1, :])
+    assert pd.Timestamp(samples.dates[rows].max()).date() == run.trained_until
+    # For the median best epoch of the folds that trained on nothing after the cutoff.
+    folds = walk_forward(samples.dates, horizon=1, min_train_years=3, embargo_days=2)
+    last = samples.dates[rows].max()
+    before = [int(m["best_epoch"]) for f, m in zip(folds, run.fold_metrics, strict=True)
+              if samples.dates[f.train].max() <= last]
+    assert 0 < len(before) < len(folds)
+    assert run.final_epochs == deployable_epochs(before) == run.epochs[-1]
+
+
+def test_deployable_epochs_is_the_median_best_epoch_rounded_up_and_at_least_one() -> None:
+    from finmlops.models.walkforward import deployable_epochs
+
+    assert deployable_epochs([3, 1, 4]) == 3
+    assert deployable_epochs([1, 2]) == 2
+    assert deployable_epochs([0, 0, 1]) == 1
+    assert deployable_epochs([0]) == 1
+    with pytest.raises(ValueError, match="no folds"):
+        deployable_epochs([])
+
+
+def test_a_cutoff_before_every_fold_refits_fresh_weights(
+        samples: Samples, train_settings: Callable[..., TrainSettings]) -> None:
+    # No fold trained by 2010-06-30: the epoch count comes from a fresh fit early-stopped on
+    # the pre-cutoff rows' own tail, and the model is then refitted on all of them.
+    ts = train_settings(variants={"mlp": MLP}, cutoff="2010-06-30")
+    run = train_variant(samples, "mlp", MLP, ts, context=["SPY"])
+    assert run.trained_until is not None and run.trained_until <= dt.date(2010, 6, 30)
+    assert 1 <= run.final_epochs <= MLP.epochs
+    again = train_variant(samples, "mlp", MLP, ts, context=["SPY"])
+    assert again.weights_hash == run.weights_hash

@@ -20,6 +20,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("days", "n", "d"), ("accuracy", "accuracy", "f3"), ("95% CI", "accuracy_ci", "ci"),
     ("bal. acc.", "balanced_accuracy", "f3"), ("log-loss", "log_loss", "f4"),
     ("Brier", "brier", "f4"), ("AUC", "auc", "f3"),
+    ("folds not improved", "folds_not_improved", "of_folds"),
 )
 BASELINES = (("always_up", "always up"), ("yesterday", "yesterday's direction"))
 
@@ -81,6 +82,9 @@ def _cell(row: dict[str, Any], key: str, kind: str) -> str:
     if kind == "ci":
         low, high = row.get("accuracy_ci_low"), row.get("accuracy_ci_high")
         return "-" if low is None or high is None else f"[{low:.3f}, {high:.3f}]"
+    if kind == "of_folds":  # a model's folds whose validation loss never improved
+        count, folds = row.get(key), row.get("folds")
+        return "-" if count is None or folds is None else f"{int(count)}/{int(folds)}"
     value = row.get(key)
     if value is None or value != value:  # missing or NaN
         return "-"

@@ -54,6 +54,8 @@ class FeatureSettings(_Section):
     target: list[str] = Field(default_factory=lambda: ["IBB"], min_length=1)
     """One ticker, or several for a pooled universe model."""
     context: list[str] = Field(default_factory=lambda: ["SPY"])
+    """Market context tickers; with the targets they make the master calendar (the union of
+    their trading days), on which gaps are reported and never bridged."""
     horizon: int = Field(1, ge=1, le=20)
     dead_band: float = Field(0.0, ge=0.0, lt=0.05)
     """Label rows with |forward return| below this are dropped from training."""
@@ -96,9 +98,12 @@ class TrainSettings(_Section):
     test_block_years: int = Field(1, ge=1)
     embargo_days: int = Field(5, ge=0)
     validation_fraction: float = Field(0.15, gt=0, lt=0.5)
+    """The last part of each walk-forward fold's training days, for early stopping."""
     cutoff: dt.date | None = dt.date(2018, 12, 31)
     """Deployable models see data up to this date; later days are the A/B replay period.
-    ``None`` trains the deployable model on everything."""
+    ``None`` trains the deployable model on everything. The deployable fit holds out no
+    validation tail: it is refitted on every row up to here for the median best epoch of the
+    folds trained before it."""
     torch_threads: int = Field(1, ge=1)
     """1 is as fast as 2 on an idle 2-core machine and much faster on a busy one."""
 

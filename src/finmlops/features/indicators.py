@@ -5,12 +5,24 @@ Shifts run over the whole column and mask the rows that would reach into the pre
 rolling and exponential windows use pandas' grouped kernels (one pass over all tickers, each
 window restarted at its ticker's first row, so a ticker priced in thousands does not disturb
 the rounding of the next one).
+
+Rows are days of the master calendar (:mod:`finmlops.features.calendar`), so a ticker's gap day
+is a row of missing values. A return whose start or end day is missing is missing; a rolling
+statistic is computed once its window lies wholly after the input's warm-up, from the values
+present, provided at most a tenth of the window is missing (:func:`min_present`): one missing
+day costs a 60-day beta nothing, instead of sixty rows.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+
+
+def min_present(window: int) -> int:
+    """Values a rolling window needs: all but a tenth (5 of 5, 18 of 20, 54 of 60)."""
+    return max(1, window - window // 10)
 
 
 class Grouped:
@@ -37,13 +49,24 @@ class Grouped:
     def _back(self, out: pd.Series, like: pd.Series) -> pd.Series:
         return pd.Series(out.to_numpy(), index=out.index.get_level_values(-1)).reindex(like.index)
 
+    def warmed_up(self, values: pd.Series, window: int) -> npt.NDArray[np.bool_]:
+        """True where the ``window`` rows ending here all lie at or after the first row at which
+        ``values`` (of the same ticker) is present: the warm-up, whatever gaps follow it."""
+        started = values.notna().groupby(self.codes, sort=False).cummax().astype("float64")
+        out: npt.NDArray[np.bool_] = self.shift(started, window - 1).to_numpy() == 1.0
+        return out
+
+    def _rolling(self, values: pd.Series, window: int, how: str) -> pd.Series:
+        rolling = values.groupby(self.codes, sort=False).rolling(
+            window, min_periods=min_present(window))
+        out = rolling.mean() if how == "mean" else rolling.std()
+        return self._back(out, values).where(self.warmed_up(values, window))
+
     def rolling_mean(self, values: pd.Series, window: int) -> pd.Series:
-        out = values.groupby(self.codes, sort=False).rolling(window, min_periods=window).mean()
-        return self._back(out, values)
+        return self._rolling(values, window, "mean")
 
     def rolling_std(self, values: pd.Series, window: int) -> pd.Series:
-        out = values.groupby(self.codes, sort=False).rolling(window, min_periods=window).std()
-        return self._back(out, values)
+        return self._rolling(values, window, "std")
 
     def ewm_mean(self, values: pd.Series, *, span: float | None = None,
                  alpha: float | None = None, min_periods: int = 1) -> pd.Series:
@@ -92,7 +115,9 @@ def zscore(g: Grouped, values: pd.Series, window: int) -> pd.Series:
 
 def rolling_beta_corr(g: Grouped, x: pd.Series, m: pd.Series,
                       window: int) -> tuple[pd.Series, pd.Series]:
-    """Rolling beta of ``x`` on ``m`` and their correlation."""
+    """Rolling beta of ``x`` on ``m`` and their correlation, over the days both are present."""
+    both = x.notna() & m.notna()
+    x, m = x.where(both), m.where(both)
     mx, mm = g.rolling_mean(x, window), g.rolling_mean(m, window)
     cov = g.rolling_mean(x * m, window) - mx * mm
     var_m = g.rolling_mean(m * m, window) - mm * mm

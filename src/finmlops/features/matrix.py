@@ -3,18 +3,26 @@
 Features at day t use bars up to t only; the label is the direction of the forward
 ``horizon``-day return, which uses t+1..t+h only. Tickers are computed together (grouped), not
 in a Python loop, so a 500-ticker universe takes seconds.
+
+Every ticker is first aligned to the master calendar of the target and context tickers
+(:mod:`finmlops.features.calendar`): a day one of them lacks is a gap, reported by
+:func:`feature_matrix` (which ticker, which days, how many target rows it cost), and each row
+carries its calendar ``session`` so sequence windows are never formed across a missing row.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from finmlops.errors import DataValidationError
 from finmlops.features import indicators as ind
+from finmlops.features.calendar import SESSION, align, find_gaps, master_calendar
 
 FeatureSet = Literal["core", "full"]
 
@@ -32,7 +40,7 @@ CONTEXT_FEATURES: tuple[str, ...] = (
 """Market context per context ticker ``c`` (lower case): its returns and volatility, the
 target's return relative to it, and the rolling 60-day beta and correlation."""
 
-KEY_COLUMNS: tuple[str, ...] = ("date", "ticker")
+KEY_COLUMNS: tuple[str, ...] = ("date", "ticker", SESSION)
 LABEL_COLUMNS: tuple[str, ...] = ("forward_return", "label")
 BAR_COLUMNS: tuple[str, ...] = ("ticker", "date", "high", "low", "close", "adj_close", "volume")
 
@@ -57,12 +65,16 @@ def _sorted_bars(bars: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
 
 
-def own_features(bars: pd.DataFrame) -> pd.DataFrame:
-    """Each ticker's own indicators (``OWN_FEATURES``) plus ``date, ticker, adj_close``."""
+def own_features(bars: pd.DataFrame, calendar: np.ndarray | None = None) -> pd.DataFrame:
+    """Each ticker's own indicators (``OWN_FEATURES``) plus ``date, ticker, session,
+    adj_close``, one row per day of ``calendar`` (default: the master calendar of ``bars``)
+    within the ticker's span; gap days are rows of missing values."""
     b = _sorted_bars(bars)
+    b = align(b, master_calendar(b["date"]) if calendar is None else calendar)
     g = ind.Grouped(b["ticker"])
     price = b["adj_close"].astype("float64")
-    out = pd.DataFrame({"date": b["date"], "ticker": b["ticker"], "adj_close": price})
+    out = pd.DataFrame({"date": b["date"], "ticker": b["ticker"], SESSION: b[SESSION],
+                        "adj_close": price})
     for k in (1, 5, 10, 20):
         out[f"ret_{k}"] = ind.log_return(g, price, k)
     for w in (5, 20):
@@ -71,19 +83,69 @@ def own_features(bars: pd.DataFrame) -> pd.DataFrame:
     out["macd"], out["macd_hist"] = ind.macd(g, price)
     out["bb_pct_b"] = ind.bollinger_pct_b(g, price, 20)
     log_volume = pd.Series(np.log1p(b["volume"].to_numpy(dtype="float64").clip(min=0)),
-                           index=b.index)
+                           index=b.index)  # NaN on gap days
     out["volume_z_20"] = ind.zscore(g, log_volume, 20)
     out["hl_range"] = (b["high"] - b["low"]) / b["close"]
     return out
 
 
-def build_features(bars: pd.DataFrame, target: Sequence[str], context: Sequence[str] = (),
-                   horizon: int = 1) -> pd.DataFrame:
-    """Features and labels of every ``target`` ticker, sorted by ``ticker, date``.
+@dataclass(frozen=True)
+class FeatureMatrix:
+    """:func:`feature_matrix`'s result: the frame and what the master calendar found."""
 
-    Columns: ``date, ticker``, :func:`feature_names` ``("full", context)``, ``forward_return``
-    (simple return from t to t+horizon) and ``label`` (1.0 if it is > 0, NaN for the last
-    ``horizon`` days, whose future is unknown). Rows still warming up any feature are dropped.
+    frame: pd.DataFrame
+    calendar_days: int
+    """Days in the master calendar of the target and context tickers."""
+    gaps: dict[str, list[dt.date]]
+    """Per ticker with gaps: the calendar days within its span on which it has no bar."""
+    dropped_rows: dict[str, int]
+    """Per target ticker that lost any: days after its warm-up on which it has a bar but no
+    complete feature row (a gap of its own or of a context ticker is in a lookback)."""
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-able calendar report (ISO dates), as stored beside the feature matrix."""
+        return {"calendar_days": self.calendar_days,
+                "gaps": {t: [d.isoformat() for d in days] for t, days in self.gaps.items()},
+                "dropped_rows": dict(self.dropped_rows)}
+
+    def warning(self) -> str | None:
+        """One line naming the gaps and the rows they cost, or None without gaps."""
+        return gap_warning(self.gaps, self.dropped_rows)
+
+
+def gap_warning(gaps: dict[str, list[Any]], dropped_rows: dict[str, int],
+                show: int = 3) -> str | None:
+    """One line, e.g. ``warning: calendar gaps: SPY lacks 1 day (2010-03-10); 4 target rows
+    dropped (IBB 4)``; at most ``show`` tickers and days are named. None without gaps."""
+    if not gaps and not dropped_rows:
+        return None
+
+    def listed(items: list[str], total: int) -> str:
+        return ", ".join(items[:show]) + (f", +{total - show} more" if total > show else "")
+
+    parts = []
+    for ticker, days in list(gaps.items())[:show]:
+        n = len(days)
+        parts.append(f"{ticker} lacks {n} day{'s' * (n != 1)} "
+                     f"({listed([str(d) for d in days], n)})")
+    if len(gaps) > show:
+        parts.append(f"{len(gaps) - show} more tickers have gaps")
+    lost = sum(dropped_rows.values())
+    if lost:
+        per = [f"{t} {n}" for t, n in dropped_rows.items()]
+        parts.append(f"{lost} target row{'s' * (lost != 1)} dropped "
+                     f"({listed(per, len(per))})")
+    return "warning: calendar gaps: " + "; ".join(parts)
+
+
+def feature_matrix(bars: pd.DataFrame, target: Sequence[str], context: Sequence[str] = (),
+                   horizon: int = 1) -> FeatureMatrix:
+    """Features and labels of every ``target`` ticker on the master calendar, with its report.
+
+    Frame columns: ``date, ticker, session``, :func:`feature_names` ``("full", context)``,
+    ``forward_return`` (simple return from t to t+horizon calendar days) and ``label`` (1.0 if
+    it is > 0; NaN when the future is unknown: the last ``horizon`` days, or a gap at
+    t+horizon). Rows lacking any feature (warm-up, gaps in a lookback) are dropped.
     """
     if horizon < 1:
         raise DataValidationError("horizon must be at least 1")
@@ -92,14 +154,16 @@ def build_features(bars: pd.DataFrame, target: Sequence[str], context: Sequence[
     absent = [t for t in wanted if t not in present]
     if absent:
         raise DataValidationError(f"bars have no rows for tickers: {', '.join(absent)}")
-    own = own_features(bars[bars["ticker"].isin(wanted)])
+    used = _sorted_bars(bars[bars["ticker"].isin(wanted)])
+    calendar = master_calendar(used["date"])
+    own = own_features(used, calendar)
     frame = own[own["ticker"].isin(list(target))].reset_index(drop=True)
     g = ind.Grouped(frame["ticker"])
     for c in context:
         lc = c.lower()
-        ctx = own.loc[own["ticker"] == c, ["date", "ret_1", "ret_5", "ret_20", "vol_20"]]
+        ctx = own.loc[own["ticker"] == c, [SESSION, "ret_1", "ret_5", "ret_20", "vol_20"]]
         ctx = ctx.rename(columns={k: f"{lc}_{k}" for k in ("ret_1", "ret_5", "ret_20", "vol_20")})
-        frame = frame.merge(ctx, on="date", how="left", validate="many_to_one")
+        frame = frame.merge(ctx, on=SESSION, how="left", validate="many_to_one")
         for k in (1, 5, 20):
             frame[f"rel_{lc}_ret_{k}"] = frame[f"ret_{k}"] - frame[f"{lc}_ret_{k}"]
         frame[f"beta_60_{lc}"], frame[f"corr_60_{lc}"] = ind.rolling_beta_corr(
@@ -107,13 +171,25 @@ def build_features(bars: pd.DataFrame, target: Sequence[str], context: Sequence[
     price = frame["adj_close"]
     forward = g.shift(price, -horizon) / price - 1.0
     names = feature_names("full", context)
-    out = frame.loc[:, ["date", "ticker", *names]]
+    out = frame.loc[:, [*KEY_COLUMNS, *names]]
     out["forward_return"] = forward
     out["label"] = (forward > 0).astype("float64").where(forward.notna())
-    values = out[names].to_numpy(dtype="float64")
-    valid = np.isfinite(values).all(axis=1)
+    valid = np.isfinite(out[names].to_numpy(dtype="float64")).all(axis=1)
+    # Lost rows: a bar but no complete feature row, after the ticker's first complete one.
+    after_warm_up = pd.Series(valid).groupby(g.codes.to_numpy()).cummax().to_numpy()
+    lost = after_warm_up & ~valid & price.notna().to_numpy()
+    dropped = pd.Series(frame["ticker"].to_numpy()[lost]).value_counts(sort=False)
     result: pd.DataFrame = out.loc[valid].reset_index(drop=True)
-    return result
+    return FeatureMatrix(
+        frame=result, calendar_days=int(calendar.size), gaps=find_gaps(used, calendar),
+        dropped_rows={str(t): int(n) for t, n in sorted(dropped.items())},
+    )
+
+
+def build_features(bars: pd.DataFrame, target: Sequence[str], context: Sequence[str] = (),
+                   horizon: int = 1) -> pd.DataFrame:
+    """The frame of :func:`feature_matrix` (sorted by ``ticker, date``), without its report."""
+    return feature_matrix(bars, target, context, horizon).frame
 
 
 def training_mask(frame: pd.DataFrame, dead_band: float = 0.0) -> np.ndarray:

@@ -15,7 +15,11 @@ class TrainedVariant:
     ``model_dir`` holds ``model.onnx`` + ``model.json``; ``oos_path`` is the Parquet of
     out-of-sample predictions (``date, ticker, probability, label, forward_return, fold``).
     ``metrics``/``fold_metrics`` are classification metrics of the walk-forward predictions;
-    ``baselines`` maps a naive baseline name (``always_up``, ``yesterday``) to its metrics.
+    ``metrics["folds_not_improved"]`` counts the folds whose validation loss never beat their
+    starting weights, and each fold's ``improved`` (1/0), ``best_epoch``, ``warm_start`` and
+    losses say which. ``baselines`` maps a naive baseline name (``always_up``, ``yesterday``)
+    to its metrics. ``final_epochs`` is how long the deployable model was refitted on every row
+    up to the cutoff (0 when not recorded).
     """
 
     variant: str
@@ -29,3 +33,4 @@ class TrainedVariant:
     data_version: str
     feature_names: list[str]
     seconds: float
+    final_epochs: int = 0

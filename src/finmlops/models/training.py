@@ -1,9 +1,11 @@
 """The training loop: full-batch tensors indexed directly (no DataLoader), time-ordered early
-stopping on a validation tail, best epoch kept, deterministic for a seed."""
+stopping on a validation tail with the best epoch kept (:func:`fit`), or a fixed number of
+epochs on every row (:func:`fit_epochs`); deterministic for a seed."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,14 +31,28 @@ def set_determinism(seed: int, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+MIN_DELTA = 1e-6
+"""A validation loss must fall by more than this to count as an improvement."""
+
+
 @dataclass
 class FitResult:
     state: dict[str, Any]
     """The best epoch's weights (a detached copy of the core's state dict)."""
     best_epoch: int
-    """0 means no epoch beat the starting weights (kept as they were)."""
+    """The epoch whose weights were kept: >= 1 for a fresh fit; 0 only for a warm start that
+    no epoch improved on (its starting weights are kept unchanged)."""
     epochs: int
+    """Epochs run (early stopping may end before ``variant.epochs``)."""
     best_val_loss: float
+    start_val_loss: float
+    """Validation loss of the starting weights (random for a fresh fit, the previous fold's
+    for a warm start)."""
+
+    @property
+    def improved(self) -> bool:
+        """Whether any epoch beat the starting weights on the validation loss."""
+        return self.best_val_loss < self.start_val_loss - MIN_DELTA
 
 
 def _loss(core: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> float:
@@ -52,46 +68,88 @@ def _loss(core: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> floa
     return total / max(x.shape[0], 1)
 
 
-def fit(core: nn.Module, x_fit: FloatArray, y_fit: npt.ArrayLike, x_val: FloatArray,
-        y_val: npt.ArrayLike, variant: VariantSettings, *, seed: int,
-        patience: int | None = None) -> FitResult:
-    """Train ``core`` in place with AdamW on binary cross-entropy; keep the epoch with the
-    lowest validation loss (the starting weights count as epoch 0, so a warm start that does
-    not improve is kept unchanged) and stop after ``patience`` epochs without improvement."""
+def _tensors(x: FloatArray, y: npt.ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
     import torch
 
-    gen = torch.Generator().manual_seed(seed)
-    xf, yf = torch.from_numpy(np.ascontiguousarray(x_fit)), torch.as_tensor(
-        np.asarray(y_fit, dtype=np.float32))
-    xv, yv = torch.from_numpy(np.ascontiguousarray(x_val)), torch.as_tensor(
-        np.asarray(y_val, dtype=np.float32))
+    return (torch.from_numpy(np.ascontiguousarray(x)),
+            torch.as_tensor(np.asarray(y, dtype=np.float32)))
+
+
+class _Epochs:
+    """AdamW on binary cross-entropy over shuffled mini-batches, one epoch per call."""
+
+    def __init__(self, core: nn.Module, x: FloatArray, y: npt.ArrayLike,
+                 variant: VariantSettings, seed: int) -> None:
+        import torch
+
+        self.core, self.batch = core, variant.batch_size
+        self.x, self.y = _tensors(x, y)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.opt = torch.optim.AdamW(core.parameters(), lr=variant.learning_rate,
+                                     weight_decay=variant.weight_decay)
+
+    def run(self) -> None:
+        import torch
+
+        self.core.train()
+        perm = torch.randperm(self.x.shape[0], generator=self.gen)
+        for i in range(0, self.x.shape[0], self.batch):
+            idx = perm[i:i + self.batch]
+            self.opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                self.core(self.x[idx]), self.y[idx])
+            loss.backward()  # type: ignore[no-untyped-call]
+            self.opt.step()
+
+
+def _snapshot(core: nn.Module) -> dict[str, Any]:
+    return {k: v.detach().clone() for k, v in core.state_dict().items()}
+
+
+def fit(core: nn.Module, x_fit: FloatArray, y_fit: npt.ArrayLike, x_val: FloatArray,
+        y_val: npt.ArrayLike, variant: VariantSettings, *, seed: int,
+        patience: int | None = None, warm_start: bool = False) -> FitResult:
+    """Train ``core`` in place; keep the epoch with the lowest validation loss and stop after
+    ``patience`` epochs without improvement.
+
+    A fresh fit (``warm_start=False``) always keeps a trained epoch (best epoch >= 1), even
+    when none beats the random starting weights: untrained weights are never a model. A warm
+    start counts its starting weights as epoch 0, so a fine-tune that does not improve keeps
+    them unchanged. Either way :attr:`FitResult.improved` says whether validation improved.
+    """
+    xv, yv = _tensors(x_val, y_val)
     eval_batch = max(variant.batch_size, 4096)
-    opt = torch.optim.AdamW(core.parameters(), lr=variant.learning_rate,
-                            weight_decay=variant.weight_decay)
-    best_loss = _loss(core, xv, yv, eval_batch)
-    best_state = {k: v.detach().clone() for k, v in core.state_dict().items()}
+    epochs = _Epochs(core, x_fit, y_fit, variant, seed)
+    start_loss = _loss(core, xv, yv, eval_batch)
+    best_loss = start_loss if warm_start else math.inf
+    best_state = _snapshot(core)
     best_epoch, epoch = 0, 0
-    n = xf.shape[0]
     wait = variant.patience if patience is None else patience
     for epoch in range(1, variant.epochs + 1):
-        core.train()
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, variant.batch_size):
-            idx = perm[i:i + variant.batch_size]
-            opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(core(xf[idx]), yf[idx])
-            loss.backward()  # type: ignore[no-untyped-call]
-            opt.step()
+        epochs.run()
         val = _loss(core, xv, yv, eval_batch)
-        if val < best_loss - 1e-6:
+        if val < best_loss - MIN_DELTA:
             best_loss, best_epoch = val, epoch
-            best_state = {k: v.detach().clone() for k, v in core.state_dict().items()}
+            best_state = _snapshot(core)
         elif epoch - best_epoch >= wait:
             break
     core.load_state_dict(best_state)
     core.eval()
     return FitResult(state=best_state, best_epoch=best_epoch, epochs=epoch,
-                     best_val_loss=best_loss)
+                     best_val_loss=best_loss, start_val_loss=start_loss)
+
+
+def fit_epochs(core: nn.Module, x: FloatArray, y: npt.ArrayLike, variant: VariantSettings,
+               *, seed: int, epochs: int) -> dict[str, Any]:
+    """Train ``core`` in place on every row for exactly ``epochs`` epochs (no validation
+    slice held out); returns the final weights."""
+    if epochs < 1:
+        raise ValueError("epochs must be at least 1")
+    loop = _Epochs(core, x, y, variant, seed)
+    for _ in range(epochs):
+        loop.run()
+    core.eval()
+    return _snapshot(core)
 
 
 def predict(core: nn.Module, x: FloatArray, batch: int = 8192) -> npt.NDArray[np.float64]:

@@ -4,14 +4,24 @@ Folds are trained in date order and each fold starts from the previous fold's be
 (warm start): the expanding window changes little from one year to the next, so a fold mostly
 needs a few epochs of fine-tuning, and warm-started fits stop after ``warm_patience(patience)``
 (half the patience) epochs without improvement. Only the first fold starts from the seed's
-initial weights with the full patience. The deployable model is fine-tuned the same way from
-the last fold whose training data ended by the cutoff (so it saw nothing later). Normalisation
-statistics are refitted on each fit's own training rows only.
+initial weights, with the full patience, and keeps at least one trained epoch. A fold whose
+validation loss never beat its starting weights is counted (``folds_not_improved``), not hidden.
+
+The deployable model starts from the last fold whose training data ended by the cutoff (so it
+saw nothing later) and is refitted on every purged row up to the cutoff, the validation tail
+included, for :func:`deployable_epochs` epochs: the median best epoch of the folds trained
+before the cutoff, at least one. Those folds are the deployable fit's own situation (a warm
+start on a slightly longer window) measured a dozen times over, so their median is a steadier
+stopping point than one more validation split would be, and it needs no held-out rows: the
+most recent years are exactly what a deployed model should learn from. Only pre-cutoff folds
+count, so no later data reaches the deployable model through its epoch count either.
+Normalisation statistics are refitted on each fit's own training rows only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +35,7 @@ from finmlops.config.settings import TrainSettings, VariantSettings
 from finmlops.errors import DataValidationError
 from finmlops.evaluation.classification import baseline_metrics, classification_metrics
 from finmlops.evaluation.splits import holdout_split, label_known_by, walk_forward
+from finmlops.features.calendar import SESSION
 from finmlops.features.matrix import feature_names, training_mask
 from finmlops.features.windows import make_windows, window_ends
 
@@ -60,12 +71,25 @@ def max_window(variants: dict[str, VariantSettings]) -> int:
     return max(v.window for v in variants.values())
 
 
-def prepare_samples(frame: pd.DataFrame, names: Sequence[str], window: int) -> Samples:
-    """Windows ending at every row with ``window - 1`` earlier rows of its ticker.
+def deployable_epochs(best_epochs: Sequence[int]) -> int:
+    """Epochs of the deployable refit: the median best epoch of the folds trained before the
+    cutoff (rounded up), at least 1."""
+    if not best_epochs:
+        raise ValueError("no folds to take the median best epoch of")
+    return max(1, math.ceil(float(np.median(np.asarray(best_epochs, dtype=np.float64)))))
 
-    ``frame`` is :func:`finmlops.features.build_features` output (sorted by ticker, date).
+
+def prepare_samples(frame: pd.DataFrame, names: Sequence[str], window: int) -> Samples:
+    """Windows ending at every row with ``window - 1`` earlier rows of its ticker on the
+    calendar days just before (none spans a gap).
+
+    ``frame`` is :func:`finmlops.features.build_features` output (sorted by ticker, date, with
+    its ``session`` column).
     """
-    ends = window_ends(frame["ticker"], window)
+    if SESSION not in frame.columns:
+        raise DataValidationError(f"feature frame lacks its {SESSION!r} column: rebuild the "
+                                  "features (`finmlops run --only features`)")
+    ends = window_ends(frame["ticker"], window, frame[SESSION])
     if ends.size == 0:
         raise DataValidationError(f"no ticker has the {window} rows a window needs")
     values = frame[list(names)].to_numpy(dtype=np.float32)
@@ -103,6 +127,8 @@ class VariantRun:
     seconds: float = 0.0
     epochs: list[int] = field(default_factory=list)
     """Epochs run per fold, then by the deployable fit (last)."""
+    final_epochs: int = 0
+    """Epochs of the deployable refit (:func:`deployable_epochs`)."""
 
 
 class _Trainer:
@@ -143,10 +169,10 @@ class _Trainer:
 def train_variant(samples: Samples, name: str, variant: VariantSettings,
                   train: TrainSettings, *, context: Sequence[str], horizon: int = 1,
                   dead_band: float = 0.0, progress: Progress | None = None) -> VariantRun:
-    """Walk-forward out-of-sample predictions and metrics, then the model fitted up to
-    ``train.cutoff``; deterministic for ``train.seed``."""
+    """Walk-forward out-of-sample predictions and metrics, then the model refitted on every
+    row up to ``train.cutoff``; deterministic for ``train.seed``."""
     from finmlops.models._modules import DirectionModel, Preprocess
-    from finmlops.models.training import fit, predict, set_determinism, weights_hash
+    from finmlops.models.training import fit, fit_epochs, predict, set_determinism, weights_hash
 
     t0 = time.perf_counter()
     set_determinism(train.seed, train.torch_threads)
@@ -166,6 +192,7 @@ def train_variant(samples: Samples, name: str, variant: VariantSettings,
         raise DataValidationError("no training rows before the cutoff")
     final_last = samples.dates[final_rows].max()
     start_state: dict[str, Any] | None = None
+    pre_cutoff_best: list[int] = []
     core = tr.new_core(train.seed)
     parts: list[pd.DataFrame] = []
     fold_metrics: list[dict[str, float]] = []
@@ -177,21 +204,26 @@ def train_variant(samples: Samples, name: str, variant: VariantSettings,
         test = fold.test[known[fold.test]]
         if fit_rows.size == 0 or test.size == 0:
             continue
+        warm = bool(epochs)
         mean, std = tr.stats(fit_rows)
         result = fit(core, tr.normalised(fit_rows, mean, std), samples.label[fit_rows],
                      tr.normalised(val_rows, mean, std), samples.label[val_rows], variant,
-                     seed=train.seed + fold.index,
-                     patience=variant.patience if not epochs else warm_patience(variant.patience))
+                     seed=train.seed + fold.index, warm_start=warm,
+                     patience=warm_patience(variant.patience) if warm else variant.patience)
         epochs.append(result.epochs)
         if samples.dates[fold.train].max() <= final_last:
             start_state = result.state  # the latest weights that saw nothing after the cutoff
+            pre_cutoff_best.append(result.best_epoch)
         prob = predict(core, tr.normalised(test, mean, std))
         labels = samples.label[test]
         m = classification_metrics(labels, prob)
         base = baseline_metrics(labels, samples.previous_return[test])
         fold_metrics.append({
             "fold": float(fold.index), "test_year": float(fold.test_start.year),
-            "train_rows": float(fit_rows.size), "best_epoch": float(result.best_epoch),
+            "train_rows": float(fit_rows.size), "warm_start": float(warm),
+            "best_epoch": float(result.best_epoch), "epochs": float(result.epochs),
+            "start_val_loss": result.start_val_loss, "best_val_loss": result.best_val_loss,
+            "improved": float(result.improved),
             **m, **{f"{b}_accuracy": v["accuracy"] for b, v in base.items()},
         })
         parts.append(pd.DataFrame({
@@ -200,8 +232,9 @@ def train_variant(samples: Samples, name: str, variant: VariantSettings,
             "forward_return": samples.forward_return[test], "fold": fold.index,
         }))
         if progress:
+            flag = "" if result.improved else " (validation loss never improved)"
             progress(f"{name}: fold {fold.index + 1}/{len(folds)} "
-                     f"({fold.test_start.year}) accuracy {m['accuracy']:.3f}")
+                     f"({fold.test_start.year}) accuracy {m['accuracy']:.3f}{flag}")
     if not parts:
         raise DataValidationError("no fold had both training and test rows")
     oos = pd.concat(parts, ignore_index=True).sort_values(["date", "ticker"], kind="stable")
@@ -211,31 +244,49 @@ def train_variant(samples: Samples, name: str, variant: VariantSettings,
     prev_oos = prev.reindex(pd.MultiIndex.from_arrays([oos["date"], oos["ticker"]])).to_numpy()
     metrics = classification_metrics(oos["label"], oos["probability"])
     metrics["folds"] = float(len(fold_metrics))
+    metrics["folds_not_improved"] = float(sum(f["improved"] == 0.0 for f in fold_metrics))
     baselines = baseline_metrics(oos["label"], prev_oos)
 
-    # The deployable model: every row whose label is known by the cutoff, warm-started from
-    # the last fold that saw nothing after the cutoff (fresh weights if there is none).
-    fit_rows, val_rows = holdout_split(samples.dates, final_rows,
-                                       fraction=train.validation_fraction, horizon=horizon)
-    if fit_rows.size == 0:
-        raise DataValidationError("no training rows before the cutoff")
-    mean, std = tr.stats(fit_rows)
-    final_core = tr.new_core(train.seed)
-    if start_state is not None:
+    # The deployable model: every row whose label is known by the cutoff, from the last fold
+    # that saw nothing after it, for the pre-cutoff folds' median best epoch.
+    mean, std = tr.stats(final_rows)
+    x_final = tr.normalised(final_rows, mean, std)
+    if start_state is None:
+        final_epochs = _fresh_epochs(tr, samples, final_rows, variant, train, horizon)
+        final_core = tr.new_core(train.seed)
+    else:
+        final_epochs = deployable_epochs(pre_cutoff_best)
+        final_core = tr.new_core(train.seed)
         final_core.load_state_dict(start_state)
-    final = fit(final_core, tr.normalised(fit_rows, mean, std), samples.label[fit_rows],
-                tr.normalised(val_rows, mean, std), samples.label[val_rows], variant,
-                seed=train.seed, patience=None if start_state is None
-                else warm_patience(variant.patience))
-    epochs.append(final.epochs)
+    fit_epochs(final_core, x_final, samples.label[final_rows], variant, seed=train.seed,
+               epochs=final_epochs)
+    epochs.append(final_epochs)
     model = DirectionModel(Preprocess(variant.window, tr.index, mean, std), final_core).eval()
     last_day = samples.dates[final_rows].max()
-    ref_prob = predict(final_core, tr.normalised(fit_rows, mean, std))
+    ref_prob = predict(final_core, x_final)
     return VariantRun(
         name=name, settings=variant, feature_names=tr.names, oos=oos,
         fold_metrics=fold_metrics, metrics=metrics, baselines=baselines, model=model,
         weights_hash=weights_hash(model.state_dict()),
-        reference_rows=samples.x[fit_rows, -1, :], reference_predictions=ref_prob,
+        reference_rows=samples.x[final_rows, -1, :], reference_predictions=ref_prob,
         trained_until=pd.Timestamp(last_day).date(),
-        seconds=time.perf_counter() - t0, epochs=epochs,
+        seconds=time.perf_counter() - t0, epochs=epochs, final_epochs=final_epochs,
     )
+
+
+def _fresh_epochs(tr: _Trainer, samples: Samples, rows: npt.NDArray[np.int64],
+                  variant: VariantSettings, train: TrainSettings, horizon: int) -> int:
+    """Epochs for a deployable model no fold trained before (a cutoff earlier than the first
+    fold's training end): the best epoch of a fresh fit early-stopped on a validation tail of
+    ``rows`` (then refitted on all of them by the caller)."""
+    from finmlops.models.training import fit
+
+    fit_rows, val_rows = holdout_split(samples.dates, rows, fraction=train.validation_fraction,
+                                       horizon=horizon)
+    if fit_rows.size == 0:
+        raise DataValidationError("no training rows before the cutoff")
+    mean, std = tr.stats(fit_rows)
+    result = fit(tr.new_core(train.seed), tr.normalised(fit_rows, mean, std),
+                 samples.label[fit_rows], tr.normalised(val_rows, mean, std),
+                 samples.label[val_rows], variant, seed=train.seed)
+    return result.best_epoch

@@ -75,7 +75,7 @@ def build_replay_input(settings: Settings, bars: Any, window: int, names: list[s
     missing = [n for n in names if n not in frame.columns]
     if missing:
         raise StageError(f"the models expect features the data lacks: {', '.join(missing)}")
-    ends = window_ends(frame["ticker"], window)
+    ends = window_ends(frame["ticker"], window, frame["session"])  # none across a gap
     dates = frame["date"].to_numpy()[ends]
     keep = dates >= np.datetime64(start)
     if end is not None:

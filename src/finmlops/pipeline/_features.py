@@ -1,21 +1,23 @@
-"""Pipeline stage ``features``: the feature matrix of the dataset version, cached as Parquet."""
+"""Pipeline stage ``features``: the feature matrix of the dataset version, cached as Parquet, with
+its calendar report (gaps per ticker, target rows they cost) beside it as ``features.json``."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from finmlops.pipeline.runner import RunContext, StageResult
 
-FEATURES_FORMAT = 1
+FEATURES_FORMAT = 2
 """Bump when feature definitions change, so cached matrices are rebuilt."""
 
 
-def _write_parquet(frame: Any, path: Path) -> None:
+def _write_atomic(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    frame.to_parquet(tmp, index=False)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
     os.replace(tmp, path)
 
 
@@ -24,7 +26,7 @@ def run(ctx: RunContext) -> StageResult:
     import pyarrow.parquet as pq
 
     from finmlops.data import read_bars
-    from finmlops.features import build_features, feature_names
+    from finmlops.features import feature_matrix, feature_names, gap_warning
 
     settings = ctx.settings
     f = settings.features
@@ -32,17 +34,27 @@ def run(ctx: RunContext) -> StageResult:
     key = {"format": FEATURES_FORMAT, "dataset_version": version,
            "features": f.model_dump(mode="json")}
     path = ctx.cache_dir("features", key) / "features.parquet"
+    meta_path = path.with_name("features.json")
     names = feature_names("full", f.context)
-    if path.is_file():
+    if path.is_file() and meta_path.is_file():
         rows = int(pq.read_metadata(path).num_rows)
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         cached = " (cached)"
     else:
         ctx.progress(f"building features of {', '.join(f.target)} on dataset {version[:12]}")
         bars = read_bars(settings, version, list(dict.fromkeys([*f.target, *f.context])))
-        frame = build_features(bars, f.target, f.context, f.horizon)
-        _write_parquet(frame, path)
-        rows, cached = len(frame), ""
+        matrix = feature_matrix(bars, f.target, f.context, f.horizon)
+        meta = matrix.metadata()
+        # The report first: a matrix on disk always has its report.
+        _write_atomic(meta_path, lambda p: p.write_text(json.dumps(meta, indent=1) + "\n",
+                                                        encoding="utf-8"))
+        _write_atomic(path, lambda p: matrix.frame.to_parquet(p, index=False))
+        rows, cached = len(matrix.frame), ""
+    summary = f"{rows} rows x {len(names)} features{cached}"
+    warning = gap_warning(meta["gaps"], meta["dropped_rows"])
+    if warning:
+        summary += f"; {warning}"
     return StageResult(
-        summary=f"{rows} rows x {len(names)} features{cached}",
-        outputs={"features": {"path": str(path), "rows": rows, "columns": names}},
+        summary=summary,
+        outputs={"features": {"path": str(path), "rows": rows, "columns": names, **meta}},
     )

@@ -73,6 +73,7 @@ def write_variant(directory: Path, run: Any, settings: Settings, data_version: s
         "fold_metrics": run.fold_metrics, "metrics": run.metrics, "baselines": run.baselines,
         "weights_hash": run.weights_hash, "data_version": data_version,
         "feature_names": input_names, "seconds": run.seconds, "epochs": run.epochs,
+        "final_epochs": run.final_epochs,
     }
     (tmp / "result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     shutil.rmtree(directory, ignore_errors=True)
@@ -89,7 +90,7 @@ def load_variant(directory: Path) -> TrainedVariant:
         fold_metrics=data["fold_metrics"], metrics=data["metrics"],
         baselines=data["baselines"], weights_hash=data["weights_hash"],
         data_version=data["data_version"], feature_names=data["feature_names"],
-        seconds=float(data["seconds"]),
+        seconds=float(data["seconds"]), final_epochs=int(data["final_epochs"]),
     )
 
 
@@ -146,12 +147,25 @@ def train_all(ctx: RunContext, features_path: Path, data_version: str,
     return {v: load_variant(base / v) for v in chosen}
 
 
+def not_improved_lines(trained: dict[str, TrainedVariant]) -> list[str]:
+    """Per variant with folds whose validation loss never improved on their starting weights:
+    ``baseline: 3/21 folds never improved (2008, 2011, 2020)``."""
+    lines = []
+    for v, t in trained.items():
+        years = [str(int(f["test_year"])) for f in t.fold_metrics if f["improved"] == 0.0]
+        if years:
+            lines.append(f"{v}: {len(years)}/{len(t.fold_metrics)} folds never improved "
+                         f"({', '.join(years)})")
+    return lines
+
+
 def state_entry(t: TrainedVariant, run_id: str | None = None) -> dict[str, Any]:
     """The JSON-able ``trained[variant]`` entry of the run state."""
     return {"run_id": run_id,
             "model_dir": str(t.model_dir), "oos_path": str(t.oos_path), "metrics": t.metrics,
             "weights_hash": t.weights_hash, "fold_metrics": t.fold_metrics,
-            "baselines": t.baselines, "data_version": t.data_version, "seconds": t.seconds}
+            "baselines": t.baselines, "data_version": t.data_version, "seconds": t.seconds,
+            "final_epochs": t.final_epochs}
 
 
 def run(ctx: RunContext) -> StageResult:
@@ -173,6 +187,7 @@ def run(ctx: RunContext) -> StageResult:
     up = next(iter(trained.values())).baselines.get("always_up", {}).get("accuracy")
     if up is not None:
         summary += f"; always-up {up:.3f}"
+    summary += "".join(f"; {line}" for line in not_improved_lines(trained))
     entries: dict[str, Any] = {v: None for v in ctx.state.get("trained") or {}
                                if v not in ctx.settings.train.variants}
     entries.update({v: state_entry(t, run_ids[v]) for v, t in trained.items()})
