@@ -5,6 +5,7 @@ a scheduled job posts as feedback."""
 from finmlops.abtest.analysis import analyse_outcomes, analyse_snapshot
 from finmlops.abtest.decision import (
     ACTIONS,
+    PAIRED_DAILY_BASIS,
     Decision,
     action_codes,
     arms_of,
@@ -15,19 +16,26 @@ from finmlops.abtest.decision import (
     weights_after,
 )
 from finmlops.abtest.feedback import RealisedOutcome, realised_outcomes
+from finmlops.abtest.hac import (
+    HAC_METHODS,
+    HACEstimate,
+    HacMethod,
+    hac_estimate,
+    hac_prefix,
+    newey_west_lrv,
+    nw_lag,
+)
 from finmlops.abtest.paired import (
     PairedStats,
     daily_diff_test,
-    hac_prefix,
     iid_diff_test,
     mcnemar,
-    newey_west_lrv,
-    nw_lag,
 )
 from finmlops.abtest.replay import ReplayInput, ReplayResult, replay, routing_key
 from finmlops.abtest.sequential import (
     N_PLAN,
     SequentialResult,
+    always_valid_mde,
     mixture_arrays,
     mixture_tau2,
     mixture_test,
@@ -50,15 +58,22 @@ from finmlops.abtest.stats import (
     hit_rate_test,
     mde,
     mean_return_test,
+    srm_by_version,
+    srm_concentration,
+    srm_log_bf,
     srm_test,
 )
 from finmlops.abtest.timeline import paired_timeline, split_timeline, window_breakdown
 
 __all__ = [
     "ACTIONS",
+    "HAC_METHODS",
     "N_PLAN",
+    "PAIRED_DAILY_BASIS",
     "ArmStats",
     "Decision",
+    "HACEstimate",
+    "HacMethod",
     "PairedStats",
     "RealisedOutcome",
     "ReplayInput",
@@ -68,6 +83,7 @@ __all__ = [
     "Snapshot",
     "TestResult",
     "action_codes",
+    "always_valid_mde",
     "analyse_outcomes",
     "analyse_snapshot",
     "arms_of",
@@ -77,6 +93,7 @@ __all__ = [
     "fixed_n_power",
     "from_prediction_log",
     "from_prometheus",
+    "hac_estimate",
     "hac_prefix",
     "hit_rate_test",
     "iid_diff_test",
@@ -100,6 +117,9 @@ __all__ = [
     "snapshot_from_log",
     "split_estimate",
     "split_timeline",
+    "srm_by_version",
+    "srm_concentration",
+    "srm_log_bf",
     "srm_test",
     "weights_after",
     "window_breakdown",
