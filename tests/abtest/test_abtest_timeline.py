@@ -164,6 +164,9 @@ def test_sample_ratio_timeline_per_version() -> None:
     wrong = {1: weights[1], 2: {"baseline": 70, "enhanced": 30}}
     assert split_timeline(out, s.abtest, s.experiment, "enhanced", "baseline",
                           weights_by_version=wrong)["srm_p"][-1] < s.abtest.srm_alpha
+    with pytest.raises(ValueError, match="no target weights for experiment version"):
+        split_timeline(out, s.abtest, s.experiment, "enhanced", "baseline",
+                       weights_by_version={1: weights[1]})
 
 
 @pytest.mark.integration

@@ -46,6 +46,9 @@ def _srm_p(served: pd.DataFrame, days: list[str], experiment: ExperimentSettings
     ``1 / prod_v BF_v`` over the versions' cumulative served counts (one segment, the
     experiment's weights, without ``weights_by_version`` or a ``config_version`` column)."""
     if weights_by_version is not None and "config_version" in served.columns:
+        missing = sorted(str(v) for v in set(served["config_version"]) - set(weights_by_version))
+        if missing:
+            raise ValueError(f"no target weights for experiment version(s) {', '.join(missing)}")
         segments = [(served[served["config_version"] == v], w)
                     for v, w in weights_by_version.items()]
     else:
