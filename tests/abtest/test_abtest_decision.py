@@ -1,4 +1,5 @@
-"""The decision rules: invalid (SRM, too few), promote, rollback, continue; and after-weights."""
+"""The decision rules: invalid (SRM, per version too; too few), promote, rollback, continue;
+the MDE numbers; and after-weights."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import numpy as np
 import pytest
 
 from finmlops.abtest import (
+    PAIRED_DAILY_BASIS,
     ArmStats,
     PairedStats,
+    always_valid_mde,
     decide,
     decide_paired,
+    hac_estimate,
+    mde,
     weights_after,
 )
 from finmlops.config import Settings
@@ -85,8 +90,11 @@ def test_paired_decisions(settings: Callable[..., Settings]) -> None:
     d = decide_paired(stats, s.abtest, challenger="enhanced", reference="baseline",
                       daily_diff=good)
     assert d.action == "promote" and d.reason.startswith("paired:")
-    assert d.numbers["sequential"]["basis"] == "days (Newey-West)"
-    assert d.numbers["daily_diff"]["lag"] == 5  # floor(4 * 3 ** (2 / 9))
+    assert d.numbers["sequential"]["basis"] == PAIRED_DAILY_BASIS
+    hac = hac_estimate(good)
+    assert d.numbers["hac"] == {"method": "andrews-monahan", "lrv": hac.lrv, "rho": hac.rho,
+                                "bandwidth": hac.bandwidth, "days": 300}
+    assert d.numbers["daily_diff"]["std_error"] == pytest.approx((hac.lrv / 300) ** 0.5)
     bad = decide_paired(PairedStats(300, 20, 40, float(-good.sum()), float((good**2).sum())),
                         s.abtest, challenger="enhanced", reference="baseline")
     assert bad.action == "rollback" and bad.numbers["sequential"]["basis"] == "requests (iid)"
@@ -128,8 +136,69 @@ def test_daily_paired_test_counts_days_not_requests(settings: Callable[..., Sett
     d = decide_paired(stats, s.abtest, challenger="enhanced", reference="baseline",
                       daily_diff=daily)
     assert d.action == "invalid" and "too few paired days: 60" in d.reason
-    assert d.numbers["sequential"]["basis"] == "days (Newey-West)"
+    assert d.numbers["sequential"]["basis"] == PAIRED_DAILY_BASIS
     more = np.random.default_rng(6).normal(0.004, 0.002, 120)
     ok = decide_paired(stats, s.abtest, challenger="enhanced", reference="baseline",
                        daily_diff=more)
     assert ok.action == "promote"
+
+
+def test_split_decision_carries_fixed_n_and_always_valid_mdes(
+        settings: Callable[..., Settings]) -> None:
+    s = settings()
+    d = decide(arms(np.random.default_rng(2), 700, 300, 0.0), s.abtest, s.experiment,
+               n_plan=500)
+    n = d.numbers
+    for metric in ("net_return", "hit_rate"):
+        se = n[metric]["std_error"]
+        assert n["mde"][metric] == pytest.approx(mde(se))
+        assert n["mde_always_valid"][metric] == pytest.approx(always_valid_mde(se, 1000, 500))
+        assert n["mde_always_valid"][metric] > 1.3 * n["mde"][metric]
+        at_plan = n["mde_at_plan"]
+        assert at_plan["n"] == 500
+        # half the outcomes: standard error up by sqrt(2)
+        assert at_plan["fixed_n"][metric] == pytest.approx(mde(se * 2**0.5))
+        assert at_plan["always_valid"][metric] == pytest.approx(
+            always_valid_mde(se * 2**0.5, 500, 500))
+
+
+def test_paired_decision_carries_the_mdes_of_its_daily_series(
+        settings: Callable[..., Settings]) -> None:
+    s = settings()
+    daily = np.random.default_rng(7).normal(0.0, 0.004, 400)
+    stats = PairedStats(400, 30, 30, float(daily.sum()), float((daily**2).sum()))
+    d = decide_paired(stats, s.abtest, challenger="enhanced", reference="baseline",
+                      daily_diff=daily, n_plan=500)
+    se = (hac_estimate(daily).lrv / 400) ** 0.5
+    assert d.numbers["mde"]["net_return"] == pytest.approx(mde(se))
+    assert d.numbers["mde_always_valid"]["net_return"] == pytest.approx(
+        always_valid_mde(se, 400, 500))
+
+
+def test_sample_ratio_is_checked_per_experiment_version(
+        settings: Callable[..., Settings]) -> None:
+    """The weights moved from 70/30 to 50/50 mid-experiment. Per version the traffic is what
+    was configured, so the decision goes on; pooled against today's weights it would be an
+    SRM. A skewed version is invalid, and named."""
+    s = settings()
+    stats = arms(np.random.default_rng(0), 12000, 8000, 0.003)
+    weights = {1: {"baseline": 70, "enhanced": 30}, 2: {"baseline": 50, "enhanced": 50}}
+    fine = {1: {"baseline": 7000, "enhanced": 3000}, 2: {"baseline": 5000, "enhanced": 5000}}
+    d = decide(stats, s.abtest, s.experiment, served_by_version=fine,
+               weights_by_version=weights)
+    assert d.action == "promote"
+    assert set(d.numbers["srm"]["versions"]) == {"1", "2"}
+    pooled = decide(stats, s.abtest, s.experiment, served={"baseline": 12000, "enhanced": 8000})
+    assert pooled.action == "invalid"
+    skewed = {1: {"baseline": 7000, "enhanced": 3000}, 2: {"baseline": 5600, "enhanced": 4400}}
+    bad = decide(stats, s.abtest, s.experiment, served_by_version=skewed,
+                 weights_by_version=weights)
+    assert bad.action == "invalid" and "most off: version 2" in bad.reason
+    # without per-version weights every version is held to the experiment's
+    same = decide(stats, s.abtest, s.experiment,
+                  served_by_version={1: {"baseline": 8400, "enhanced": 3600},
+                                     2: {"baseline": 5600, "enhanced": 2400}})
+    assert same.action == "promote"
+    with pytest.raises(ValueError, match="not both"):
+        decide(stats, s.abtest, s.experiment, served={"baseline": 1},
+               served_by_version=fine)

@@ -1,4 +1,5 @@
-"""The normal-mixture always-valid test: formula, monotonicity, and confidence sequences."""
+"""The normal-mixture always-valid test: formula, monotonicity, confidence sequences, and the
+always-valid minimum detectable effect."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finmlops.abtest import mixture_arrays, mixture_tau2, mixture_test, running_min
+from finmlops.abtest import (
+    always_valid_mde,
+    mde,
+    mixture_arrays,
+    mixture_tau2,
+    mixture_test,
+    running_min,
+)
 
 
 def test_p_value_is_one_over_the_mixture_likelihood_ratio() -> None:
@@ -55,3 +63,38 @@ def test_tau2_scales_with_per_observation_variance_and_plan() -> None:
 def test_running_min_never_increases() -> None:
     p = running_min(np.array([[0.9, 0.5, 0.7, 0.2, 0.3]]))
     assert p.tolist() == [[0.9, 0.5, 0.5, 0.2, 0.2]]
+
+
+def test_always_valid_mde_closed_form_at_the_planned_size() -> None:
+    """At ``n = n_plan`` the mixing variance is ``k V`` with ``k = 2 log(1/alpha) +
+    log(1 + 2 log(1/alpha))``, so the half-width is ``se * sqrt((1 + k) / k * (2 log(1/alpha)
+    + log(1 + k)))``; the MDE adds ``z_0.8 * se``."""
+    se, alpha = 0.001, 0.05
+    la = 2 * math.log(1 / alpha)
+    k = la + math.log(1 + la)
+    half = se * math.sqrt((1 + k) / k * (la + math.log(1 + k)))
+    assert always_valid_mde(se, 500, 500, alpha) == pytest.approx(half + 0.841621 * se,
+                                                                  rel=1e-6)
+    ratio = always_valid_mde(se, 500, 500, alpha) / mde(se, alpha)
+    assert 1.35 < ratio < 1.42  # 3.87 vs 2.80 standard errors
+
+
+@pytest.mark.parametrize(("n", "n_plan"), [(500, 500), (1843, 500), (200, 1000)])
+def test_the_sequence_detects_the_always_valid_mde_with_80_percent_power(
+        n: int, n_plan: int) -> None:
+    """Estimates normal around the planted MDE: the confidence sequence at that look excludes
+    zero in 80% of draws (the fixed-n MDE would give far less)."""
+    rng = np.random.default_rng(n)
+    se = 0.002
+    effect = always_valid_mde(se, n, n_plan)
+    d = rng.normal(effect, se, 40_000)
+    tau2 = mixture_tau2(se**2, n, n_plan)
+    _, _, lo, _ = mixture_arrays(d, se**2, tau2)
+    assert (lo > 0).mean() == pytest.approx(0.8, abs=0.01)
+    _, _, lo_small, _ = mixture_arrays(rng.normal(mde(se), se, 40_000), se**2, tau2)
+    assert (lo_small > 0).mean() < 0.6
+
+
+def test_always_valid_mde_without_a_standard_error_is_undefined() -> None:
+    assert math.isnan(always_valid_mde(0.0, 100))
+    assert math.isnan(always_valid_mde(math.nan, 100))

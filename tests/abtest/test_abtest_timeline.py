@@ -1,5 +1,7 @@
 """Per-arm cumulative numbers in the timelines (what the report draws) agree with the
-statistics computed from the same outcomes, and the real stage's file renders."""
+statistics computed from the same outcomes, the sample-ratio timeline is always-valid (per
+version when the outcomes carry one), stress totals compound, and the real stage's file
+renders."""
 
 from __future__ import annotations
 
@@ -16,7 +18,13 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from finmlops.abtest import paired_timeline, split_estimate, split_timeline, window_breakdown
+from finmlops.abtest import (
+    PAIRED_DAILY_BASIS,
+    paired_timeline,
+    split_estimate,
+    split_timeline,
+    window_breakdown,
+)
 from finmlops.abtest.sources import arm_stats
 from finmlops.config import Settings
 
@@ -70,7 +78,7 @@ def test_per_arm_cumulatives_match_the_statistics(days: int, seed: int, shadow: 
     assert diff == pytest.approx(daily_total, abs=1e-12)
 
 
-def test_window_breakdown_adds_each_arms_total_over_the_paired_days() -> None:
+def test_window_totals_compound_and_differ_consistently() -> None:
     out = _frame(40, 7, True)
     w = window_breakdown(out, dt.date(2020, 3, 1), dt.date(2020, 3, 20), "enhanced",
                          "baseline")
@@ -78,8 +86,87 @@ def test_window_breakdown_adds_each_arms_total_over_the_paired_days() -> None:
     p = w["paired"]
     assert p["total_return"] - p["total_return_reference"] == pytest.approx(p["total_diff"])
     inside = out[out["day"] <= "2020-03-20"]
-    assert p["total_return"] == pytest.approx(
-        inside.loc[inside["arm"] == "enhanced", "net_return"].sum())
+    daily = inside[inside["arm"] == "enhanced"].groupby("day")["net_return"].mean()
+    assert p["total_return"] == pytest.approx(float(np.prod(1 + daily) - 1))
+
+
+def test_stress_totals_by_hand() -> None:
+    """Three days, both arms scored every day; baseline served days 1 and 3 (two tickers on
+    day 3), enhanced day 2. Served: baseline (1 + 0.10)(1 + (-0.20 + 0.00) / 2) - 1 = -0.01,
+    enhanced 1 - 0.05 - 1 = -0.05. Paired (both arms on every day): enhanced
+    (1 - 0.10)(1 - 0.05)(1 + (0.02 + 0.04) / 2) - 1 = -0.119350, baseline
+    (1 + 0.10)(1 + 0.20)(1 - 0.10) - 1 = 0.188; summing requests would say -0.09 and 0.10."""
+    rows = []
+    table = [("r1", "2020-03-02", "baseline", 0.10, -0.10),
+             ("r2", "2020-03-03", "enhanced", 0.20, -0.05),
+             ("r3", "2020-03-04", "baseline", -0.20, 0.02),
+             ("r4", "2020-03-04", "baseline", 0.00, 0.04)]
+    for rid, day, served, base, enh in table:
+        for arm, r in (("baseline", base), ("enhanced", enh)):
+            rows.append({"request_id": rid, "day": day, "arm": arm, "served": arm == served,
+                         "hit": r > 0, "net_return": r})
+    w = window_breakdown(pd.DataFrame(rows), dt.date(2020, 3, 1), dt.date(2020, 3, 31),
+                         "enhanced", "baseline")
+    assert w is not None and w["days"] == 3
+    assert w["served"]["baseline"]["total_return"] == pytest.approx(-0.01)
+    assert w["served"]["enhanced"]["total_return"] == pytest.approx(-0.05)
+    p = w["paired"]
+    assert p["total_return"] == pytest.approx(-0.11935)
+    assert p["total_return_reference"] == pytest.approx(0.188)
+    assert p["total_diff"] == pytest.approx(-0.11935 - 0.188)
+    assert p["mean_diff"] == pytest.approx((-0.2 - 0.25 + 0.22 + 0.04) / 4)
+
+
+def _split_days(days: int, shares: list[float], seed: int, version: list[int] | None = None
+                ) -> pd.DataFrame:
+    """``days`` days of 5 served requests each; day ``i`` routes enhanced with ``shares[i]``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(days):
+        day = (dt.date(2021, 1, 1) + dt.timedelta(days=i)).isoformat()
+        for k in range(5):
+            arm = "enhanced" if rng.random() < shares[i] else "baseline"
+            row = {"request_id": f"r{i}-{k}", "day": day, "arm": arm, "served": True,
+                   "hit": bool(rng.random() < 0.5), "net_return": float(rng.normal(0, 0.01))}
+            if version is not None:
+                row["config_version"] = version[i]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_sample_ratio_timeline_is_a_running_always_valid_p() -> None:
+    s = Settings(abtest={"min_samples": 20})
+    fair = split_timeline(_split_days(300, [0.3] * 300, 1), s.abtest, s.experiment,
+                          "enhanced", "baseline")
+    p = np.asarray(fair["srm_p"])
+    assert np.all(np.diff(p) <= 0) and p[-1] > s.abtest.srm_alpha
+    assert "invalid" not in fair["action"][30:]
+    skew = split_timeline(_split_days(300, [0.3] * 100 + [0.6] * 200, 1), s.abtest,
+                          s.experiment, "enhanced", "baseline")
+    q = np.asarray(skew["srm_p"])
+    assert q[99] > s.abtest.srm_alpha > q[-1]
+    first = int(np.argmax(q < s.abtest.srm_alpha))
+    assert set(skew["action"][first:]) == {"invalid"}  # the running minimum keeps it
+
+
+def test_sample_ratio_timeline_per_version() -> None:
+    """Weights 70/30 for 150 days, then 40/60: per version nothing is wrong; held to one set
+    of weights, the same traffic is a mismatch."""
+    s = Settings(abtest={"min_samples": 20})
+    shares = [0.3] * 150 + [0.6] * 150
+    out = _split_days(300, shares, 2, version=[1] * 150 + [2] * 150)
+    weights = {1: {"baseline": 70, "enhanced": 30}, 2: {"baseline": 40, "enhanced": 60}}
+    per_version = split_timeline(out, s.abtest, s.experiment, "enhanced", "baseline",
+                                 weights_by_version=weights)
+    assert per_version["srm_p"][-1] > s.abtest.srm_alpha
+    pooled = split_timeline(out, s.abtest, s.experiment, "enhanced", "baseline")
+    assert pooled["srm_p"][-1] < s.abtest.srm_alpha
+    wrong = {1: weights[1], 2: {"baseline": 70, "enhanced": 30}}
+    assert split_timeline(out, s.abtest, s.experiment, "enhanced", "baseline",
+                          weights_by_version=wrong)["srm_p"][-1] < s.abtest.srm_alpha
+    with pytest.raises(ValueError, match="no target weights for experiment version"):
+        split_timeline(out, s.abtest, s.experiment, "enhanced", "baseline",
+                       weights_by_version={1: weights[1]})
 
 
 @pytest.mark.integration
@@ -175,7 +262,7 @@ def test_paired_timeline_ends_where_the_paired_decision_is(metric: str) -> None:
     served = out[out["served"]].groupby("arm").size().to_dict()
     summary = analyse_outcomes(out, served, s)
     t, d = summary["timeline"]["paired"], summary["paired_decision"]
-    assert d["numbers"]["sequential"]["basis"] == "days (Newey-West)"
+    assert d["numbers"]["sequential"]["basis"] == PAIRED_DAILY_BASIS
     assert t["action"][-1] == d["action"]
     assert t["lower"][-1] == pytest.approx(d["numbers"]["sequential"]["lower"])
     assert t["upper"][-1] == pytest.approx(d["numbers"]["sequential"]["upper"])

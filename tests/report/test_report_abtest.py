@@ -70,7 +70,7 @@ def test_traffic_and_per_arm_tables(abtest_full: dict[str, Any]) -> None:
                                                           page.index("abtest-traffic"))]
     assert ("<td>enhanced</td><td>challenger</td><td>30.0%</td><td>4</td><td>40.00%</td>"
             "<td>+10.00 pt</td>") in traffic
-    assert "SRM) χ² test p = 0.42 — traffic matches" in page
+    assert "SRM) always-valid test p = 0.42 — traffic matches" in page
     arms = page[page.index("abtest-arms"):]
     assert "<td>baseline</td><td>6</td><td>66.7%</td><td>[30.0%, 90.0%]</td>" in arms
     assert "<td>-27.0 bps</td><td>[-200.0 bps, -]</td>" in arms  # NaN bound shown as "-"

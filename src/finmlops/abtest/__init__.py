@@ -5,6 +5,7 @@ a scheduled job posts as feedback. The evidence comes from the experiment ledger
 from finmlops.abtest.analysis import analyse_evidence, analyse_outcomes
 from finmlops.abtest.decision import (
     ACTIONS,
+    PAIRED_DAILY_BASIS,
     Decision,
     action_codes,
     arms_of,
@@ -15,19 +16,26 @@ from finmlops.abtest.decision import (
     weights_after,
 )
 from finmlops.abtest.feedback import RealisedOutcome, realised_outcomes
+from finmlops.abtest.hac import (
+    HAC_METHODS,
+    HACEstimate,
+    HacMethod,
+    hac_estimate,
+    hac_prefix,
+    newey_west_lrv,
+    nw_lag,
+)
 from finmlops.abtest.paired import (
     PairedStats,
     daily_diff_test,
-    hac_prefix,
     iid_diff_test,
     mcnemar,
-    newey_west_lrv,
-    nw_lag,
 )
 from finmlops.abtest.replay import ReplayInput, ReplayResult, replay, routing_key
 from finmlops.abtest.sequential import (
     N_PLAN,
     SequentialResult,
+    always_valid_mde,
     mixture_arrays,
     mixture_tau2,
     mixture_test,
@@ -48,16 +56,23 @@ from finmlops.abtest.stats import (
     hit_rate_test,
     mde,
     mean_return_test,
+    srm_by_version,
+    srm_concentration,
+    srm_log_bf,
     srm_test,
 )
 from finmlops.abtest.timeline import paired_timeline, split_timeline, window_breakdown
 
 __all__ = [
     "ACTIONS",
+    "HAC_METHODS",
     "N_PLAN",
+    "PAIRED_DAILY_BASIS",
     "ArmStats",
     "Decision",
     "Evidence",
+    "HACEstimate",
+    "HacMethod",
     "PairedStats",
     "RealisedOutcome",
     "ReplayInput",
@@ -66,6 +81,7 @@ __all__ = [
     "SequentialResult",
     "TestResult",
     "action_codes",
+    "always_valid_mde",
     "analyse_evidence",
     "analyse_outcomes",
     "arm_stats",
@@ -74,6 +90,7 @@ __all__ = [
     "decide",
     "decide_paired",
     "fixed_n_power",
+    "hac_estimate",
     "hac_prefix",
     "hit_rate_test",
     "iid_diff_test",
@@ -96,6 +113,9 @@ __all__ = [
     "running_min",
     "split_estimate",
     "split_timeline",
+    "srm_by_version",
+    "srm_concentration",
+    "srm_log_bf",
     "srm_test",
     "weights_after",
     "window_breakdown",

@@ -4,8 +4,13 @@ Decisions use the always-valid sequential test (:mod:`finmlops.abtest.sequential
 experiment can be decided every day: ``promote`` when the confidence sequence for the
 challenger-minus-reference difference lies above ``min_effect``, ``rollback`` when it lies
 below zero, ``continue`` otherwise. Fixed-n tests are reported alongside for reading, never
-used to decide. ``invalid`` when traffic does not match the configured split (SRM) or an arm
-has fewer than ``min_samples`` outcomes.
+used to decide. ``invalid`` when traffic does not match the configured split (the always-valid
+sample-ratio test, per experiment version when the traffic is versioned) or an arm has fewer
+than ``min_samples`` outcomes.
+
+Minimum detectable effects (80% power) come in pairs: ``mde`` is the fixed-n test's,
+``mde_always_valid`` the confidence sequence's, both at the current sample size; ``mde_at_plan``
+gives both at the planned size ``n_plan`` the mixture is tuned for.
 
 Why rollback is "upper bound below zero" and not "below ``-min_effect``": ``min_effect`` is the
 smallest gain worth a switch, not a tolerated loss. The reference is the incumbent, so keeping
@@ -28,17 +33,24 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from finmlops.abtest.hac import HacMethod, hac_estimate, hac_prefix
 from finmlops.abtest.paired import (
     PairedStats,
     daily_diff_test,
-    hac_prefix,
     iid_diff_test,
     mcnemar,
-    nw_lag,
     paired_to_dict,
 )
-from finmlops.abtest.sequential import N_PLAN, mixture_arrays, mixture_tau2
-from finmlops.abtest.stats import ArmStats, hit_rate_test, mde, mean_return_test, srm_test
+from finmlops.abtest.sequential import N_PLAN, always_valid_mde, mixture_arrays, mixture_tau2
+from finmlops.abtest.stats import (
+    ArmStats,
+    SRMResult,
+    hit_rate_test,
+    mde,
+    mean_return_test,
+    srm_by_version,
+    srm_test,
+)
 from finmlops.config import ABTestSettings, ExperimentSettings
 
 Action = Literal["promote", "rollback", "continue", "invalid"]
@@ -128,18 +140,62 @@ def _verdict(code: int, metric: str, lower: float, upper: float, min_effect: flo
     return "continue", f"no decision yet on {metric}: {ci} includes {bound}"
 
 
+def _mde_numbers(se: Mapping[str, float], n: float, n_plan: int, alpha: float
+                 ) -> dict[str, Any]:
+    """Fixed-n and always-valid MDEs per metric now (standard errors ``se`` after ``n``
+    observations) and at ``n_plan`` (the standard error scaled by ``sqrt(n / n_plan)``)."""
+    scale = math.sqrt(n / n_plan) if n > 0 else math.nan
+    return {
+        "mde": {k: mde(v, alpha) for k, v in se.items()},
+        "mde_always_valid": {k: always_valid_mde(v, n, n_plan, alpha) for k, v in se.items()},
+        "mde_at_plan": {"n": n_plan,
+                        "fixed_n": {k: mde(v * scale, alpha) for k, v in se.items()},
+                        "always_valid": {k: always_valid_mde(v * scale, n_plan, n_plan, alpha)
+                                         for k, v in se.items()}},
+    }
+
+
+def _srm(abtest: ABTestSettings, experiment: ExperimentSettings,
+         counts: Mapping[str, int], served_by_version: Mapping[Any, Mapping[str, int]] | None,
+         weights_by_version: Mapping[Any, Mapping[str, float]] | None, n_plan: int
+         ) -> SRMResult:
+    weights = {c.name: float(c.weight) for c in experiment.candidates}
+    if served_by_version is None:
+        return srm_test(counts, weights, abtest.srm_alpha, n_plan=n_plan)
+    by_version = (weights_by_version if weights_by_version is not None
+                  else dict.fromkeys(served_by_version, weights))
+    return srm_by_version(served_by_version, by_version, abtest.srm_alpha, n_plan=n_plan)
+
+
+def _srm_reason(srm: SRMResult, alpha: float) -> str:
+    share = ", ".join(f"{a} {c}" for a, c in srm.counts.items())
+    where = ""
+    if len(srm.versions) > 1:
+        worst = min(srm.versions, key=lambda v: srm.versions[v]["p_value"])
+        where = f"; most off: version {worst} (p={srm.versions[worst]['p_value']:.2g})"
+    return (f"sample ratio mismatch (always-valid p={srm.p_value:.2g} < {alpha:g}): "
+            f"served {share}{where}")
+
+
 def decide(stats: Mapping[str, ArmStats], abtest: ABTestSettings,
            experiment: ExperimentSettings, *, served: Mapping[str, int] | None = None,
+           served_by_version: Mapping[Any, Mapping[str, int]] | None = None,
+           weights_by_version: Mapping[Any, Mapping[str, float]] | None = None,
            challenger: str | None = None, n_plan: int = N_PLAN) -> Decision:
     """Decide the split experiment from per-arm sufficient statistics (served outcomes).
 
-    ``served`` are the requests served per arm for the SRM check (default: the outcome counts).
+    The sample-ratio check reads ``served`` (requests served per arm, default: the outcome
+    counts) against ``experiment``'s weights; or, when traffic is versioned,
+    ``served_by_version[v]`` (assignments per arm under version ``v``) against
+    ``weights_by_version[v]`` (default: ``experiment``'s weights for every version), tested
+    per version and combined by :func:`finmlops.abtest.stats.srm_by_version`.
     """
+    if served is not None and served_by_version is not None:
+        raise ValueError("pass served or served_by_version, not both")
     chal, ref = arms_of(experiment, challenger)
     alpha = abtest.alpha
-    weights = {c.name: float(c.weight) for c in experiment.candidates}
     counts = dict(served) if served is not None else {a: s.n for a, s in stats.items()}
-    srm = srm_test(counts, weights, abtest.srm_alpha)
+    srm = _srm(abtest, experiment, counts, served_by_version, weights_by_version, n_plan)
     empty = ArmStats(0, 0, 0.0, 0.0)
     s1, s0 = stats.get(chal, empty), stats.get(ref, empty)
     numbers: dict[str, Any] = {
@@ -149,15 +205,13 @@ def decide(stats: Mapping[str, ArmStats], abtest: ABTestSettings,
         "srm": srm.to_dict(),
     }
     if srm.mismatch:
-        share = ", ".join(f"{a} {c}" for a, c in srm.counts.items())
-        return Decision("invalid", f"sample ratio mismatch (p={srm.p_value:.2g} < "
-                        f"{abtest.srm_alpha:g}): served {share}", numbers)
+        return Decision("invalid", _srm_reason(srm, abtest.srm_alpha), numbers)
     hit = hit_rate_test(s1, s0, alpha)
     mean = mean_return_test(s1, s0, alpha)
     numbers["hit_rate"] = hit.to_dict()
     numbers["net_return"] = mean.to_dict()
-    numbers["mde"] = {"hit_rate": mde(hit.std_error, alpha), "net_return": mde(mean.std_error,
-                                                                               alpha)}
+    numbers.update(_mde_numbers({"hit_rate": hit.std_error, "net_return": mean.std_error},
+                                s1.n + s0.n, n_plan, alpha))
     est, var = split_estimate(abtest.metric, s1.n, s1.hits, s1.sum_return, s1.sum_sq_return,
                               s0.n, s0.hits, s0.sum_return, s0.sum_sq_return)
     tau2 = mixture_tau2(var, s1.n + s0.n, n_plan, alpha)
@@ -175,19 +229,23 @@ def decide(stats: Mapping[str, ArmStats], abtest: ABTestSettings,
     return Decision(action, reason, numbers)
 
 
-def paired_sequential(daily_diff: ArrayLike, alpha: float = 0.05, n_plan: int = N_PLAN
+def paired_sequential(daily_diff: ArrayLike, alpha: float = 0.05, n_plan: int = N_PLAN,
+                      method: HacMethod = "andrews"
                       ) -> tuple[NDArray[np.float64], NDArray[np.float64],
                                  NDArray[np.float64], NDArray[np.float64]]:
-    """Always-valid test of the daily paired difference after every day (HAC variance).
-
-    Returns ``(estimate, p_value, lower, upper)`` per prefix; arrays over the last axis.
-    """
-    mean, lrv = hac_prefix(daily_diff)
+    """Always-valid test of the daily paired difference after every day (HAC variance,
+    :mod:`finmlops.abtest.hac`). Returns ``(estimate, p_value, lower, upper)`` per prefix;
+    arrays over the last axis."""
+    mean, lrv = hac_prefix(daily_diff, method)
     t = np.arange(1, mean.shape[-1] + 1, dtype=float)
     var = lrv / t
     tau2 = mixture_tau2(var, t, n_plan, alpha)
     _, p, lo, hi = mixture_arrays(mean, np.where(t >= 2, var, 0.0), tau2, alpha)
     return mean, p, lo, hi
+
+
+PAIRED_DAILY_BASIS = "days (HAC)"
+"""``numbers["sequential"]["basis"]`` of a paired decision made on the daily series."""
 
 
 def decide_paired(stats: PairedStats, abtest: ABTestSettings, *, challenger: str,
@@ -196,10 +254,9 @@ def decide_paired(stats: PairedStats, abtest: ABTestSettings, *, challenger: str
     """Decide from paired (shadow-scored) outcomes.
 
     Each metric uses its daily series (``daily_diff`` of net returns, ``daily_hit_diff`` of
-    hits: one observation per day however many tickers, Newey-West variance) when given, else
-    the per-request statistics (all Prometheus can provide: the iid paired test, McNemar's
-    counts). ``min_samples`` counts what the variance is estimated from: days for a daily
-    series, else paired outcomes.
+    hits: one observation per day however many tickers, HAC variance) when given, else the
+    per-request statistics (the iid paired test, McNemar's counts). ``min_samples`` counts
+    what the variance is estimated from: days for a daily series, else paired outcomes.
     """
     alpha = abtest.alpha
     numbers: dict[str, Any] = {
@@ -211,29 +268,34 @@ def decide_paired(stats: PairedStats, abtest: ABTestSettings, *, challenger: str
     daily = None if daily_diff is None else np.asarray(daily_diff, float)
     daily_hit = None if daily_hit_diff is None else np.asarray(daily_hit_diff, float)
     if daily is not None and daily.size >= 2:
-        numbers["daily_diff"] = {**daily_diff_test(daily, alpha).to_dict(), "days": daily.size,
-                                 "lag": nw_lag(daily.size)}
+        numbers["daily_diff"] = {**daily_diff_test(daily, alpha).to_dict(), "days": daily.size}
     series = daily_hit if abtest.metric == "hit_rate" else daily
     observed = (stats.n, "paired outcomes") if series is None else (int(series.size),
                                                                      "paired days")
     if series is not None and series.size >= 2:
         est_a, p_a, lo_a, hi_a = paired_sequential(series, alpha, n_plan)
         est, p, lo, hi = est_a[-1], p_a[-1], lo_a[-1], hi_a[-1]
-        basis = "days (Newey-West)"
+        h = hac_estimate(series)
+        n_obs, var = float(series.size), h.lrv / series.size
+        numbers["hac"] = {"method": "andrews-monahan", "lrv": h.lrv, "rho": h.rho,
+                          "bandwidth": h.bandwidth, "days": int(series.size)}
+        basis = PAIRED_DAILY_BASIS
     elif abtest.metric == "hit_rate":
         est = stats.hit_diff if stats.n else 0.0
         var = max((stats.b + stats.c) / max(stats.n, 1) - est**2, 0.0) / max(stats.n, 1)
         tau2 = mixture_tau2(var, stats.n, n_plan, alpha)
         _, p, lo, hi = mixture_arrays(est, var, tau2, alpha)
-        basis = "requests"
+        n_obs, basis = float(stats.n), "requests"
     else:
         est = stats.mean_diff if stats.n else 0.0
         var = stats.var_diff / max(stats.n, 1)
         tau2 = mixture_tau2(var, stats.n, n_plan, alpha)
         _, p, lo, hi = mixture_arrays(est, var, tau2, alpha)
-        basis = "requests (iid)"
+        n_obs, basis = float(stats.n), "requests (iid)"
     numbers["sequential"] = {"estimate": float(est), "p_value": float(p), "lower": float(lo),
                              "upper": float(hi), "basis": basis, "n_plan": n_plan}
+    numbers.update(_mde_numbers({abtest.metric: math.sqrt(max(float(var), 0.0))}, n_obs,
+                                n_plan, alpha))
     count, what = observed
     if count < abtest.min_samples:
         return Decision("invalid", f"too few {what}: {count} "

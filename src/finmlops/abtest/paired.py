@@ -2,9 +2,8 @@
 
 Outcomes are then paired, which removes the market's day-to-day noise that both arms share:
 McNemar's test on who called the direction right, and a test on the daily difference of net
-strategy returns with a Newey-West (HAC) variance, since daily strategy returns are
-autocorrelated (volatility clusters, positions persist). The lag rule is Newey and West's
-(1994) ``floor(4 * (n / 100) ** (2 / 9))`` with Bartlett weights.
+strategy returns with a HAC variance (:mod:`finmlops.abtest.hac`), since daily strategy
+returns are autocorrelated (volatility clusters, positions persist).
 """
 
 from __future__ import annotations
@@ -14,13 +13,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 from scipy import stats as sps
 
+from finmlops.abtest.hac import HacMethod, hac_estimate
 from finmlops.abtest.stats import TestResult
 
 EXACT_BELOW = 25
-"""McNemar uses the exact binomial test below this many discordant pairs."""
+"""McNemar uses the exact binomial test below this many discordant pairs (the usual rule;
+from 25 on, the continuity-corrected chi-square is within 0.003 of the exact p-value)."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,15 @@ class PairedStats:
 
 
 def mcnemar(stats: PairedStats, alpha: float = 0.05) -> TestResult:
-    """McNemar's test of equal hit rates: exact binomial for few discordant pairs, else
-    chi-square with continuity correction. The CI is Wald's for the paired difference."""
+    """McNemar's test of equal hit rates on the ``m = b + c`` discordant pairs.
+
+    Under the null each discordant pair goes either way with probability 1/2, so the exact
+    test is binomial(``m``, 1/2) on ``b``; it is used below ``EXACT_BELOW`` pairs. Above, the
+    continuity-corrected chi-square ``max(|b - c| - 1, 0)^2 / m`` approximates it: the
+    correction stops at zero, so ``|b - c| <= 1`` gives 0 and p = 1, as the exact test does
+    (without the ``max``, ``b = c`` would give ``1 / m`` and p < 1). The CI is Wald's for the
+    paired difference.
+    """
     b, c, n = stats.b, stats.c, stats.n
     m = b + c
     if n == 0:
@@ -82,71 +90,20 @@ def mcnemar(stats: PairedStats, alpha: float = 0.05) -> TestResult:
     if m < EXACT_BELOW:
         p = float(sps.binomtest(b, m, 0.5).pvalue)
         return TestResult(diff, se, float(b), p, diff - h, diff + h)
-    chi2 = (abs(b - c) - 1) ** 2 / m
+    chi2 = max(abs(b - c) - 1, 0) ** 2 / m
     p = float(sps.chi2.sf(chi2, 1))
     return TestResult(diff, se, chi2, p, diff - h, diff + h, 1.0)
 
 
-def nw_lag(n: int | NDArray[np.int64]) -> Any:
-    """Newey-West (1994) automatic lag: ``floor(4 * (n / 100) ** (2 / 9))``."""
-    arr = np.floor(4 * (np.asarray(n, float) / 100) ** (2 / 9)).astype(np.int64)
-    return int(arr) if arr.ndim == 0 else arr
-
-
-def newey_west_lrv(x: ArrayLike, lag: int | None = None) -> float:
-    """Long-run variance of a series (Bartlett kernel), i.e. ``n * Var(mean)``."""
-    a = np.asarray(x, float)
-    n = a.size
-    if n < 2:
-        return 0.0
-    lag = nw_lag(n) if lag is None else lag
-    e = a - a.mean()
-    lrv = float(e @ e) / n
-    for k in range(1, min(lag, n - 1) + 1):
-        lrv += 2 * (1 - k / (lag + 1)) * float(e[k:] @ e[:-k]) / n
-    return max(lrv, 0.0)
-
-
-def hac_prefix(x: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Mean and Newey-West long-run variance of every prefix ``x[..., :t]`` at once.
-
-    Vectorised with cumulative sums over the last axis, so daily monitoring of thousands of
-    simulated experiments costs O(T * lag) each. Returns arrays shaped like ``x``.
-    """
-    a = np.asarray(x, float)
-    t_len = a.shape[-1]
-    t = np.arange(1, t_len + 1, dtype=float)
-    lags = nw_lag(np.arange(1, t_len + 1))
-    max_lag = int(lags.max()) if t_len else 0
-    s1 = np.cumsum(a, axis=-1)
-    mean = s1 / t
-    pad = np.concatenate([np.zeros((*a.shape[:-1], 1)), s1], axis=-1)  # pad[..., k] = sum x[:k]
-    lrv = np.cumsum(a * a, axis=-1) / t - mean**2
-    for k in range(1, max_lag + 1):
-        if k >= t_len:
-            break
-        prod = np.cumsum(a[..., k:] * a[..., :-k], axis=-1)
-        p_k = np.concatenate([np.zeros((*a.shape[:-1], k)), prod], axis=-1)
-        head = pad[..., 1:] - pad[..., k:k + 1]                   # sum x_{k+1..t}
-        tail = np.concatenate([np.zeros((*a.shape[:-1], k)), s1[..., :-k]], axis=-1)
-        gamma = (p_k - mean * (head + tail) + (t - k) * mean**2) / t
-        gamma = np.where(t > k, gamma, 0.0)
-        w = np.where(lags >= k, 1 - k / (lags + 1), 0.0)
-        lrv = lrv + 2 * w * gamma
-    return mean, np.maximum(lrv, 0.0)
-
-
 def daily_diff_test(daily_diff: ArrayLike, alpha: float = 0.05,
-                    lag: int | None = None) -> TestResult:
-    """Test of zero mean daily net-return difference with a Newey-West standard error."""
+                    method: HacMethod = "andrews") -> TestResult:
+    """Fixed-n t-test of zero mean daily net-return difference with a HAC standard error."""
     d = np.asarray(daily_diff, float)
     n = d.size
     if n < 2:
         return TestResult(math.nan, math.nan, math.nan, 1.0, -math.inf, math.inf)
-    lag = nw_lag(n) if lag is None else lag
-    mean = float(d.mean())
-    se = math.sqrt(newey_west_lrv(d, lag) / n)
-    return _t_test(mean, se, n, alpha)
+    se = math.sqrt(hac_estimate(d, method).lrv / n)
+    return _t_test(float(d.mean()), se, n, alpha)
 
 
 def _t_test(mean: float, se: float, n: int, alpha: float) -> TestResult:

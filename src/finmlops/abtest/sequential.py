@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -72,10 +73,35 @@ def mixture_arrays(estimate: ArrayLike, variance: ArrayLike, tau2: ArrayLike,
     log_lr = 0.5 * np.log(vs / (vs + t2s)) + t2s * (ds - theta0) ** 2 / (2 * vs * (vs + t2s))
     log_lr = np.where(ok, log_lr, 0.0)
     p = np.minimum(1.0, np.exp(-log_lr))
-    half = np.sqrt(vs * (vs + t2s) / t2s * (2 * math.log(1 / alpha) + np.log((vs + t2s) / vs)))
+    half = _half_width(vs, t2s, alpha)
     lower = np.where(ok, ds - half, -np.inf)
     upper = np.where(ok, ds + half, np.inf)
     return log_lr, p, lower, upper
+
+
+def _half_width(v: Any, t2: Any, alpha: float) -> Any:
+    """The confidence sequence's half-width at variance ``v`` with mixing variance ``t2``."""
+    return np.sqrt(v * (v + t2) / t2 * (2 * math.log(1 / alpha) + np.log((v + t2) / v)))
+
+
+def always_valid_mde(std_error: float, n: float, n_plan: int = N_PLAN, alpha: float = 0.05,
+                     power: float = 0.8) -> float:
+    """Smallest true difference the confidence sequence excludes zero for with probability
+    ``power`` at a look where the estimate has ``std_error`` after ``n`` observations.
+
+    The estimate is normal around the effect ``delta``, and the sequence excludes zero when it
+    is beyond the half-width ``h``, so ``delta = h + z_power * std_error`` (the opposite tail,
+    below ``-h``, is ignored). It is the always-valid counterpart of the fixed-n
+    :func:`finmlops.abtest.stats.mde`, which has ``z_(1 - alpha/2)`` in place of ``h / se``:
+    the price of looking every day. Looking every day up to ``n`` can only reach the bound
+    sooner, so the power with daily looks is at least ``power``.
+    """
+    if not (std_error > 0 and n > 0):
+        return math.nan
+    v = std_error**2
+    t2 = float(mixture_tau2(v, n, n_plan, alpha))
+    z = NormalDist().inv_cdf(power)
+    return float(_half_width(v, t2, alpha)) + z * std_error
 
 
 def mixture_test(estimate: float, variance: float, n: float, alpha: float = 0.05,

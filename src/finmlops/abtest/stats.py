@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
+from scipy.special import gammaln
+
+from finmlops.abtest.sequential import N_PLAN
 
 POWER = 0.8
 """Power at which minimum detectable effects are quoted."""
@@ -139,24 +143,72 @@ def fixed_n_power(effect: float, std_error: float, alpha: float = 0.05) -> float
 
 @dataclass(frozen=True)
 class SRMResult:
-    """Sample-ratio mismatch: observed served counts against the configured weights."""
+    """Sample-ratio mismatch: served counts against the configured weights, always-valid.
+
+    ``p_value`` is ``min(1, 1 / BF)`` for the Dirichlet-multinomial Bayes factor ``BF``
+    (:func:`srm_log_bf`), valid however often it is looked at; ``chi2`` and ``chi2_p_value``
+    are the fixed-n goodness-of-fit test, for reading only (repeated daily it raises false
+    alarms far above ``alpha``). ``versions`` holds each experiment version's own numbers when
+    the traffic was tested per version (:func:`srm_by_version`); ``counts`` and
+    ``expected_share`` are then summed over versions.
+    """
 
     counts: dict[str, int]
     expected_share: dict[str, float]
-    statistic: float
+    log_bayes_factor: float
     p_value: float
     mismatch: bool
+    chi2: float
+    chi2_p_value: float
+    versions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _finite(v) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        return {k: _clean_floats(v) for k, v in asdict(self).items()}
 
 
-def srm_test(counts: Mapping[str, int], weights: Mapping[str, float],
-             alpha: float = 0.001) -> SRMResult:
-    """Chi-square goodness of fit of served counts per arm to the configured weights.
+def _clean_floats(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _clean_floats(x) for k, x in v.items()}
+    return _finite(v) if isinstance(v, float) else v
 
-    Arms with weight 0 must have no traffic: any count there is a mismatch.
+
+def srm_concentration(n_plan: int = N_PLAN, alpha: float = 0.001) -> float:
+    """Dirichlet prior concentration ``c`` (prior ``Dirichlet(c * shares)``) that makes the
+    mixture tightest near ``n_plan`` assignments.
+
+    A share ``theta`` has prior variance ``theta (1 - theta) / (c + 1)``; matching it to the
+    normal mixture's tuning (:func:`finmlops.abtest.sequential.mixture_tau2`, variance
+    ``k * theta (1 - theta) / n_plan``) gives ``c + 1 = n_plan / k``.
     """
+    la = 2 * math.log(1 / alpha)
+    return max(n_plan / (la + math.log(1 + la)) - 1, 1.0)
+
+
+def srm_log_bf(counts: ArrayLike, shares: ArrayLike, concentration: float
+               ) -> NDArray[np.float64]:
+    """Log Bayes factor of a Dirichlet(``concentration * shares``) mixture of multinomials
+    against the configured ``shares``, for counts shaped ``[..., arms]`` (Lindon & Malek 2022).
+
+    Under the configured split it is a nonnegative martingale in the assignments with mean 1,
+    so by Ville's inequality ``P(sup BF >= 1 / alpha) <= alpha``: the test may be repeated
+    after every assignment or every day. It depends on the counts only. Traffic on an arm
+    whose share is 0 gives ``+inf``.
+    """
+    x = np.asarray(counts, float)
+    th = np.asarray(shares, float)
+    th = th / th.sum()
+    live = th > 0
+    a = concentration * th[live]
+    xl = x[..., live]
+    log_bf = (gammaln(concentration) - gammaln(concentration + x.sum(axis=-1))
+              + (gammaln(a + xl) - xl * np.log(th[live])).sum(axis=-1) - gammaln(a).sum())
+    stray = x[..., ~live].sum(axis=-1) > 0
+    return np.asarray(np.where(stray, np.inf, log_bf), float)
+
+
+def _segment(counts: Mapping[str, int], weights: Mapping[str, float], n_plan: int,
+             alpha: float) -> dict[str, Any]:
+    """One segment's numbers: counts and shares over the weighted arms, log BF, chi-square."""
     arms = sorted(weights)
     total_w = float(sum(weights[a] for a in arms))
     share = {a: weights[a] / total_w for a in arms}
@@ -165,11 +217,75 @@ def srm_test(counts: Mapping[str, int], weights: Mapping[str, float],
     live = [a for a in arms if share[a] > 0]
     total = sum(obs[a] for a in live)
     if stray:
-        return SRMResult(obs, share, math.inf, 0.0, True)
-    if total == 0 or len(live) < 2:
-        return SRMResult(obs, share, 0.0, 1.0, False)
-    f_obs = np.array([obs[a] for a in live], dtype=float)
-    f_exp = np.array([share[a] for a in live]) * total
-    chi2 = float(((f_obs - f_exp) ** 2 / f_exp).sum())
-    p = float(sps.chi2.sf(chi2, len(live) - 1))
-    return SRMResult(obs, share, chi2, p, p < alpha)
+        log_bf, chi2, chi2_p = math.inf, math.inf, 0.0
+    elif total == 0 or len(live) < 2:
+        log_bf, chi2, chi2_p = 0.0, 0.0, 1.0
+    else:
+        f_obs = np.array([obs[a] for a in live], dtype=float)
+        th = np.array([share[a] for a in live])
+        log_bf = float(srm_log_bf(f_obs, th, srm_concentration(n_plan, alpha)))
+        chi2 = float(((f_obs - th * total) ** 2 / (th * total)).sum())
+        chi2_p = float(sps.chi2.sf(chi2, len(live) - 1))
+    return {"counts": obs, "expected_share": share, "log_bayes_factor": log_bf,
+            "p_value": _p_from_log_bf(log_bf), "chi2": chi2, "chi2_p_value": chi2_p,
+            "df": max(len(live) - 1, 0), "total": total}
+
+
+def _p_from_log_bf(log_bf: float) -> float:
+    return 1.0 if log_bf <= 0 else math.exp(-log_bf)
+
+
+def srm_test(counts: Mapping[str, int], weights: Mapping[str, float],
+             alpha: float = 0.001, *, n_plan: int = N_PLAN) -> SRMResult:
+    """Always-valid sample-ratio test of served counts per arm against the configured weights.
+
+    Arms with weight 0 must have no traffic: any count there is a mismatch.
+    """
+    seg = _segment(counts, weights, n_plan, alpha)
+    return SRMResult(seg["counts"], seg["expected_share"], seg["log_bayes_factor"],
+                     seg["p_value"], seg["p_value"] < alpha, seg["chi2"], seg["chi2_p_value"])
+
+
+def _version_order(v: Any) -> tuple[int, float, str]:
+    return (0, float(v), "") if isinstance(v, int | float) else (1, 0.0, str(v))
+
+
+def srm_by_version(served: Mapping[Any, Mapping[str, int]],
+                   weights: Mapping[Any, Mapping[str, float]], alpha: float = 0.001, *,
+                   n_plan: int = N_PLAN) -> SRMResult:
+    """Always-valid sample-ratio test of traffic split into experiment versions, each with its
+    own target weights: ``served[v]`` are the assignments per arm under version ``v`` (counted
+    from zero when it came into force), ``weights[v]`` its weights.
+
+    Each version is tested on its own (``versions``), and the decision multiplies their Bayes
+    factors: under the hypothesis that every version's traffic follows its weights, each
+    assignment multiplies exactly one factor by a term of mean 1, so the product is one test
+    martingale over the whole experiment, whatever the number of versions and however they
+    interleave. That is the correction for several versions: the combined p-value
+    ``1 / prod BF`` is valid at ``alpha`` as it stands, needs no count of versions fixed in
+    advance (versions appear during the experiment), and with one version is exactly
+    :func:`srm_test`.
+    """
+    missing = [str(v) for v in served if v not in weights]
+    if missing:
+        raise ValueError(f"no target weights for experiment version(s) {', '.join(missing)}")
+    segs = {str(v): _segment(served.get(v, {}), weights[v], n_plan, alpha)
+            for v in sorted(weights, key=_version_order)}
+    counts: dict[str, int] = {}
+    expected: dict[str, float] = {}
+    grand = sum(s["total"] for s in segs.values())
+    for seg in segs.values():
+        for arm, c in seg["counts"].items():
+            counts[arm] = counts.get(arm, 0) + c
+        for arm, sh in seg["expected_share"].items():
+            expected[arm] = expected.get(arm, 0.0) + (sh * seg["total"] / grand if grand
+                                                      else sh / len(segs))
+    log_bf = float(sum(s["log_bayes_factor"] for s in segs.values()))
+    chi2 = float(sum(s["chi2"] for s in segs.values()))
+    df = sum(s["df"] for s in segs.values())
+    chi2_p = (0.0 if not math.isfinite(chi2) else float(sps.chi2.sf(chi2, df)) if df else 1.0)
+    p = _p_from_log_bf(log_bf)
+    versions = {v: {k: s[k] for k in ("counts", "expected_share", "log_bayes_factor",
+                                      "p_value", "chi2_p_value")} for v, s in segs.items()}
+    return SRMResult(dict(sorted(counts.items())), dict(sorted(expected.items())), log_bf, p,
+                     p < alpha, chi2, chi2_p, versions)

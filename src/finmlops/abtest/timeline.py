@@ -7,21 +7,30 @@ sum_sq per day) so the report can draw hit rates and P&L with intervals over tim
 
 The reported always-valid p-value is the running minimum from the first day the decision is
 allowed (``min_samples``), never over the noisy first days; the paired test counts days.
+The sample-ratio p-value (``srm_p``) is the always-valid multinomial test's running minimum
+from the first day (its Bayes factor needs no estimated variance), per experiment version
+when the outcomes carry one.
+
+Stress-window totals compound: an arm's book puts its capital each day into that day's
+requests in equal parts, so its daily return is the mean of the day's net returns and its
+total is ``prod(1 + daily) - 1`` (with one ticker a day, ``prod(1 + r) - 1`` over the served
+days) — the equal-weight-per-day rule of the evaluation's backtests.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy import stats as sps
 
 from finmlops.abtest.decision import ACTIONS, action_codes, paired_sequential, split_estimate
 from finmlops.abtest.sequential import N_PLAN, mixture_arrays, mixture_tau2, running_min
 from finmlops.abtest.sources import arm_stats, paired_frame
+from finmlops.abtest.stats import srm_concentration, srm_log_bf
 from finmlops.config import ABTestSettings, ExperimentSettings
 
 
@@ -30,13 +39,32 @@ def _first_decision(codes: NDArray[np.int64]) -> int | None:
     return int(hit[0]) + 1 if hit.size else None
 
 
-def _srm_p(counts: NDArray[np.float64], shares: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Chi-square SRM p-value for each row of cumulative counts ``[days, arms]``."""
-    total = counts.sum(axis=1, keepdims=True)
-    exp = np.maximum(total * shares, 1e-12)
-    chi2 = ((counts - exp) ** 2 / exp).sum(axis=1)
-    p = sps.chi2.sf(chi2, max(len(shares) - 1, 1))
-    return np.asarray(np.where(total[:, 0] > 0, p, 1.0), float)
+def _srm_p(served: pd.DataFrame, days: list[str], experiment: ExperimentSettings,
+           weights_by_version: Mapping[Any, Mapping[str, float]] | None, srm_alpha: float,
+           n_plan: int) -> NDArray[np.float64]:
+    """Always-valid sample-ratio p-value after each day: the running minimum of
+    ``1 / prod_v BF_v`` over the versions' cumulative served counts (one segment, the
+    experiment's weights, without ``weights_by_version`` or a ``config_version`` column)."""
+    if weights_by_version is not None and "config_version" in served.columns:
+        missing = sorted(str(v) for v in set(served["config_version"]) - set(weights_by_version))
+        if missing:
+            raise ValueError(f"no target weights for experiment version(s) {', '.join(missing)}")
+        segments = [(served[served["config_version"] == v], w)
+                    for v, w in weights_by_version.items()]
+    else:
+        segments = [(served, {c.name: float(c.weight) for c in experiment.candidates})]
+    conc = srm_concentration(n_plan, srm_alpha)
+    log_bf = np.zeros(len(days))
+    for rows, weights in segments:
+        arms = sorted(weights)
+        per_day = (rows.groupby(["day", "arm"]).size().unstack(fill_value=0)
+                   .reindex(index=days, fill_value=0))
+        strays = [a for a in per_day.columns if a not in weights]
+        cols = per_day.reindex(columns=arms + strays, fill_value=0).to_numpy(dtype=float)
+        shares = np.array([float(weights[a]) for a in arms] + [0.0] * len(strays))
+        log_bf = log_bf + srm_log_bf(np.cumsum(cols, axis=0), shares, conc)
+    p = np.where(log_bf > 0, np.exp(-log_bf), 1.0)
+    return running_min(p)
 
 
 def _arm_cumulative(rows: pd.DataFrame, days: list[str], arms: list[str]
@@ -58,15 +86,19 @@ def _arm_cumulative(rows: pd.DataFrame, days: list[str], arms: list[str]
 
 def split_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings,
                    experiment: ExperimentSettings, challenger: str, reference: str,
-                   n_plan: int = N_PLAN) -> dict[str, Any]:
-    """The split test (served outcomes only) after each day."""
+                   n_plan: int = N_PLAN, *,
+                   weights_by_version: Mapping[Any, Mapping[str, float]] | None = None
+                   ) -> dict[str, Any]:
+    """The split test (served outcomes only) after each day.
+
+    With ``weights_by_version`` and a ``config_version`` column in ``outcomes``, the
+    sample-ratio check tests each version's served outcomes against its own weights.
+    """
     served = outcomes[outcomes["served"]]
     days = sorted(set(served["day"]))
     if not days:
         return {"days": [], "days_to_decision": None}
     live = [c.name for c in experiment.candidates if c.weight > 0]
-    shares = np.array([c.weight for c in experiment.candidates if c.weight > 0], float)
-    shares /= shares.sum()
     arms = sorted(set(served["arm"]) | set(live))
     g = served.assign(r2=served["net_return"] ** 2).groupby(["day", "arm"]).agg(
         n=("hit", "size"), h=("hit", "sum"), s=("net_return", "sum"), q=("r2", "sum"))
@@ -81,7 +113,7 @@ def split_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings,
                               cum(reference, "s"), cum(reference, "q"))
     tau2 = mixture_tau2(var, n1 + n0, n_plan, abtest.alpha)
     _, p, lo, hi = mixture_arrays(est, var, tau2, abtest.alpha)
-    srm_p = _srm_p(np.stack([cum(a, "n") for a in live], axis=1), shares)
+    srm_p = _srm_p(served, days, experiment, weights_by_version, abtest.srm_alpha, n_plan)
     codes = action_codes(lo, hi, abtest.min_effect)
     enough = (n1 >= abtest.min_samples) & (n0 >= abtest.min_samples)
     codes = np.where(~enough | (srm_p < abtest.srm_alpha), 3, codes)
@@ -108,8 +140,8 @@ def paired_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings, challenger: 
     daily = j.groupby("day", sort=True).agg(diff=("diff", "mean"), n=("diff", "size"),
                                             hdiff=("hdiff", "mean"))
     n = np.cumsum(daily["n"].to_numpy(dtype=float))
-    # One observation per day (however many tickers), Newey-West variance, as decide_paired;
-    # so the gate counts days too.
+    # One observation per day (however many tickers), HAC variance, as decide_paired; so the
+    # gate counts days too.
     series = daily["hdiff" if abtest.metric == "hit_rate" else "diff"].to_numpy(float)
     est, p, lo, hi = paired_sequential(series, abtest.alpha, n_plan)
     enough = np.arange(1, len(n) + 1) >= abtest.min_samples
@@ -124,25 +156,41 @@ def paired_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings, challenger: 
             "arms": _arm_cumulative(rows, days, sorted(str(a) for a in set(rows["arm"])))}
 
 
+def _compounded(day: pd.Series, returns: pd.Series) -> float:
+    """``prod(1 + r) - 1`` over days, each day's return the mean of its rows' returns."""
+    daily = returns.groupby(day.to_numpy()).mean().to_numpy(float)
+    return float(np.prod(1.0 + daily) - 1.0)
+
+
 def window_breakdown(outcomes: pd.DataFrame, start: dt.date, end: dt.date, challenger: str,
                      reference: str) -> dict[str, Any] | None:
-    """Per-arm numbers inside a date window (e.g. a stress period), or None if no day is in it."""
+    """Per-arm numbers inside a date window (e.g. a stress period), or None if no day is in it.
+
+    Totals compound (see the module docstring); ``total_diff`` is the difference of the two
+    compounded totals, ``mean_diff`` the mean per-request difference.
+    """
     if outcomes.empty:
         return None
     inside = outcomes[(outcomes["day"] >= start.isoformat())
                       & (outcomes["day"] <= end.isoformat())]
     if inside.empty:
         return None
-    arms = {a: {"n": s.n, "hit_rate": s.hit_rate, "mean_return": s.mean,
-                "total_return": s.sum_return} for a, s in arm_stats(inside).items()}
+    served = inside[inside["served"]]
+    arms = {}
+    for a, s in arm_stats(inside).items():
+        rows = served[served["arm"] == a]
+        arms[a] = {"n": s.n, "hit_rate": s.hit_rate, "mean_return": s.mean,
+                   "total_return": _compounded(rows["day"], rows["net_return"])}
     out: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat(),
                            "days": int(inside["day"].nunique()), "served": arms}
     j = paired_frame(inside, challenger, reference)
     if not j.empty:
         d = (j["net_return"] - j["net_return_ref"]).to_numpy(float)
-        out["paired"] = {"n": len(j), "mean_diff": float(d.mean()), "total_diff": float(d.sum()),
+        total = _compounded(j["day"], j["net_return"])
+        total_ref = _compounded(j["day"], j["net_return_ref"])
+        out["paired"] = {"n": len(j), "mean_diff": float(d.mean()),
+                         "total_diff": total - total_ref,
                          "hit_rate": float(j["hit"].mean()),
                          "hit_rate_reference": float(j["hit_ref"].mean()),
-                         "total_return": float(j["net_return"].sum()),
-                         "total_return_reference": float(j["net_return_ref"].sum())}
+                         "total_return": total, "total_return_reference": total_ref}
     return out

@@ -451,8 +451,11 @@ def _print_status(summary: dict[str, Any]) -> None:
                 f" p={_num(h['p_value'])}; net return diff {_num(m['estimate'])}"
                 f"{_ci([m['lower'], m['upper']])} p={_num(m['p_value'])} (Welch)")
         c.print(f"always-valid p={_num(seq['p_value'])}, confidence sequence"
-                f"{_ci([seq['lower'], seq['upper']])}; MDE (80% power) net return "
-                f"{_num(n['mde']['net_return'])}, hit rate {_num(n['mde']['hit_rate'], True)}")
+                f"{_ci([seq['lower'], seq['upper']])}; MDE (80% power) fixed-n / always-valid: "
+                f"net return {_num(n['mde']['net_return'])} / "
+                f"{_num(n['mde_always_valid']['net_return'])}, hit rate "
+                f"{_num(n['mde']['hit_rate'], True)} / "
+                f"{_num(n['mde_always_valid']['hit_rate'], True)}")
     srm = n.get("srm", {})
     c.print(f"sample ratio: p={_num(srm.get('p_value'))}"
             f"{' [red]MISMATCH[/]' if srm.get('mismatch') else ''}")

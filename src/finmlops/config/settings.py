@@ -307,6 +307,8 @@ class ABTestSettings(_Section):
     """Smallest improvement in mean daily net return worth promoting for."""
     min_samples: int = Field(100, ge=2)
     srm_alpha: float = Field(0.001, gt=0, lt=0.5)
+    """Level of the always-valid sample-ratio test (``finmlops.abtest.srm_test``): its
+    false-alarm rate over a whole experiment checked every day, per experiment version."""
     metric: Literal["net_return", "hit_rate"] = "net_return"
     replay_start: dt.date | None = None
     """``None`` means the day after ``train.cutoff``."""

@@ -227,7 +227,7 @@ def _traffic(ab: Mapping[str, Any], arms: Mapping[str, Mapping[str, Any]]) -> st
         flag = (" — <b style='color:#c62828'>sample ratio mismatch: the split is not what was "
                 "configured, decisions are invalid</b>" if _get(srm, "mismatch") else
                 " — traffic matches the configured split")
-        note = f"<p>Sample-ratio (SRM) χ² test p = {_p(p)}{flag}.</p>"
+        note = f"<p>Sample-ratio (SRM) always-valid test p = {_p(p)}{flag}.</p>"
     return ("<h3>Traffic</h3>"
             + _table(["arm", "role", "target share", "served", "served share", "off target"],
                      rows, "abtest-traffic") + note)
@@ -507,7 +507,7 @@ def _fixed_n(ab: Mapping[str, Any]) -> str:
     tests = (("split", "decision", "net_return", "Welch t, net return", BPS, "bps"),
              ("split", "decision", "hit_rate", "two-proportion z, hit rate", 100.0, "pp"),
              ("paired", "paired_decision", "iid_diff", "paired t (iid), net return", BPS, "bps"),
-             ("paired", "paired_decision", "daily_diff", "paired daily (Newey-West)", BPS,
+             ("paired", "paired_decision", "daily_diff", "paired daily (HAC)", BPS,
               "bps"),
              ("paired", "paired_decision", "mcnemar", "McNemar, hit rate", 100.0, "pp"))
     for view, key, test, label, sc, u in tests:
