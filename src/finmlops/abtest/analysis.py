@@ -26,10 +26,16 @@ from finmlops.config import Settings
 def _summary(arms: Mapping[str, ArmStats], served: Mapping[str, int],
              paired: PairedStats | None, daily: NDArray[np.float64] | None, settings: Settings,
              n_plan: int, challenger: str | None,
-             daily_hit: NDArray[np.float64] | None = None) -> dict[str, Any]:
+             daily_hit: NDArray[np.float64] | None = None,
+             by_version: Versions | None = None) -> dict[str, Any]:
     chal, ref = arms_of(settings.experiment, challenger)
-    decision = decide(arms, settings.abtest, settings.experiment, served=served,
-                      challenger=chal, n_plan=n_plan)
+    if by_version is not None:
+        decision = decide(arms, settings.abtest, settings.experiment,
+                          served_by_version=by_version[0], weights_by_version=by_version[1],
+                          challenger=chal, n_plan=n_plan)
+    else:
+        decision = decide(arms, settings.abtest, settings.experiment, served=served,
+                          challenger=chal, n_plan=n_plan)
     total = sum(served.values())
     weights = {c.name: c.weight for c in settings.experiment.candidates}
     wsum = sum(weights.values())
@@ -53,14 +59,23 @@ def _summary(arms: Mapping[str, ArmStats], served: Mapping[str, int],
     }
 
 
+Versions = tuple[Mapping[int, Mapping[str, int]], Mapping[int, Mapping[str, float]]]
+"""Randomised assignments and target weights per experiment version."""
+
+
 def analyse_outcomes(outcomes: pd.DataFrame, served: Mapping[str, int], settings: Settings,
-                     *, n_plan: int = N_PLAN, challenger: str | None = None) -> dict[str, Any]:
-    """The full summary from the log's outcome rows (see :func:`sources.read_outcomes`)."""
+                     *, n_plan: int = N_PLAN, challenger: str | None = None,
+                     by_version: Versions | None = None) -> dict[str, Any]:
+    """The full summary from outcome rows (:meth:`finmlops.ledger.Ledger.outcomes`);
+    ``by_version`` tests the sample ratio of each experiment version against its own
+    weights (else ``served`` against the experiment's weights)."""
     chal, ref = arms_of(settings.experiment, challenger)
     arms = arm_stats(outcomes)
     paired, _, daily, daily_hit = paired_daily(outcomes, chal, ref)
-    out = _summary(arms, served, paired, daily, settings, n_plan, chal, daily_hit)
-    split_t = split_timeline(outcomes, settings.abtest, settings.experiment, chal, ref, n_plan)
+    out = _summary(arms, served, paired, daily, settings, n_plan, chal, daily_hit,
+                   by_version)
+    split_t = split_timeline(outcomes, settings.abtest, settings.experiment, chal, ref, n_plan,
+                             weights_by_version=by_version[1] if by_version else None)
     paired_t = (paired_timeline(outcomes, settings.abtest, chal, ref, n_plan)
                 if paired.n else None)
     out["timeline"] = {"split": split_t, "paired": paired_t}
@@ -79,11 +94,12 @@ def analyse_outcomes(outcomes: pd.DataFrame, served: Mapping[str, int], settings
 def analyse_evidence(evidence: Evidence, settings: Settings, *, n_plan: int = N_PLAN,
                      challenger: str | None = None) -> dict[str, Any]:
     """The full summary of what the ledger holds: the arms and weights are the version in
-    force (not the configuration file's), the sample-ratio check reads that version's
-    randomised assignments."""
+    force (not the configuration file's); the sample-ratio check tests every version's
+    randomised assignments against that version's weights."""
     current = settings.model_copy(update={"experiment": evidence.experiment})
+    by_version = (evidence.assignments, evidence.weights) if evidence.assignments else None
     out = analyse_outcomes(evidence.outcomes, evidence.served_in_force, current,
-                           n_plan=n_plan, challenger=challenger)
+                           n_plan=n_plan, challenger=challenger, by_version=by_version)
     out["experiment_version"] = evidence.version
     out["assignments"] = {str(v): dict(sorted(c.items()))
                           for v, c in sorted(evidence.assignments.items())}
