@@ -1,95 +1,22 @@
-"""Fixtures for the A/B tests: hand-made prediction logs (CONTRACTS schema), a fake
-Prometheus and a stub V2 service on loopback."""
+"""Fixtures for the A/B tests: experiment ledgers written through the ledger's API (builders in
+abtest_support.py), tiny ONNX models, the CLI, and a stub V2 service on loopback."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
-import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
+from abtest_support import Row, simulate_rows, write_ledger
 
-SCHEMA = """
-CREATE TABLE predictions(request_id TEXT PRIMARY KEY, ts REAL, experiment TEXT, arm TEXT,
-    model_version TEXT, routing_key TEXT, inputs_digest TEXT, probability REAL,
-    predicted_class INTEGER, position REAL);
-CREATE TABLE scores(request_id TEXT, arm TEXT, model_version TEXT, probability REAL,
-    predicted_class INTEGER, position REAL, served INTEGER, PRIMARY KEY (request_id, arm));
-CREATE TABLE feedback(request_id TEXT PRIMARY KEY, ts REAL, direction INTEGER,
-    realized_return REAL);
-CREATE TABLE outcomes(request_id TEXT, arm TEXT, served INTEGER, hit INTEGER,
-    net_return REAL, ts REAL, PRIMARY KEY (request_id, arm));
-"""
-
-Row = dict[str, Any]
-"""One request: ``day`` (date), ``ticker``, ``served`` arm and ``outcomes`` {arm: (hit, ret)}
-(only the served arm unless shadow-scored); ``feedback`` False leaves it without outcome."""
-
-
-def write_log(path: Path, rows: Sequence[Row], experiment: str = "direction-ab",
-              routing: bool = True) -> Path:
-    """A prediction log as the service writes it (docs/CONTRACTS.md schema)."""
-    con = sqlite3.connect(path)
-    con.executescript(SCHEMA)
-    for i, r in enumerate(rows):
-        day: dt.date = r["day"]
-        ts = dt.datetime(day.year, day.month, day.day, 21, tzinfo=dt.UTC).timestamp() + i * 1e-3
-        rid = f"r{i}"
-        key = f"{r.get('ticker', 'IBB')}:{day.isoformat()}" if routing else None
-        con.execute("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (rid, ts, r.get("experiment", experiment), r["served"], "1", key, "d",
-                     0.6, 1, 1.0))
-        for arm, (hit, ret) in r["outcomes"].items():
-            served = int(arm == r["served"])
-            con.execute("INSERT INTO scores VALUES (?,?,?,?,?,?,?)",
-                        (rid, arm, "1", 0.6, 1, 1.0, served))
-            if r.get("feedback", True):
-                con.execute("INSERT INTO outcomes VALUES (?,?,?,?,?,?)",
-                            (rid, arm, served, int(hit), float(ret), ts + 86400))
-        if r.get("feedback", True):
-            con.execute("INSERT INTO feedback VALUES (?,?,?,?)", (rid, ts + 86400, 1, 0.01))
-    con.commit()
-    con.close()
-    return path
-
-
-def simulate_rows(days: int = 300, seed: int = 0, shadow: bool = True, effect: float = 0.0,
-                  share: float = 0.3, start: dt.date = dt.date(2019, 1, 2)
-                  ) -> list[Row]:
-    """One IBB request per business day: enhanced (challenger) gets ``share`` of traffic and a
-    planted mean return ``effect`` over baseline; with ``shadow`` both arms have outcomes."""
-    rng = np.random.default_rng(seed)
-    market = rng.normal(0.0004, 0.015, days)
-    dates = []
-    d = start
-    while len(dates) < days:
-        if d.weekday() < 5:
-            dates.append(d)
-        d += dt.timedelta(days=1)
-    rows: list[Row] = []
-    for k in range(days):
-        base_pos = rng.random() < 0.6
-        enh_pos = rng.random() < 0.6
-        r_base = market[k] * base_pos - 6e-4 * base_pos
-        r_enh = market[k] * enh_pos - 6e-4 * enh_pos + effect
-        hit_base = bool(rng.random() < 0.52)
-        hit_enh = bool(rng.random() < 0.52)
-        served = "enhanced" if rng.random() < share else "baseline"
-        outcomes = {"baseline": (hit_base, r_base), "enhanced": (hit_enh, r_enh)}
-        if not shadow:
-            outcomes = {served: outcomes[served]}
-        rows.append({"day": dates[k], "served": served, "outcomes": outcomes})
-    return rows
+from finmlops.config import Settings
 
 
 @pytest.fixture
@@ -98,9 +25,16 @@ def sim_rows() -> Callable[..., list[Row]]:
 
 
 @pytest.fixture
-def make_log(tmp_path: Path) -> Callable[..., Path]:
-    def make(rows: Sequence[Row], name: str = "predictions.db", **kw: Any) -> Path:
-        return write_log(tmp_path / name, rows, **kw)
+def make_ledger(tmp_path: Path, settings: Callable[..., Settings]) -> Callable[..., str]:
+    """``make_ledger(rows, name=..., config=...)`` -> the URL of a SQLite ledger in tmp_path
+    holding ``rows``, written through the ledger's own API (see abtest_support); ``config``
+    (default: the default settings) seeds its experiment version."""
+
+    def make(rows: Sequence[Row], name: str = "ledger.db", config: Settings | None = None
+             ) -> str:
+        url = f"sqlite:///{(tmp_path / name).resolve()}"
+        write_ledger(url, rows, config or settings())
+        return url
 
     return make
 
@@ -140,80 +74,43 @@ class LoopbackServer:
         self.thread.join(5)
 
 
-class FakePrometheus(LoopbackServer):
-    """Answers ``/api/v1/query`` from recorded Prometheus-API-shaped vectors, keyed by the
-    metric name found in the query; records every query it was asked."""
-
-    def __init__(self, answers: dict[str, list[dict[str, Any]]]) -> None:
-        self.answers = answers
-        self.queries: list[str] = []
-        self.auth: list[str | None] = []
-        fake = self
-
-        class Handler(JsonHandler):
-            def do_GET(self) -> None:
-                url = urlparse(self.path)
-                query = parse_qs(url.query).get("query", [""])[0]
-                fake.queries.append(query)
-                fake.auth.append(self.headers.get("Authorization"))
-                if url.path != "/api/v1/query":
-                    self._send(404, {"status": "error", "error": "not found"})
-                    return
-                for metric, result in fake.answers.items():
-                    if f"({metric}{{" in query:
-                        self._send(200, {"status": "success", "data": {
-                            "resultType": "vector", "result": result}})
-                        return
-                self._send(200, {"status": "success",
-                                 "data": {"resultType": "vector", "result": []}})
-
-        self._serve(Handler)
-
-
-def vector(label_sets: Sequence[tuple[dict[str, str], float]]) -> list[dict[str, Any]]:
-    now = time.time()
-    return [{"metric": labels, "value": [now, repr(float(v))]} for labels, v in label_sets]
-
-
-@pytest.fixture
-def prom_vector() -> Callable[..., list[dict[str, Any]]]:
-    return vector
-
-
-@pytest.fixture
-def fake_prometheus() -> Callable[[dict[str, list[dict[str, Any]]]], FakePrometheus]:
-    return FakePrometheus
-
-
 class StubV2(LoopbackServer):
-    """A tiny V2 endpoint: routes by a hash of the routing key, answers with the arm, records
-    requests and feedback batches. Stands in for any V2 service (the real one is tested in
-    test_abtest_stage.py when present)."""
+    """A tiny V2 endpoint: routes by a hash of the routing key, answers with the arm and a
+    ``prediction_id`` as finmlops does, records requests and feedback batches. Stands in for
+    any V2 service (the real one is tested beside it). ``tokens`` maps ``"infer"`` and
+    ``"feedback"`` to the bearer token each path requires."""
 
-    def __init__(self, arms: dict[str, int], token: str | None = None,
+    def __init__(self, arms: dict[str, int], tokens: dict[str, str] | None = None,
                  fail_status: int | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
         self.feedback: list[dict[str, Any]] = []
-        self.auth: list[str | None] = []
+        self.auth: list[tuple[str, str | None]] = []
+        """``(path, Authorization header)`` of every POST."""
+        self.issued: dict[str, str] = {}
+        """prediction_id -> routing key of every answer."""
         stub = self
         total = sum(arms.values())
         cuts = np.cumsum([w / total for w in arms.values()])
         names = list(arms)
+        needed = tokens or {}
 
         class Handler(JsonHandler):
             def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(n))
-                stub.auth.append(self.headers.get("Authorization"))
-                if token is not None and self.headers.get("Authorization") != f"Bearer {token}":
+                auth = self.headers.get("Authorization")
+                stub.auth.append((self.path, auth))
+                scope = "feedback" if self.path == "/v2/feedback" else "infer"
+                if scope in needed and auth != f"Bearer {needed[scope]}":
                     self._send(401, {"error": "unauthorized"})
                     return
                 if fail_status is not None:
                     self._send(fail_status, {"error": "boom"})
                     return
-                if self.path == "/v2/feedback":
+                if scope == "feedback":
                     stub.feedback.append(body)
-                    self._send(200, {"matched": len(body["outcomes"])})
+                    self._send(200, {"accepted": len(body["outcomes"]), "duplicates": 0,
+                                     "unknown": []})
                     return
                 if not self.path.startswith("/v2/models/direction-ab/infer"):
                     self._send(404, {"error": "unknown model"})
@@ -223,11 +120,13 @@ class StubV2(LoopbackServer):
                 digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
                 point = int.from_bytes(digest, "big") / 2**64
                 arm = names[int(np.searchsorted(cuts, point, side="right"))]
+                pid = f"stub-{len(stub.requests)}"
+                stub.issued[pid] = key
                 self._send(200, {"model_name": "direction-ab", "id": body["id"],
-                                 "parameters": {"arm": arm},
+                                 "parameters": {"arm": arm, "prediction_id": pid},
                                  "outputs": [{"name": "probability", "datatype": "FP32",
                                               "shape": [1], "data": [0.55]}]},
-                           {"x-seldon-route": f":{arm}_1:"})
+                           {"x-seldon-route": f":{arm}_1:", "x-prediction-id": pid})
 
         self._serve(Handler)
 

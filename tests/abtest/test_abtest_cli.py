@@ -1,24 +1,27 @@
-"""``finmlops abtest replay|status|decide`` on prepared logs, a fake Prometheus, a stub V2
-service, and (for --apply) a real MLflow registry and the real service."""
+"""``finmlops abtest replay|status|decide`` on experiment ledgers written through the ledger's
+API, a stub V2 service, and (for --apply) a real MLflow registry and the real service."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from abtest_support import Row
 
 from finmlops.config import Settings, load_settings
-from finmlops.errors import ConfigError
+from finmlops.errors import ConfigError, StoreError
+from finmlops.ledger import open_ledger
 
 
 def test_status_prints_arms_comparisons_and_decisions(
-        cli: Callable[..., Any], make_log: Callable[..., Path],
-        sim_rows: Callable[..., Any]) -> None:
-    log = make_log(sim_rows(days=300, seed=1, effect=0.004))
-    result, _ = cli("status", "--log", str(log), abtest__min_samples=50)
+        cli: Callable[..., Any], make_ledger: Callable[..., str],
+        sim_rows: Callable[..., list[Row]]) -> None:
+    url = make_ledger(sim_rows(days=300, seed=1, skill=0.5))
+    result, _ = cli("status", "--ledger-url", url, abtest__min_samples=50)
     assert result.exit_code == 0, result.output
     out = result.output
     for text in ("baseline", "enhanced", "hit rate [CI]", "always-valid p=", "MDE",
@@ -26,83 +29,79 @@ def test_status_prints_arms_comparisons_and_decisions(
         assert text in out, text
 
 
-def test_status_json_and_decide(cli: Callable[..., Any], make_log: Callable[..., Path],
-                                sim_rows: Callable[..., Any]) -> None:
-    log = make_log(sim_rows(days=300, seed=1, effect=0.004))
-    result, _ = cli("status", "--json", "--log", str(log))
+def test_status_json_and_decide(cli: Callable[..., Any], make_ledger: Callable[..., str],
+                                sim_rows: Callable[..., list[Row]]) -> None:
+    url = make_ledger(sim_rows(days=300, seed=1, skill=0.5))
+    result, _ = cli("status", "--json", "--ledger-url", url)
     data = json.loads(result.output)
-    assert data["source"] == {"kind": "log", "path": str(log)}
+    assert data["source"] == {"kind": "ledger", "url": url}
+    assert data["experiment_version"] == 1
     assert data["arms"]["baseline"]["target_share"] == pytest.approx(0.7)
     assert len(data["timeline"]["paired"]["days"]) == 300
-    result, _ = cli("decide", "--json", "--log", str(log))
+    result, _ = cli("decide", "--json", "--ledger-url", url)
     decided = json.loads(result.output)
     assert decided["test"] == "paired" and decided["decision"]["action"] == "promote"
     assert "applied" not in decided
-    result, _ = cli("decide", "--json", "--test", "split", "--log", str(log))
+    result, _ = cli("decide", "--json", "--test", "split", "--ledger-url", url)
     assert json.loads(result.output)["test"] == "split"
-    result, _ = cli("decide", "--log", str(log))
+    result, _ = cli("decide", "--ledger-url", url)
     assert result.output.startswith("promote (paired test)")
 
 
 def test_decide_paired_without_shadow_data_is_an_error(
-        cli: Callable[..., Any], make_log: Callable[..., Path],
-        sim_rows: Callable[..., Any]) -> None:
-    log = make_log(sim_rows(days=50, shadow=False))
-    result, _ = cli("decide", "--test", "paired", "--log", str(log))
+        cli: Callable[..., Any], make_ledger: Callable[..., str],
+        sim_rows: Callable[..., list[Row]]) -> None:
+    url = make_ledger(sim_rows(days=50, shadow=False))
+    result, _ = cli("decide", "--test", "paired", "--ledger-url", url)
     assert result.exit_code != 0 and "experiment.shadow" in str(result.exception)
-    result, _ = cli("decide", "--test", "nope", "--log", str(log))
+    result, _ = cli("decide", "--test", "nope", "--ledger-url", url)
     assert isinstance(result.exception, ConfigError)
 
 
-def test_status_from_prometheus(cli: Callable[..., Any], fake_prometheus: Any,
-                                prom_vector: Callable[..., Any]) -> None:
-    answers = {
-        "finmlops_feedback_total": prom_vector([({"arm": "baseline"}, 700),
-                                                ({"arm": "enhanced"}, 300)]),
-        "finmlops_feedback_hits_total": prom_vector([({"arm": "baseline"}, 360),
-                                                     ({"arm": "enhanced"}, 170)]),
-        "finmlops_feedback_return_sum": prom_vector([({"arm": "baseline"}, 0.35),
-                                                     ({"arm": "enhanced"}, 0.6)]),
-        "finmlops_feedback_return_sq_sum": prom_vector([({"arm": "baseline"}, 0.07),
-                                                        ({"arm": "enhanced"}, 0.03)]),
-    }
-    with fake_prometheus(answers) as prom:
-        result, _ = cli("status", "--json", "--source", "prometheus", "--prometheus-url",
-                        prom.url)
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert data["source"]["kind"] == "prometheus"
-    assert data["arms"]["enhanced"]["n"] == 300 and data["timeline"] is None
-    assert data["decision"]["action"] in {"promote", "continue", "rollback"}
-    result, _ = cli("status", "--source", "prometheus")
-    assert isinstance(result.exception, ConfigError)
+def test_status_on_an_empty_home_says_what_to_run(
+        cli: Callable[..., Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from finmlops.cli import main
 
-
-def test_missing_log_is_one_readable_error(cli: Callable[..., Any], tmp_path: Path) -> None:
-    from finmlops.errors import StoreError
-
-    result, _ = cli("status", "--log", str(tmp_path / "none.db"))
-    assert isinstance(result.exception, StoreError)
-    assert "prediction log not found" in str(result.exception)
+    _, cfg = cli("--help")
+    assert main(["--config", str(cfg), "abtest", "status"]) == StoreError.exit_code
+    err = capsys.readouterr().err
+    ledger = (tmp_path / "home" / "ledger.db").resolve()
+    assert err == (f"error: no experiment ledger at {ledger}: run `finmlops run` (or "
+                   "`finmlops serve`) first\n")
+    assert not ledger.exists()  # a reader creates nothing
+    for args in (["decide"], ["status", "--ledger-url", f"sqlite:///{tmp_path / 'none.db'}"]):
+        result, _ = cli(*args)
+        assert isinstance(result.exception, StoreError)
+        assert str(result.exception).startswith("no experiment ledger at ")
 
 
 @pytest.mark.integration
-def test_replay_to_a_running_service_by_url(cli: Callable[..., Any], stub_v2: Any,
-                                           tmp_path: Path) -> None:
+def test_replay_to_a_running_service_by_url(cli: Callable[..., Any], stub_v2: Any) -> None:
+    """Requests carry the inference token, feedback the feedback token and the prediction
+    ids the answers carried (never the client's ids)."""
     from finmlops.data import ingest
 
     config = {"data__start": "2019-06-01", "data__end": "2020-02-28",
-              "train__cutoff": "2019-12-31"}
+              "train__cutoff": "2019-12-31", "serve__tokens__inference": "i-tok",
+              "serve__tokens__feedback": "f-tok"}
     _, cfg = cli("--help", **config)
     ingest(load_settings(cfg, environ={}))
-    with stub_v2({"baseline": 70, "enhanced": 30}) as stub:
+    with stub_v2({"baseline": 70, "enhanced": 30},
+                 tokens={"infer": "i-tok", "feedback": "f-tok"}) as stub:
         result, _ = cli("replay", "--json", "--url", stub.url, "--end", "2020-01-31",
                         **config)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["days"] == summary["requests"] == 21  # January 2020 trading days
+    assert summary["feedback"] == 21 and sum(summary["served"].values()) == 21
     assert stub.requests[0]["parameters"]["routing_key"] == "IBB:2020-01-02"
     assert stub.requests[0]["inputs"][0]["shape"] == [1, 20, 21]
+    posted = [o for batch in stub.feedback for o in batch["outcomes"]]
+    assert [stub.issued[o["prediction_id"]] for o in posted] == [
+        r["parameters"]["routing_key"] for r in stub.requests]
+    assert all(set(o) == {"prediction_id", "realized_return", "direction"} for o in posted)
+    assert {(path.split("/")[-1], auth) for path, auth in stub.auth} == {
+        ("infer", "Bearer i-tok"), ("feedback", "Bearer f-tok")}
 
 
 def register_two_versions(settings: Settings, tmp_path: Path,
@@ -134,32 +133,57 @@ def register_two_versions(settings: Settings, tmp_path: Path,
     return dirs
 
 
+def weights_of(ledger_url: str) -> list[tuple[int, str, str, dict[str, float]]]:
+    """``(version, source, actor, weights)`` of every experiment version in the ledger."""
+    ledger = open_ledger(ledger_url, create=False)
+    try:
+        return [(v.version, v.source, v.actor, v.weights)
+                for v in ledger.experiment_versions("direction-ab")]
+    finally:
+        ledger.close()
+
+
 @pytest.mark.integration
 @pytest.mark.slow
-def test_decide_apply_promotes_in_mlflow_and_moves_service_weights(
-        cli: Callable[..., Any], make_log: Callable[..., Path], sim_rows: Callable[..., Any],
-        tmp_path: Path, tiny_model: Callable[..., Path]) -> None:
+def test_decide_apply_promotes_in_mlflow_and_the_running_service_takes_the_weights(
+        cli: Callable[..., Any], make_ledger: Callable[..., str],
+        sim_rows: Callable[..., list[Row]], tmp_path: Path,
+        tiny_model: Callable[..., Path]) -> None:
+    """--apply publishes the new weights as an experiment version in the ledger; a service
+    on that ledger routes by them within a poll, with no call to the service."""
+    import httpx
+
     from finmlops.serving import create_app, run_in_thread
     from finmlops.tracking import history, list_models
 
-    log = make_log(sim_rows(days=300, seed=1, effect=0.004))
-    _, cfg = cli("--help")
+    url = make_ledger(sim_rows(days=300, seed=1, skill=0.5))
+    config = {"ledger__url": url, "ledger__poll_interval_s": 0.1}
+    _, cfg = cli("--help", **config)
     settings = load_settings(cfg, environ={})
     dirs = register_two_versions(settings, tmp_path, tiny_model)
     handle = run_in_thread(create_app(settings, dirs), "127.0.0.1", 0)
     try:
-        result, _ = cli("decide", "--json", "--apply", "--actor", "lead", "--url", handle.url,
-                        "--log", str(log))
-        assert result.exit_code == 0, result.output
-        import httpx
+        def weights() -> dict[str, int]:
+            body = httpx.get(f"{handle.url}/admin/experiment", trust_env=False).json()
+            return {c["name"]: c["weight"] for c in body["candidates"]}
 
-        weights = httpx.get(f"{handle.url}/admin/experiment", trust_env=False).json()
+        assert weights() == {"baseline": 70, "enhanced": 30}
+        result, _ = cli("decide", "--json", "--apply", "--actor", "lead", **config)
+        assert result.exit_code == 0, result.output
+        deadline = time.monotonic() + 15
+        while weights() != {"baseline": 30, "enhanced": 70}:
+            assert time.monotonic() < deadline, f"the service still routes by {weights()}"
+            time.sleep(0.05)
     finally:
         handle.stop()
     out = json.loads(result.output)
     assert out["decision"]["action"] == "promote" and out["applied"]["changed"] is True
-    assert {c["name"]: c["weight"] for c in weights["candidates"]} == {"baseline": 30,
-                                                                      "enhanced": 70}
+    published = out["applied"]["experiment"]
+    assert (published["version"], published["source"], published["published"]) == (
+        2, "decide", True)
+    assert published["reason"].startswith("promote: paired: enhanced beats baseline")
+    assert weights_of(url) == [(1, "config", "finmlops.yaml", {"baseline": 70, "enhanced": 30}),
+                               (2, "decide", "lead", {"baseline": 30, "enhanced": 70})]
     aliases = {a: row["version"] for row in list_models(settings) for a in row["aliases"]}
     assert aliases["champion"] == "2" and aliases["previous-champion"] == "1"
     last = history(settings)[-1]
@@ -173,9 +197,10 @@ def test_bad_dates_are_config_errors(cli: Callable[..., Any]) -> None:
 
 
 @pytest.mark.integration
-def test_in_process_replay_then_status_reads_that_replays_log(
+def test_in_process_replay_then_status_reads_that_replays_ledger(
         cli: Callable[..., Any], tmp_path: Path, tiny_model: Callable[..., Path]) -> None:
-    """Without --url the stage runs (service in-process); status then finds its log."""
+    """Without --url the stage runs (service in-process, a ledger of its own); status then
+    finds that ledger through the run state."""
     from finmlops.data import ingest
     from finmlops.features import feature_names
     from finmlops.pipeline import load_state, save_state
@@ -196,18 +221,24 @@ def test_in_process_replay_then_status_reads_that_replays_log(
     assert state["abtest"]["decision"] == summary["decision"]["action"]
     result, _ = cli("status", "--json", **config)
     status = json.loads(result.output)
-    assert status["source"]["path"] == summary["replay"]["log_path"]
+    assert status["source"] == {"kind": "ledger", "url": summary["replay"]["ledger"]}
+    assert Path(summary["replay"]["ledger"].removeprefix("sqlite:///")).parent == Path(
+        state["abtest"]["path"]).parent
     assert status["decision"] == summary["decision"]
+    assert status["arms"] == summary["arms"]
 
 
 @pytest.mark.integration
 @pytest.mark.slow
 def test_decide_apply_acts_on_the_arms_versions_and_is_idempotent(
-        cli: Callable[..., Any], make_log: Callable[..., Path], sim_rows: Callable[..., Any],
-        tmp_path: Path, tiny_model: Callable[..., Path]) -> None:
+        cli: Callable[..., Any], make_ledger: Callable[..., str],
+        sim_rows: Callable[..., list[Row]], tmp_path: Path,
+        tiny_model: Callable[..., Path]) -> None:
     """A retrained baseline (v3) holds the ``challenger`` alias, yet the experiment's winner
-    is the enhanced arm (v2): that is what gets promoted, once, however often it is applied.
-    When the promoted arm later loses, the reference's version is champion again."""
+    is the enhanced arm (v2): that is what gets promoted, once, however often it is applied —
+    in MLflow and in the ledger's experiment versions (a second swap of weights would hand
+    the traffic back). When the promoted arm later loses, the reference's version is
+    champion again and the loser gets no traffic, once."""
     from finmlops.config import public_dict
     from finmlops.models import TrainedVariant
     from finmlops.tracking import history, list_models, log_training, resolve
@@ -228,26 +259,33 @@ def test_decide_apply_acts_on_the_arms_versions_and_is_idempotent(
         return {a: row["version"] for row in list_models(settings) for a in row["aliases"]}
 
     assert aliases()["challenger"] == "3" and aliases()["champion"] == "1"
-    win = make_log(sim_rows(days=300, seed=1, effect=0.004), name="win.db")
+    win = make_ledger(sim_rows(days=300, seed=1, skill=0.5), name="win.db")
     outs = []
     for _ in range(2):
-        result, _ = cli("decide", "--json", "--apply", "--actor", "lead", "--log", str(win))
+        result, _ = cli("decide", "--json", "--apply", "--actor", "lead", "--ledger-url", win)
         assert result.exit_code == 0, result.output
         outs.append(json.loads(result.output)["applied"])
     assert outs[0]["changed"] is True and outs[0]["champion"] == "2"
     assert outs[1]["changed"] is False and outs[1]["champion"] == "2"
+    assert [o["experiment"]["published"] for o in outs] == [True, False]
+    assert outs[1]["experiment"]["version"] == 2
+    assert [w for *_, w in weights_of(win)] == [{"baseline": 70, "enhanced": 30},
+                                                {"baseline": 30, "enhanced": 70}]
     assert aliases()["champion"] == "2" and aliases()["previous-champion"] == "1"
     promotions = [e for e in history(settings) if e["action"] == "promote"]
     assert len(promotions) == 1
     assert promotions[0]["decision"]["versions"] == {"enhanced": "2", "baseline": "3"}
 
-    lose = make_log(sim_rows(days=300, seed=1, effect=-0.004), name="lose.db")
+    lose = make_ledger(sim_rows(days=300, seed=1, skill=-0.5), name="lose.db")
     for attempt in range(2):
-        result, _ = cli("decide", "--json", "--apply", "--actor", "lead", "--log", str(lose))
+        result, _ = cli("decide", "--json", "--apply", "--actor", "lead", "--ledger-url", lose)
         assert result.exit_code == 0, result.output
         out = json.loads(result.output)
         assert out["decision"]["action"] == "rollback"
         assert out["applied"]["changed"] is (attempt == 0)
+        assert out["applied"]["experiment"]["published"] is (attempt == 0)
+    assert [w for *_, w in weights_of(lose)] == [{"baseline": 70, "enhanced": 30},
+                                                 {"baseline": 100, "enhanced": 0}]
     assert aliases()["champion"] == "3"  # the baseline arm's version serves again
     assert resolve(settings, "2").tags["rolled_back"] == "true"
     actions = [e["action"] for e in history(settings)]

@@ -1,10 +1,11 @@
 """``finmlops abtest feedback``: the realised forward return of (ticker, as-of date), computed
 from the store's bars and posted by routing key to a real service (and to stubs for the
-retry and error paths)."""
+retry and error paths), or written straight into the experiment ledger."""
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -14,12 +15,22 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from abtest_support import LONG, Row, write_ledger
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finmlops.abtest import realised_outcomes
+from finmlops.abtest import read_evidence, realised_outcomes
 from finmlops.config import load_settings
-from finmlops.errors import DataValidationError, NotReadyError, SourceError, UnauthorizedError
+from finmlops.errors import (
+    ConfigError,
+    ConflictError,
+    DataValidationError,
+    NotReadyError,
+    SourceError,
+    StoreError,
+    UnauthorizedError,
+)
+from finmlops.ledger import Feedback, open_ledger
 
 
 def bars_of(ticker: str, dates: list[dt.date], prices: list[float]) -> pd.DataFrame:
@@ -147,17 +158,24 @@ def test_feedback_cli_posts_realised_returns_to_the_real_service(
         answer = json.loads(other.output)["answer"]
         assert answer == {"accepted": 1, "duplicates": 0, "unknown": ["SPY:2020-02-26"]}
         text = httpx.get(f"{handle.url}/metrics", trust_env=False).text
-        plog = handle.app.log
-        rows = {r["request_id"]: r for r in plog._query("SELECT * FROM feedback")}
     finally:
         handle.stop()
-    assert set(rows) == {"a", "b", "c"}
-    assert rows["a"]["realized_return"] == rows["b"]["realized_return"] == expected
-    assert rows["c"]["realized_return"] == pytest.approx(
+    ledger = open_ledger(ingested.ledger_url, create=False)
+    try:
+        pid = {r["client_id"]: r["prediction_id"] for r in ledger.predictions()}
+        rows = {r["prediction_id"]: r for r in ledger.feedback()}
+    finally:
+        ledger.close()
+    assert set(rows) == {pid["a"], pid["b"], pid["c"]}
+    assert rows[pid["a"]]["realized_return"] == rows[pid["b"]]["realized_return"] == expected
+    assert rows[pid["c"]]["realized_return"] == pytest.approx(
         float(ibb.iloc[-2]) / float(ibb.iloc[-3]) - 1.0, abs=0)
+    assert {(r["via"], r["caller"]) for r in rows.values()} == {("routing_key", "anonymous")}
     served = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                  if line.startswith("finmlops_feedback_total{"))
-    assert served == 3
+    # b repeats a's key on the same day: one decision per entity and day, so it has an
+    # outcome in the ledger but is no trade of its own and counts in no counter.
+    assert served == 2
 
 
 @pytest.mark.integration
@@ -171,11 +189,15 @@ def test_feedback_cli_errors_are_one_line_and_5xx_is_retried(
         result, _ = cli("feedback", "--url", stub.url, **CONFIG)
     assert isinstance(result.exception, NotReadyError) and len(stub.auth) == 4
     assert "answered 503" in str(result.exception)
-    with stub_v2({"baseline": 1}, token="right") as stub:
-        result, _ = cli("feedback", "--url", stub.url, serve__api_token="wrong", **CONFIG)
-    assert isinstance(result.exception, UnauthorizedError) and stub.auth == ["Bearer wrong"]
-    with stub_v2({"baseline": 1}, token="right") as stub:
-        result, _ = cli("feedback", "--url", stub.url, serve__api_token="right", **CONFIG)
+    tokens = {"infer": "i-right", "feedback": "f-right"}
+    with stub_v2({"baseline": 1}, tokens=tokens) as stub:
+        result, _ = cli("feedback", "--url", stub.url, serve__tokens__feedback="i-right",
+                        serve__tokens__inference="i-right", **CONFIG)
+    assert isinstance(result.exception, UnauthorizedError)
+    assert stub.auth == [("/v2/feedback", "Bearer i-right")]  # refused: not retried
+    with stub_v2({"baseline": 1}, tokens=tokens) as stub:
+        result, _ = cli("feedback", "--url", stub.url, serve__tokens__feedback="f-right",
+                        **CONFIG)
         assert result.exit_code == 0, result.output
         assert stub.feedback[0]["outcomes"][0]["routing_key"] == "IBB:2020-02-27"
     result, _ = cli("feedback", "--url", "http://127.0.0.1:9", **CONFIG)
@@ -185,3 +207,67 @@ def test_feedback_cli_errors_are_one_line_and_5xx_is_retried(
                     **CONFIG)
     assert isinstance(result.exception, DataValidationError)
     assert "IBB has no bar on 2020-02-29" in str(result.exception)
+
+
+@pytest.mark.integration
+def test_feedback_cli_writes_outcomes_straight_into_the_ledger_once(
+        cli: Callable[..., Any], ingested: Any) -> None:
+    """``--ledger`` (the daily job next to the ledger, no service needed): the outcome joins
+    every prediction under its key, as this user's, once; a contradicting outcome already in
+    the ledger refuses the whole batch and changes nothing."""
+    from finmlops.data import read_bars
+
+    bars = read_bars(ingested)
+    ibb = bars[bars["ticker"] == "IBB"].set_index("date")["adj_close"]
+    expected = float(ibb.iloc[-1]) / float(ibb.iloc[-2]) - 1.0
+    day = dt.date(2020, 2, 27)
+    url = ingested.ledger_url
+    config = {**CONFIG, "ledger__url": url}
+    result, _ = cli("feedback", "--ledger", **config)
+    assert isinstance(result.exception, StoreError)
+    assert str(result.exception).startswith("no experiment ledger at ")
+    pids = write_ledger(url, [
+        Row(day, "baseline", {"baseline": LONG, "enhanced": LONG}, None),
+        Row(day, "enhanced", {"enhanced": LONG}, None, assignment="pinned"),
+        Row(day - dt.timedelta(days=1), "baseline", {"baseline": LONG}, None)], ingested)
+    result, _ = cli("feedback", "--ledger", "--json", **config)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["target"] == url
+    assert [o["routing_key"] for o in out["posted"]] == ["IBB:2020-02-27"]
+    assert out["answer"] == {"accepted": 2, "duplicates": 0, "unknown": []}
+    again, _ = cli("feedback", "--ledger", **config)
+    assert again.exit_code == 0, again.output
+    assert "accepted 0, duplicates 2, unknown none" in again.output
+    ledger = open_ledger(url, create=False)
+    try:
+        rows = ledger.feedback()
+        outcomes = read_evidence(ledger, ingested).outcomes
+        # Another job recorded a different outcome for the day before: refused, unchanged.
+        ledger.apply_feedback([Feedback(0.5, 1, prediction_id=pids[2])], "other-job",
+                              ingested.evaluation)
+    finally:
+        ledger.close()
+    conflict, _ = cli("feedback", "--ledger", "--date", "2020-02-26", **config)
+    assert isinstance(conflict.exception, ConflictError)
+    assert "nothing was applied" in str(conflict.exception)
+    assert "\n" not in str(conflict.exception)
+    ledger = open_ledger(url, create=False)
+    try:
+        assert [(r["realized_return"], r["caller"]) for r in ledger.feedback(pids[2])] == [
+            (0.5, "other-job")]
+    finally:
+        ledger.close()
+    assert [(r["prediction_id"], r["realized_return"], r["caller"], r["via"]) for r in rows] == [
+        (pid, expected, f"cli:{getpass.getuser()}", "routing_key") for pid in pids[:2]]
+    served = outcomes[outcomes["served"]]
+    assert served["request_id"].tolist() == [pids[0]]  # the pinned one decides nothing
+    # baseline went long on the 26th (its outcome not known yet): no trade on the 27th
+    assert served["net_return"].iloc[0] == expected
+
+
+def test_feedback_needs_exactly_one_target(cli: Callable[..., Any]) -> None:
+    for args in ((), ("--url", "http://127.0.0.1:9", "--ledger")):
+        result, _ = cli("feedback", *args)
+        assert isinstance(result.exception, ConfigError)
+        assert "exactly one of --url" in str(result.exception)

@@ -12,14 +12,15 @@ import pytest
 
 from finmlops.abtest import (
     ReplayInput,
+    arm_stats,
     decide_paired,
-    from_prediction_log,
-    paired_from_prediction_log,
+    paired_daily,
+    read_evidence,
     replay,
-    served_counts,
 )
 from finmlops.config import Settings
 from finmlops.errors import ModelNotFoundError, UnauthorizedError
+from finmlops.ledger import open_ledger
 
 W, F = 3, 2
 
@@ -36,23 +37,29 @@ def replay_input(days: int = 30, tickers: tuple[str, ...] = ("IBB", "XBI"),
                        forward_returns=fwd)
 
 
-def test_replay_sends_keyed_requests_and_daily_feedback(stub_v2: Any) -> None:
+def test_replay_sends_keyed_requests_and_daily_feedback_by_prediction_id(stub_v2: Any) -> None:
     data = replay_input()
     seen: list[tuple[int, int, str]] = []
-    with stub_v2({"baseline": 70, "enhanced": 30}, token="s3cret") as stub:
-        res = replay(stub.url, data, experiment="direction-ab", token="s3cret",
-                     id_prefix="t1", on_progress=lambda *a: seen.append(a))
+    with stub_v2({"baseline": 70, "enhanced": 30},
+                 tokens={"infer": "i-s3cret", "feedback": "f-s3cret"}) as stub:
+        res = replay(stub.url, data, experiment="direction-ab", inference_token="i-s3cret",
+                     feedback_token="f-s3cret", id_prefix="t1",
+                     on_progress=lambda *a: seen.append(a))
     assert res.requests == 60 and res.days == 30 and res.feedback == 58
     assert sum(res.served.values()) == 60 and set(res.served) <= {"baseline", "enhanced"}
     keys = [r["parameters"]["routing_key"] for r in stub.requests]
     assert keys[:2] == ["IBB:2020-01-01", "XBI:2020-01-01"]
     assert stub.requests[0]["inputs"][0]["shape"] == [1, W, F]
-    assert stub.requests[0]["id"] == "t1:IBB:2020-01-01"
+    assert stub.requests[0]["id"] == "t1:IBB:2020-01-01"  # the client's id, not a key
+    assert [r["prediction_id"] for r in res.records] == list(stub.issued)
     assert len(stub.feedback) == 29  # one batch per day with a known next bar
     first = stub.feedback[0]["outcomes"][0]
-    assert first["request_id"] == "t1:IBB:2020-01-01"
+    assert set(first) == {"prediction_id", "realized_return", "direction"}
+    assert stub.issued[first["prediction_id"]] == "IBB:2020-01-01"
+    assert first["realized_return"] == data.forward_returns[0]
     assert first["direction"] == int(first["realized_return"] > 0)
-    assert set(stub.auth) == {"Bearer s3cret"}
+    assert {(path.split("/")[-1], auth) for path, auth in stub.auth} == {
+        ("infer", "Bearer i-s3cret"), ("feedback", "Bearer f-s3cret")}
     assert seen[-1] == (30, 30, "2020-01-30") and len(seen) == 30
 
 
@@ -66,42 +73,61 @@ def test_routing_is_reproducible(stub_v2: Any) -> None:
 
 def test_replay_errors_are_typed(stub_v2: Any) -> None:
     data = replay_input(days=2)
-    with stub_v2({"baseline": 1}, token="right") as stub:
+    with stub_v2({"baseline": 1}, tokens={"infer": "right", "feedback": "fb"}) as stub:
         with pytest.raises(UnauthorizedError, match="401"):
-            replay(stub.url, data, experiment="direction-ab", token="wrong")
+            replay(stub.url, data, experiment="direction-ab", inference_token="wrong")
         with pytest.raises(ModelNotFoundError, match="404"):
-            replay(stub.url, data, experiment="nope", token="right")
+            replay(stub.url, data, experiment="nope", inference_token="right")
+        # the inference token is not the feedback token
+        with pytest.raises(UnauthorizedError, match="feedback for 2020-01-01 answered 401"):
+            replay(stub.url, data, experiment="direction-ab", inference_token="right",
+                   feedback_token="right")
 
 
 @pytest.mark.integration
 def test_replay_against_the_real_service_with_shadow_scoring(
         tmp_path: Path, settings: Callable[..., Settings],
         tiny_model: Callable[..., Path]) -> None:
-    """The real ``finmlops.serving`` app on loopback: what the replay sends lands in the log
-    with per-arm outcomes, and the paired statistics come out of it."""
+    """The real ``finmlops.serving`` app on loopback: every request the replay sends is a
+    prediction in the ledger under the id its answer carried, every outcome is joined to it,
+    and the paired statistics come out of the ledger."""
     from finmlops.serving import create_app, run_in_thread
 
     names = ["ret_1", "vol_5"]
     models = {"baseline": tiny_model(tmp_path / "m" / "baseline", "baseline", W, names, 300.0),
               "enhanced": tiny_model(tmp_path / "m" / "enhanced", "enhanced", W, names,
                                      -300.0)}
-    s = settings(experiment__shadow=True, serve__log_path=tmp_path / "log.db")
+    s = settings(experiment__shadow=True, serve__tokens__inference="i-tok",
+                 serve__tokens__feedback="f-tok", serve__tokens__admin="a-tok")
     data = replay_input(days=40, seed=3)
     handle = run_in_thread(create_app(s, models), "127.0.0.1", 0)
     try:
-        res = replay(handle.url, data, experiment="direction-ab", id_prefix="real")
+        res = replay(handle.url, data, experiment="direction-ab", inference_token="i-tok",
+                     feedback_token="f-tok", id_prefix="real")
     finally:
         handle.stop()
     assert res.requests == 80 and res.feedback == 78
-    served = served_counts(tmp_path / "log.db", "direction-ab")
-    assert served == res.served
-    stats = from_prediction_log(tmp_path / "log.db", "direction-ab")
-    assert sum(a.n for a in stats.values()) == 78
-    paired, daily = paired_from_prediction_log(tmp_path / "log.db", "direction-ab",
-                                               "enhanced", "baseline")
-    assert paired.n == 78 and daily.shape == (39,)
-    # opposite models: exactly one of them calls each non-zero day right
+    ledger = open_ledger(s.ledger_url, create=False)
+    try:
+        ev = read_evidence(ledger, s)
+        predictions = {r["prediction_id"]: r for r in ledger.predictions("direction-ab")}
+        feedback = ledger.feedback()
+    finally:
+        ledger.close()
+    assert list(predictions) == [r["prediction_id"] for r in res.records]
+    for rec in res.records:
+        row = predictions[rec["prediction_id"]]
+        assert (row["routing_key"], row["arm"], row["assignment"]) == (
+            rec["routing_key"], rec["arm"], "hash")
+        assert row["client_id"] == f"real:{rec['routing_key']}"
+    assert len(feedback) == 78 and {(f["via"], f["caller"][:15]) for f in feedback} == {
+        ("prediction_id", "feedback-token:")}
+    assert ev.served == res.served
+    assert sum(a.n for a in arm_stats(ev.outcomes).values()) == 78
+    paired, days, daily, daily_hit = paired_daily(ev.outcomes, "enhanced", "baseline")
+    assert paired.n == 78 and daily.shape == (39,) and len(days) == 39
+    # opposite models: exactly one of them calls each day and ticker right
     assert paired.b + paired.c == 78
     d = decide_paired(paired, s.abtest, challenger="enhanced", reference="baseline",
-                      daily_diff=daily)
-    assert d.action == "invalid"  # 78 < min_samples
+                      daily_diff=daily, daily_hit_diff=daily_hit)
+    assert d.action == "invalid"  # 39 days < min_samples

@@ -64,6 +64,20 @@ def test_stage_replays_decides_and_writes_abtest_json(
     assert "gfc_2008" not in data["stress_windows"]
     assert any(kind == "progress" and "replaying" in msg for kind, msg in reporter.events)
     assert result.summary.startswith(out["decision"])
+    # the evidence is the run's own ledger, beside abtest.json, holding every request
+    from finmlops.ledger import open_ledger
+
+    assert replay["ledger"] == f"sqlite:///{Path(out['path']).parent / 'ledger.db'}"
+    assert data["experiment_version"] == 1
+    assert data["weights"] == {"1": {"baseline": 70.0, "enhanced": 30.0}}
+    assert data["assignments"] == {"1": replay["served"]}
+    ledger = open_ledger(replay["ledger"], create=False)
+    try:
+        assert ledger.counts() == {"predictions": replay["requests"],
+                                   "scores": 2 * replay["requests"],
+                                   "feedback": replay["feedback"]}
+    finally:
+        ledger.close()
 
 
 def test_stage_needs_trained_models(settings: Callable[..., Settings]) -> None:

@@ -46,7 +46,7 @@ def service(tmp_path: Path, models: dict[str, Path]) -> Iterator[Service]:
     handle = run_in_thread(app, "127.0.0.1", 0, timeout=60)
     client = httpx.Client(base_url=handle.url, timeout=30)
     try:
-        yield Service(handle.url, handle.port, settings.prediction_log, client, app)
+        yield Service(handle.url, handle.port, settings.ledger_url, client, app, settings)
     finally:
         client.close()
         handle.stop()

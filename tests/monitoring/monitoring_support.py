@@ -99,15 +99,16 @@ def write_model(dest: Path, arm: str, version: str) -> Path:
 class Service:
     url: str
     port: int
-    log_path: Path
+    ledger_url: str
     client: Any
     app: Any
+    settings: Any
 
 
 def traffic(client: Any, n: int, seed: int = 0, shift: float = 0.0,
             arm: str | None = None) -> list[str]:
     """``n`` single-row requests to the experiment (pinned to ``arm`` if given), then
-    feedback for each; returns the request ids."""
+    feedback for each, addressed by the prediction id its answer carried; returns those ids."""
     rng = np.random.default_rng(seed)
     ids = []
     for i in range(n):
@@ -120,9 +121,9 @@ def traffic(client: Any, n: int, seed: int = 0, shift: float = 0.0,
             headers["x-seldon-route"] = f":{arm}_1:"
         r = client.post("/v2/models/direction-ab/infer", json=body, headers=headers)
         assert r.status_code == 200, r.text
-        ids.append(r.json()["id"])
-    outcomes = [{"request_id": rid, "realized_return": float(rng.normal(0.0005, 0.01))}
-                for rid in ids]
+        ids.append(r.json()["parameters"]["prediction_id"])
+    outcomes = [{"prediction_id": pid, "realized_return": float(rng.normal(0.0005, 0.01))}
+                for pid in ids]
     r = client.post("/v2/feedback", json={"outcomes": outcomes})
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] == n

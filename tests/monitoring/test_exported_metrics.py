@@ -1,5 +1,9 @@
 """Every series the rules and dashboards query is exported by a real running service after
-inference and feedback traffic (the contract in finmlops.monitoring.metrics, end to end)."""
+inference and feedback traffic (the contract in finmlops.monitoring.metrics, end to end).
+
+That queried names belong to the contract at all is checked by test_alert_rules.py and
+test_grafana_dashboards.py; here, every queried contract series must be on a live /metrics,
+and so must the ledger's own series."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import time
 import pytest
 from monitoring_support import (
     Service,
+    contract_names,
     dashboard_targets,
     metric_names,
     recorded_names,
@@ -42,9 +47,14 @@ def test_running_service_exports_every_queried_series(service: Service) -> None:
         if "finmlops_drift_psi" in names or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    missing = used_names() - names
+    missing = (used_names() & contract_names()) - names
     assert missing == set(), f"queried but not exported: {sorted(missing)}"
-    for base in ("finmlops_request_duration_seconds",):
+    for base in ("finmlops_request_duration_seconds", "finmlops_ledger_commit_duration_seconds"):
         assert {f"{base}_bucket", f"{base}_sum", f"{base}_count"} <= names
+    assert {"finmlops_ledger_committed_total", "finmlops_ledger_healthy", "finmlops_ledger_queue",
+            "finmlops_experiment_version", "finmlops_feedback_requests_total",
+            "finmlops_paired_outcomes_total", "finmlops_feedback_total"} <= names
     assert 'status="400"' in text
     assert 'finmlops_model_info{' in text and 'alias="champion"' in text
+    assert 'finmlops_feedback_requests_total{status="200"} 1.0' in text
+    assert "finmlops_ledger_committed_total 30.0" in text  # every answered request

@@ -1,11 +1,13 @@
-"""A real Prometheus scrapes a real service on loopback, evaluates our rules, and the A/B
-sufficient statistics it holds equal those of the service's SQLite prediction log."""
+"""A real Prometheus scrapes a real service on loopback and evaluates our rules: the A/B sums
+it holds equal what the experiment ledger gives (``Ledger.outcomes``: the served rows' hits
+and net returns by the backtest's rule, and the paired ones), and its sample-ratio rule flags
+a skewed split from the request counters alone. (Decisions read the ledger; Prometheus is for
+dashboards and alerts.)"""
 
 from __future__ import annotations
 
 import math
 import socket
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -91,28 +93,49 @@ def prometheus(prometheus_bin: str, service: Service, tmp_path: Path) -> Iterato
         log.close()
 
 
-def log_stats(path: Path) -> dict[str, dict[str, float]]:
-    """Per served arm: n, hits, sum and sum of squares of net returns, from the SQLite log."""
-    con = sqlite3.connect(path)
+def ledger_stats(service: Service) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Per served arm: n, hits, sum and sum of squares of net returns, and predictions served;
+    and the enhanced-vs-baseline paired sums — all through the ledger's own reads."""
+    import pandas as pd
+
+    from finmlops.abtest import paired_frame
+    from finmlops.ledger import open_ledger
+
+    name = service.settings.experiment.name
+    ledger = open_ledger(service.ledger_url, create=False)
     try:
-        rows = con.execute(
-            "SELECT arm, COUNT(*), SUM(hit), SUM(net_return), SUM(net_return * net_return) "
-            "FROM outcomes WHERE served = 1 GROUP BY arm").fetchall()
-        served = dict(con.execute("SELECT arm, COUNT(*) FROM predictions GROUP BY arm"))
+        outcomes = ledger.outcomes(name, service.settings.evaluation)
+        predictions = pd.DataFrame(ledger.predictions(name))
     finally:
-        con.close()
-    return {arm: {"n": n, "hits": h, "sum": s, "sq": q, "served": served[arm]}
-            for arm, n, h, s, q in rows}
+        ledger.close()
+    served = outcomes[outcomes["served"]]
+    per_arm = {str(arm): {"n": len(g), "hits": int(g["hit"].sum()),
+                          "sum": float(g["net_return"].sum()),
+                          "sq": float((g["net_return"] ** 2).sum()),
+                          "served": int((predictions["arm"] == arm).sum())}
+               for arm, g in served.groupby("arm")}
+    j = paired_frame(outcomes, "enhanced", "baseline")
+    diff = j["net_return"] - j["net_return_ref"]
+    paired = {"n": len(j), "arm": int((j["hit"] & ~j["hit_ref"]).sum()),
+              "reference": int((~j["hit"] & j["hit_ref"]).sum()),
+              "sum": float(diff.sum()), "sq": float((diff**2).sum())}
+    return per_arm, paired
 
 
-def test_prometheus_statistics_equal_the_prediction_log(service: Service,
-                                                        prometheus: Prometheus) -> None:
+def close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_prometheus_statistics_equal_the_ledger(service: Service,
+                                                prometheus: Prometheus) -> None:
     prometheus.wait_for("the target to be up",
                         lambda: prometheus.by('up{job="finmlops"}', "job") == {"finmlops": 1.0})
     traffic(service.client, 40, seed=3)
     traffic(service.client, 40, seed=4)
-    local = log_stats(service.log_path)
+    local, pairs = ledger_stats(service)
     assert set(local) == {"baseline", "enhanced"}, "both arms served (70/30 split, 80 requests)"
+    assert sum(s["n"] for s in local.values()) == 80 and pairs["n"] == 80  # shadow scoring
+    assert any(s["sum"] != 0 for s in local.values())
     want_n = {arm: s["n"] for arm, s in local.items()}
     prometheus.wait_for(
         "the feedback counters to be scraped",
@@ -126,9 +149,15 @@ def test_prometheus_statistics_equal_the_prediction_log(service: Service,
     for arm, s in local.items():
         assert n[arm] == s["n"]
         assert hits[arm] == s["hits"]
-        assert math.isclose(ret[arm], s["sum"], rel_tol=1e-9, abs_tol=1e-12)
-        assert math.isclose(sq[arm], s["sq"], rel_tol=1e-9, abs_tol=1e-12)
+        assert close(ret[arm], s["sum"]) and close(sq[arm], s["sq"])
         assert served[arm] == s["served"]
+    pn = prometheus.by("sum by (arm) (finmlops_paired_outcomes_total)", "arm")
+    wins = prometheus.by("sum by (winner) (finmlops_paired_discordant_total)", "winner")
+    dsum = prometheus.by("sum by (arm) (finmlops_paired_return_diff_sum)", "arm")
+    dsq = prometheus.by("sum by (arm) (finmlops_paired_return_diff_sq_sum)", "arm")
+    assert pn == {"enhanced": pairs["n"]}
+    assert wins == {k: float(pairs[k]) for k in ("arm", "reference") if pairs[k]}
+    assert close(dsum["enhanced"], pairs["sum"]) and close(dsq["enhanced"], pairs["sq"])
 
     # the recording rules, evaluated by Prometheus itself, give the same per-arm statistics
     def recorded() -> bool:
@@ -185,3 +214,13 @@ def test_prometheus_flags_a_sample_ratio_mismatch(service: Service,
         raise AssertionError(f"no SRM alert; {debug}") from None
     z = prometheus.by("finmlops:experiment_srm:z1h", "arm")
     assert z["enhanced"] > 4 > -4 > z["baseline"]
+    # The alert reads request counters, pins included; a decision's sample-ratio check reads
+    # the ledger's randomised assignments, where pinned traffic does not count.
+    from finmlops.ledger import open_ledger
+
+    ledger = open_ledger(service.ledger_url, create=False)
+    try:
+        assert ledger.assignment_counts(service.settings.experiment.name) == {}
+        assert {r["assignment"] for r in ledger.predictions()} == {"pinned"}
+    finally:
+        ledger.close()

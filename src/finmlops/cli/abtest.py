@@ -271,6 +271,7 @@ def _write_feedback(settings: Any, outcomes: list[Any]) -> tuple[str, dict[str, 
     from finmlops.ledger import Feedback, open_ledger, redact
 
     url = settings.ledger_url
+    _require_ledger(url)
     ledger = open_ledger(url, create=False, timeout_s=settings.ledger.write_timeout_s)
     try:
         result = ledger.apply_feedback(
@@ -329,11 +330,26 @@ def default_ledger(settings: Any) -> str:
     return str(settings.ledger_url)
 
 
+def _require_ledger(url: str) -> None:
+    """A SQLite ledger that nothing has written yet: one line saying what creates it."""
+    from urllib.parse import unquote, urlsplit
+
+    from finmlops.errors import StoreError
+
+    if not url.lower().startswith("sqlite:"):
+        return
+    path = Path(unquote(urlsplit(url).path)[1:])
+    if path.name and not path.is_file():
+        raise StoreError(f"no experiment ledger at {path}: run `finmlops run` (or "
+                         "`finmlops serve`) first")
+
+
 def _analyse(settings: Any, ledger_url: str | None) -> dict[str, Any]:
     from finmlops.ledger import redact
     from finmlops.pipeline._abtest import analyse_ledger
 
     url = ledger_url or default_ledger(settings)
+    _require_ledger(url)
     summary = analyse_ledger(settings, url)
     summary["source"] = {"kind": "ledger", "url": redact(url)}
     return summary
@@ -396,10 +412,13 @@ def _apply(settings: Any, summary: dict[str, Any], decision: dict[str, Any], act
 
 def _publish_weights(settings: Any, ledger_url: str, action: str, chal: str, ref: str,
                      actor: str, reason: str) -> dict[str, Any]:
-    """The experiment in force with the weights the action calls for, as a new version."""
+    """The experiment in force with the weights the action calls for, as a new version —
+    once: when the version in force already is this action's (``decide`` published it, or
+    its weights are already the ones called for), applying again changes nothing (a
+    promotion's swap of weights applied twice would hand the traffic back)."""
     from finmlops.abtest import weights_after
     from finmlops.config import ExperimentSettings
-    from finmlops.ledger import open_ledger
+    from finmlops.ledger import config_hash, open_ledger
 
     ledger = open_ledger(ledger_url, create=False, timeout_s=settings.ledger.write_timeout_s)
     try:
@@ -408,11 +427,15 @@ def _publish_weights(settings: Any, ledger_url: str, action: str, chal: str, ref
         candidates = weights_after(action, base, chal, ref)
         config = ExperimentSettings(**{**base.model_dump(mode="json"),
                                        "candidates": candidates})
+        if current is not None and (
+                config_hash(config) == config_hash(current.config)
+                or (current.source == "decide" and current.reason.startswith(f"{action}:"))):
+            return {**current.to_json(), "published": False}
         version = ledger.publish_experiment(config, source="decide", actor=actor,
                                             reason=f"{action}: {reason}")
     finally:
         ledger.close()
-    return version.to_json()
+    return {**version.to_json(), "published": True}
 
 
 def _num(v: Any, pct: bool = False) -> str:

@@ -401,11 +401,11 @@ def open_ledger(url: str, *, create: bool = True, timeout_s: float = 2.0,
         if create:
             migrate(db)
         else:
-            with db.reading() as cur:
-                try:
+            try:  # a database without our tables fails the read itself
+                with db.reading() as cur:
                     version = current_version(cur)
-                except StoreError:
-                    version = 0
+            except StoreError:
+                version = 0
             if version != SCHEMA_VERSION:
                 raise StoreError(f"{db.describe()} is not a finmlops ledger of schema version "
                                  f"{SCHEMA_VERSION} (found {version or 'none'})")
