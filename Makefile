@@ -3,8 +3,12 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# MLServer and Triton's Python client pin versions the project's venv must not take (protobuf,
+# uvloop, ...): a venv of their own, used only by the tests that run them (they skip without it).
+MLSERVER_VENV := .venv-mlserver
+MLSERVER_STAMP := $(MLSERVER_VENV)/.installed
 
-.PHONY: run test lint bench venv clean help
+.PHONY: run test lint bench venv mlserver-venv clean help
 
 help:
 	@echo "make run    set up .venv and run the whole pipeline on the bundled data"
@@ -23,10 +27,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
+mlserver-venv: $(MLSERVER_STAMP)
+
+$(MLSERVER_STAMP): Makefile
+	@test -x $(MLSERVER_VENV)/bin/python || $(PYTHON) -m venv $(MLSERVER_VENV) || python3 -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet "mlserver==1.7.1" "mlserver-mlflow==1.7.1" \
+	  "uvloop<0.22" "mlflow>=3.1,<4" onnx onnxruntime "tritonclient[grpc]==2.73.0"
+	@touch $(MLSERVER_STAMP)
+
 run: $(STAMP)
 	$(VENV)/bin/finmlops run
 
-test: $(STAMP)
+test: $(STAMP) $(MLSERVER_STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -37,4 +50,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) .finmlops .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) .finmlops .pytest_cache .mypy_cache .ruff_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +37,10 @@ class FitResult:
     """0 means no epoch beat the starting weights (kept as they were)."""
     epochs: int
     best_val_loss: float
+    train_losses: list[float] = field(default_factory=list)
+    """Mean training loss of each epoch run, epoch 1 first (for the tracking run's curves)."""
+    val_losses: list[float] = field(default_factory=list)
+    """Validation loss after each epoch run."""
 
 
 def _loss(core: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> float:
@@ -73,16 +77,22 @@ def fit(core: nn.Module, x_fit: FloatArray, y_fit: npt.ArrayLike, x_val: FloatAr
     best_epoch, epoch = 0, 0
     n = xf.shape[0]
     wait = variant.patience if patience is None else patience
+    train_losses: list[float] = []
+    val_losses: list[float] = []
     for epoch in range(1, variant.epochs + 1):
         core.train()
         perm = torch.randperm(n, generator=gen)
+        total = torch.zeros(())
         for i in range(0, n, variant.batch_size):
             idx = perm[i:i + variant.batch_size]
             opt.zero_grad(set_to_none=True)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(core(xf[idx]), yf[idx])
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
+            total += loss.detach() * idx.numel()
         val = _loss(core, xv, yv, eval_batch)
+        train_losses.append(float(total) / max(n, 1))
+        val_losses.append(val)
         if val < best_loss - 1e-6:
             best_loss, best_epoch = val, epoch
             best_state = {k: v.detach().clone() for k, v in core.state_dict().items()}
@@ -91,7 +101,7 @@ def fit(core: nn.Module, x_fit: FloatArray, y_fit: npt.ArrayLike, x_val: FloatAr
     core.load_state_dict(best_state)
     core.eval()
     return FitResult(state=best_state, best_epoch=best_epoch, epochs=epoch,
-                     best_val_loss=best_loss)
+                     best_val_loss=best_loss, train_losses=train_losses, val_losses=val_losses)
 
 
 def predict(core: nn.Module, x: FloatArray, batch: int = 8192) -> npt.NDArray[np.float64]:

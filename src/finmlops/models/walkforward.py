@@ -103,6 +103,8 @@ class VariantRun:
     seconds: float = 0.0
     epochs: list[int] = field(default_factory=list)
     """Epochs run per fold, then by the deployable fit (last)."""
+    losses: list[dict[str, list[float]]] = field(default_factory=list)
+    """Per fit, in the order of ``epochs``: ``{"train": [...], "val": [...]}`` per epoch."""
 
 
 class _Trainer:
@@ -170,6 +172,7 @@ def train_variant(samples: Samples, name: str, variant: VariantSettings,
     parts: list[pd.DataFrame] = []
     fold_metrics: list[dict[str, float]] = []
     epochs: list[int] = []
+    losses: list[dict[str, list[float]]] = []
     for fold in folds:
         rows = fold.train[trainable[fold.train]]
         fit_rows, val_rows = holdout_split(samples.dates, rows,
@@ -183,6 +186,7 @@ def train_variant(samples: Samples, name: str, variant: VariantSettings,
                      seed=train.seed + fold.index,
                      patience=variant.patience if not epochs else warm_patience(variant.patience))
         epochs.append(result.epochs)
+        losses.append({"train": result.train_losses, "val": result.val_losses})
         if samples.dates[fold.train].max() <= final_last:
             start_state = result.state  # the latest weights that saw nothing after the cutoff
         prob = predict(core, tr.normalised(test, mean, std))
@@ -228,6 +232,7 @@ def train_variant(samples: Samples, name: str, variant: VariantSettings,
                 seed=train.seed, patience=None if start_state is None
                 else warm_patience(variant.patience))
     epochs.append(final.epochs)
+    losses.append({"train": final.train_losses, "val": final.val_losses})
     model = DirectionModel(Preprocess(variant.window, tr.index, mean, std), final_core).eval()
     last_day = samples.dates[final_rows].max()
     ref_prob = predict(final_core, tr.normalised(fit_rows, mean, std))
@@ -237,5 +242,5 @@ def train_variant(samples: Samples, name: str, variant: VariantSettings,
         weights_hash=weights_hash(model.state_dict()),
         reference_rows=samples.x[fit_rows, -1, :], reference_predictions=ref_prob,
         trained_until=pd.Timestamp(last_day).date(),
-        seconds=time.perf_counter() - t0, epochs=epochs,
+        seconds=time.perf_counter() - t0, epochs=epochs, losses=losses,
     )
