@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from finmlops.deploy import Rendered, render_kubernetes, render_seldon
+from finmlops.deploy import Rendered, render_kserve, render_kubernetes, render_seldon
 
 SENTINEL = "s3cr3t-SENTINEL-do-not-render-7f3a"
 
@@ -96,13 +96,16 @@ def test_workflow_role_is_least_privilege(rendered: Rendered) -> None:
             assert spec["serviceAccountName"] == roles[0]["metadata"]["name"]
 
 
-def test_secrets_are_referenced_never_inlined(make_settings: Any) -> None:
+def test_secrets_are_referenced_never_inlined(make_settings: Any,
+                                             pinned: dict[str, str]) -> None:
     settings = make_settings(FINMLOPS_API_TOKEN=SENTINEL,
                              FINMLOPS_SERVE__CORS_ORIGINS='["https://app.example.com"]')
     assert settings.serve.api_token is not None
     assert settings.serve.api_token.get_secret_value() == SENTINEL
-    k8s, seldon = render_kubernetes(settings), render_seldon(settings)
-    text = "".join(k8s.files().values()) + "".join(seldon.files().values())
+    k8s, seldon = render_kubernetes(settings), render_seldon(settings, pinned)
+    kserve = render_kserve(settings, pinned)
+    text = "".join(k8s.files().values()) + "".join(seldon.files().values()) + "".join(
+        kserve.files().values())
     assert SENTINEL not in text
     assert not [o for o in k8s.manifests() if o["kind"] == "Secret"]
     # Every credential-looking variable comes from a secretKeyRef.
