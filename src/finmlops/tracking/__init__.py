@@ -11,7 +11,8 @@ from finmlops.errors import TrackingError
 from finmlops.tracking._client import Tracker, configure
 from finmlops.tracking.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from finmlops.tracking.datasets import DatasetRef
-from finmlops.tracking.logged_model import onnx_signature, save_mlflow_model
+from finmlops.tracking.evaluations import evaluation_figures, log_evaluation
+from finmlops.tracking.logged_model import onnx_signature
 from finmlops.tracking.promotion import history, promote, rollback, set_alias
 from finmlops.tracking.registry import (
     PUBLISHED_TAG,
@@ -28,11 +29,9 @@ from finmlops.tracking.runs import (
     TrainingRun,
     config_hash,
     count_trials,
-    evaluation_figures,
     find_training_run,
     git_commit,
     log_artifacts,
-    log_evaluation,
     log_trained_variants,
     log_training,
     start_training_run,
@@ -70,7 +69,6 @@ __all__ = [
     "resolve",
     "rollback",
     "run_metrics",
-    "save_mlflow_model",
     "set_alias",
     "start_training_run",
     "training_run",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,10 +128,10 @@ def log_model(tracker: Tracker, run_id: str, trained: TrainedVariant, *,
               tags: Mapping[str, str], dataset: DatasetRef | None = None) -> str:
     """Upload ``trained``'s model as a ``LoggedModel`` of run ``run_id`` (its output at step 0)
     with the aggregate metrics attached to it; returns the model id."""
-    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
     from mlflow.models import Model
 
-    from finmlops.tracking.runs import flatten, metric_key
+    from finmlops.tracking.runs import flatten, metrics_of
 
     client = tracker.client
     params = flatten(trained.settings.model_dump(mode="json"))
@@ -154,10 +153,9 @@ def log_model(tracker: Tracker, run_id: str, trained: TrainedVariant, *,
         raise
     client.finalize_logged_model(model_id, LoggedModelStatus.READY)
     client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
-    ts = int(time.time() * 1000)
-    linked = {"dataset_name": dataset.name, "dataset_digest": dataset.digest} if dataset else {}
-    metrics = [Metric(metric_key(k), float(v), ts, 0, model_id=model_id, **linked)
-               for k, v in trained.metrics.items() if isinstance(v, int | float)]
+    metrics = metrics_of(trained.metrics, model_id=model_id,
+                         dataset_name=dataset.name if dataset else None,
+                         dataset_digest=dataset.digest if dataset else None)
     if metrics:
         client.log_batch(run_id, metrics=metrics)
     return model_id

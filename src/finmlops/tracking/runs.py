@@ -1,12 +1,10 @@
-"""Training and evaluation runs: params, per-fold, per-epoch and aggregate metrics, the dataset,
-the model.
+"""Training runs: params, per-fold, per-epoch and aggregate metrics, the dataset, the model.
 
 A training run is opened before the variant trains (:func:`training_run`), so its duration is
 the training's, and finished once the result is logged into it. The model is an MLflow model
 (ONNX flavor + pyfunc, signature, input example; :mod:`finmlops.tracking.logged_model`) logged
 as the run's ``LoggedModel``; the run keeps ``features.json`` and ``oos/oos.parquet`` (stored
-once). The evaluate stage adds backtest, stress-window and cost-sweep figures as metrics
-(:func:`log_evaluation`).
+once). The evaluate stage adds its figures (:mod:`finmlops.tracking.evaluations`).
 """
 
 from __future__ import annotations
@@ -86,13 +84,15 @@ def git_commit() -> str:
     return commit if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", commit) else "unknown"
 
 
-def _metrics(values: Mapping[str, Any], prefix: str = "", step: int = 0,
-             ts: int | None = None, **link: str) -> list[Any]:
-    """MLflow metrics of the numeric ``values`` (others skipped, infinities clipped);
-    ``link`` passes ``model_id`` / ``dataset_name`` / ``dataset_digest`` through."""
+def metrics_of(values: Mapping[str, Any], prefix: str = "", step: int = 0,
+               ts: int | None = None, *, model_id: str | None = None,
+               dataset_name: str | None = None, dataset_digest: str | None = None) -> list[Any]:
+    """MLflow metrics of the numeric ``values`` (others skipped, infinities clipped),
+    optionally attached to a logged model and the dataset they were computed on."""
     from mlflow.entities import Metric
 
     ts = int(time.time() * 1000) if ts is None else ts
+    link = {"model_id": model_id, "dataset_name": dataset_name, "dataset_digest": dataset_digest}
     out = []
     for key, value in values.items():
         if isinstance(value, bool) or value is None:
@@ -107,7 +107,7 @@ def _metrics(values: Mapping[str, Any], prefix: str = "", step: int = 0,
     return out
 
 
-def _log_batch(client: Any, run_id: str, params: Mapping[str, str] | None = None,
+def log_batch(client: Any, run_id: str, params: Mapping[str, str] | None = None,
                metrics: list[Any] | None = None) -> None:
     from mlflow.entities import Param
 
@@ -154,7 +154,7 @@ def start_training_run(settings: Settings, variant: str, data_version: str, *,
         params.update(flatten(variant_settings_json, "variant."))
         params.update({"variant": variant, "data_version": data_version,
                        "git_commit": commit, "seed": str(settings.train.seed)})
-        _log_batch(client, run_id, params)
+        log_batch(client, run_id, params)
         if dataset is not None:
             client.log_inputs(run_id, datasets=[dataset_input(dataset)])
     except BaseException as exc:
@@ -188,15 +188,15 @@ def _log_results(settings: Settings, tracker: Tracker, run_id: str, trained: Tra
     chash = config_hash(settings, trained.settings.model_dump(mode="json"))
     client.set_tag(run_id, "weights_hash", trained.weights_hash)
     ts = int(time.time() * 1000)
-    metrics = _metrics(trained.metrics, ts=ts)
+    metrics = metrics_of(trained.metrics, ts=ts)
     for i, fold in enumerate(trained.fold_metrics):
-        metrics += _metrics(fold, "fold.", step=i, ts=ts)
+        metrics += metrics_of(fold, "fold.", step=i, ts=ts)
     for name, values in trained.baselines.items():
-        metrics += _metrics(values, f"naive.{name}.", ts=ts)
-    metrics += _metrics({"train_seconds": trained.seconds, "folds": len(trained.fold_metrics)},
+        metrics += metrics_of(values, f"naive.{name}.", ts=ts)
+    metrics += metrics_of({"train_seconds": trained.seconds, "folds": len(trained.fold_metrics)},
                         ts=ts)
     metrics += _loss_metrics(trained, ts)
-    _log_batch(client, run_id, {"n_features": str(len(trained.feature_names))}, metrics)
+    log_batch(client, run_id, {"n_features": str(len(trained.feature_names))}, metrics)
     log_model(tracker, run_id, trained, dataset=dataset,
               tags={"variant": trained.variant, "data_version": trained.data_version,
                     "weights_hash": trained.weights_hash, "config_hash": chash})
@@ -317,89 +317,6 @@ def find_training_run(settings: Settings, trained: TrainedVariant) -> str | None
         max_results=1,
     )
     return str(runs[0].info.run_id) if runs else None
-
-
-def evaluation_figures(evaluation: Mapping[str, Any], variant: str) -> list[Any]:
-    """The stress-window, cost-sweep and break-even figures of ``variant`` in an
-    ``evaluation.json`` document, as MLflow metrics.
-
-    ``stress.<window>.<line>.<metric>`` for every numeric figure of every line (strategy and
-    benchmarks) in every stress window; ``cost_sweep.<metric>`` with step = the round-trip cost
-    in basis points (the sweep's index when a cost is not a whole number of bps; the costs are
-    the run's ``cost_sweep.bps`` tag); ``break_even_bps`` when there is one. A document without
-    the variant gives none.
-    """
-    entry = (evaluation.get("variants") or {}).get(variant)
-    if not isinstance(entry, Mapping):
-        return []
-    ts = int(time.time() * 1000)
-    out: list[Any] = []
-    for window, lines in (entry.get("stress") or {}).items():
-        for line, figures in (lines or {}).items() if isinstance(lines, Mapping) else ():
-            if isinstance(figures, Mapping):
-                out += _metrics(figures, f"stress.{window}.{line}.", ts=ts)
-    sweep = [row for row in entry.get("cost_sweep") or [] if isinstance(row, Mapping)]
-    costs = [row.get("cost_bps") for row in sweep]
-    whole = all(isinstance(c, int | float) and float(c).is_integer() for c in costs)
-    for i, row in enumerate(sweep):
-        step = round(float(row["cost_bps"])) if whole else i
-        out += _metrics({k: v for k, v in row.items() if k != "cost_bps"}, "cost_sweep.",
-                        step=step, ts=ts)
-    if isinstance(entry.get("break_even_bps"), int | float):
-        out += _metrics({"break_even_bps": entry["break_even_bps"]}, ts=ts)
-    return out
-
-
-def _figures_from(path: Path, variant: str) -> tuple[list[Any], list[Any]]:
-    """(metrics, sweep costs) of ``variant`` when ``path`` is an evaluation JSON document."""
-    if path.suffix != ".json" or not path.is_file():
-        return [], []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return [], []
-    if not isinstance(data, Mapping):
-        return [], []
-    entry = (data.get("variants") or {}).get(variant)
-    sweep = entry.get("cost_sweep") if isinstance(entry, Mapping) else None
-    costs = [row.get("cost_bps") for row in sweep or [] if isinstance(row, Mapping)]
-    return evaluation_figures(data, variant), costs
-
-
-@translate
-def log_evaluation(settings: Settings, run_id: str, metrics: Mapping[str, float],
-                   artifacts: Mapping[str, Path] | None = None, key: str | None = None) -> bool:
-    """Add evaluation metrics to a training run; ``artifacts`` maps a run folder to a file or
-    directory to put there (e.g. ``{"evaluation": Path("evaluation.json")}``).
-
-    An artifact that is an evaluation JSON document (``variants.<variant>``, the variant being
-    the run's ``variant`` tag) also gives its stress-window, cost-sweep and break-even figures
-    as metrics (:func:`evaluation_figures`). With ``key`` (a digest of what was evaluated),
-    logging the same evaluation twice is a no-op; returns whether anything was logged.
-    """
-    tracker = configure(settings)
-    client = tracker.client
-    run = client.get_run(run_id)  # a clear not-found error before logging anything
-    if key is not None and run.data.tags.get("evaluation_key") == key:
-        return False
-    batch = _metrics(metrics)
-    variant = run.data.tags.get("variant", "")
-    for path in (Path(p) for p in (artifacts or {}).values()):
-        figures, costs = _figures_from(path, variant)
-        batch += figures
-        if costs:
-            client.set_tag(run_id, "cost_sweep.bps", json.dumps(costs))
-    _log_batch(client, run_id, metrics=batch)
-    for folder, path in (artifacts or {}).items():
-        path = Path(path)
-        if path.is_dir():
-            client.log_artifacts(run_id, str(path), folder or None)
-        else:
-            client.log_artifact(run_id, str(path), folder or None)
-    client.set_tag(run_id, "evaluated", "true")
-    if key is not None:
-        client.set_tag(run_id, "evaluation_key", key)
-    return True
 
 
 @translate
