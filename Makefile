@@ -9,8 +9,12 @@ LOCK := requirements.lock
 # 4.8 MB full bundle of the plotly package: keeps each report under 2 MB.
 PLOTLY_NPM := plotly.js-basic-dist-min@4.1.1
 PLOTLY_JS := $(VENV)/share/finmlops/plotly-basic.min.js
+# MLServer and Triton's Python client pin versions the project's venv must not take (protobuf,
+# uvloop, ...): a venv of their own, used only by the tests that run them (they skip without it).
+MLSERVER_VENV := .venv-mlserver
+MLSERVER_STAMP := $(MLSERVER_VENV)/.installed
 
-.PHONY: run test lint bench lock venv clean help
+.PHONY: run test lint bench lock venv mlserver-venv clean help
 
 help:
 	@echo "make run    set up .venv and run the whole pipeline on the bundled data"
@@ -37,10 +41,19 @@ $(PLOTLY_JS):
 	  && rm -f plotly.js-basic-dist-min-*.tgz \
 	  || echo "npm could not fetch $(PLOTLY_NPM): reports inline plotly's full bundle (> 2 MB)"
 
+mlserver-venv: $(MLSERVER_STAMP)
+
+$(MLSERVER_STAMP): Makefile
+	@test -x $(MLSERVER_VENV)/bin/python || $(PYTHON) -m venv $(MLSERVER_VENV) || python3 -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet "mlserver==1.7.1" "mlserver-mlflow==1.7.1" \
+	  "uvloop<0.22" "mlflow>=3.1,<4" onnx onnxruntime "tritonclient[grpc]==2.73.0"
+	@touch $(MLSERVER_STAMP)
+
 run: $(STAMP) $(PLOTLY_JS)
 	$(VENV)/bin/finmlops run
 
-test: $(STAMP) $(PLOTLY_JS)
+test: $(STAMP) $(PLOTLY_JS) $(MLSERVER_STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -58,4 +71,4 @@ lock:
 	$(PY) .ci/lock.py
 
 clean:
-	rm -rf $(VENV) .finmlops .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MLSERVER_VENV) .finmlops .pytest_cache .mypy_cache .ruff_cache

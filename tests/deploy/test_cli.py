@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from finmlops.cli import deploy
-from finmlops.errors import ConfigError
+from finmlops.errors import ConfigError, ModelNotFoundError
 
 
 @pytest.fixture
@@ -42,17 +42,27 @@ def test_render_kubernetes(app: typer.Typer, tmp_path: Path) -> None:
                                                if p.name != "kustomization.yaml")
 
 
-def test_render_one_overlay_and_seldon(app: typer.Typer, tmp_path: Path) -> None:
+def test_render_one_overlay(app: typer.Typer, tmp_path: Path) -> None:
     out = tmp_path / "k8s"
     result = CliRunner().invoke(app, ["deploy", "render", "--out", str(out), "--overlay", "dev"])
     assert result.exit_code == 0, result.output
     assert (out / "overlays" / "dev").is_dir() and not (out / "overlays" / "prod").exists()
-    result = CliRunner().invoke(app, ["deploy", "render", "--target", "seldon",
-                                      "--out", str(tmp_path / "seldon")])
-    assert result.exit_code == 0, result.output
-    kinds = [d["kind"] for d in yaml.safe_load_all((tmp_path / "seldon" / "models.yaml")
-                                                   .read_text())]
-    assert kinds == ["Model", "Model"]
+
+
+@pytest.mark.parametrize("target", ["seldon", "kserve"])
+def test_seldon_and_kserve_need_registered_versions(app: typer.Typer, tmp_path: Path,
+                                                   target: str) -> None:
+    # An empty home: no version to pin, so nothing is written and the error says what to run.
+    result = CliRunner().invoke(app, ["deploy", "render", "--target", target,
+                                      "--out", str(tmp_path / target)])
+    assert isinstance(result.exception, ModelNotFoundError)
+    assert "finmlops register" in result.exception.message
+    assert "--model-version baseline=N" in result.exception.message
+    assert not (tmp_path / target).exists()
+    result = CliRunner().invoke(app, ["deploy", "render", "--target", target, "--out",
+                                      str(tmp_path / target), "--model-version", "nope=1"])
+    assert isinstance(result.exception, ConfigError)
+    assert "not an experiment arm" in result.exception.message
 
 
 def test_config_from_file_and_bad_values(app: typer.Typer, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from finmlops.config import Settings
-from finmlops.deploy import Rendered, render_kubernetes, render_seldon
+from finmlops.deploy import Rendered, render_kserve, render_kubernetes, render_seldon
 from finmlops.deploy.workflows import DAILY_CRON, DATA_TEMPLATE, TRAINING_TEMPLATE
 
 HASH = "finmlops.io/config-hash"
@@ -46,11 +46,15 @@ def _diff(a: Rendered, b: Rendered) -> set[str]:
 
 
 def test_weights_change_only_the_experiment(default_settings: Settings, make_settings: Any,
-                                            rendered: Rendered, rendered_seldon: Rendered) -> None:
+                                            rendered: Rendered, rendered_seldon: Rendered,
+                                            rendered_kserve: Rendered,
+                                            pinned: dict[str, str]) -> None:
     changed = make_settings(
         FINMLOPS_EXPERIMENT__CANDIDATES='[{"name": "baseline", "weight": 50},'
                                         ' {"name": "enhanced", "weight": 50}]')
-    assert _diff(rendered_seldon, render_seldon(changed)) == {
+    isvc = "InferenceService/finmlops-inference/direction-ab/spec/predictor/canaryTrafficPercent"
+    assert _diff(rendered_kserve, render_kserve(changed, pinned)) == {isvc}
+    assert _diff(rendered_seldon, render_seldon(changed, pinned)) == {
         "Experiment/finmlops-inference/direction-ab/spec/candidates/0/weight",
         "Experiment/finmlops-inference/direction-ab/spec/candidates/1/weight"}
     cm = "ConfigMap/finmlops-{}/finmlops-config/data/finmlops.yaml/experiment/candidates/{}/weight"
@@ -76,13 +80,14 @@ def test_tickers_change_the_ingest_parameters_and_config(make_settings: Any,
 
 
 def test_schedule_changes_only_the_cron(make_settings: Any, rendered: Rendered,
-                                        rendered_seldon: Rendered) -> None:
+                                        rendered_seldon: Rendered,
+                                        pinned: dict[str, str]) -> None:
     changed = make_settings(FINMLOPS_DEPLOY__SCHEDULE="0 6 * * 2-6",
                             FINMLOPS_DEPLOY__TIMEZONE="Europe/London")
     assert _diff(rendered, render_kubernetes(changed)) == {
         f"CronWorkflow/finmlops-pipelines/{DAILY_CRON}/spec/schedules/0",
         f"CronWorkflow/finmlops-pipelines/{DAILY_CRON}/spec/timezone"}
-    assert _diff(rendered_seldon, render_seldon(changed)) == set()
+    assert _diff(rendered_seldon, render_seldon(changed, pinned)) == set()
 
 
 def test_a_new_variant_fans_out_in_training(make_settings: Any) -> None:
@@ -100,21 +105,23 @@ def test_a_new_variant_fans_out_in_training(make_settings: Any) -> None:
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(weights=st.lists(st.integers(0, 1000), min_size=2, max_size=2).filter(lambda w: sum(w)),
        mirror=st.none() | st.integers(0, 100))
-def test_experiment_always_mirrors_the_settings(weights: list[int], mirror: int | None) -> None:
+def test_experiment_always_mirrors_the_settings(weights: list[int], mirror: int | None,
+                                                pinned: dict[str, str]) -> None:
     data: dict[str, Any] = {"experiment": {
         "default": None,
         "candidates": [{"name": "baseline", "weight": weights[0]},
                        {"name": "enhanced", "weight": weights[1]}],
         "mirror": None if mirror is None else {"name": "enhanced", "percent": mirror}}}
     s = Settings(**data)
-    objs = render_seldon(s).manifests()
+    objs = render_seldon(s, pinned).manifests()
     (exp,) = [o for o in objs if o["kind"] == "Experiment"]
     assert exp["spec"]["candidates"] == data["experiment"]["candidates"]
     assert exp["spec"].get("mirror") == data["experiment"]["mirror"]
     assert "default" not in exp["spec"]
-    models = {o["metadata"]["name"]: o["spec"]["storageUri"] for o in objs if o["kind"] == "Model"}
-    assert models == {n: f"s3://finmlops/models/ibb-direction/{n}" for n in ("baseline",
-                                                                              "enhanced")}
+    models = {o["metadata"]["name"]: (o["spec"]["storageUri"], o["spec"]["artifactVersion"])
+              for o in objs if o["kind"] == "Model"}
+    assert models == {n: (f"s3://finmlops/triton/ibb-direction/v{v}/ibb-direction", int(v))
+                      for n, v in pinned.items()}
 
 
 def test_secrets_in_the_settings_change_nothing_rendered(make_settings: Any,

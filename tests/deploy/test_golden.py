@@ -1,8 +1,10 @@
 """Rendering is deterministic and the committed ``deploy/k8s`` tree is exactly a fresh render.
 
 Regenerate on purpose: ``FINMLOPS_REGEN_GOLDEN=1 .venv/bin/python -m pytest tests/deploy``
-(equivalent to ``finmlops deploy render --target kubernetes --out deploy/k8s`` and
-``--target seldon --out deploy/k8s/seldon`` with default settings).
+(equivalent to ``finmlops deploy render --target kubernetes --out deploy/k8s``, and
+``--target seldon --out deploy/k8s/seldon`` / ``--target kserve --out deploy/k8s/kserve`` with
+default settings after a fresh ``make run`` and ``finmlops models publish``: baseline version 1,
+enhanced version 2).
 """
 
 from __future__ import annotations
@@ -13,24 +15,38 @@ from pathlib import Path
 import pytest
 
 from finmlops.config import Settings
-from finmlops.deploy import Rendered, render_kubernetes, render_seldon, write_rendered
+from finmlops.deploy import (
+    Rendered,
+    render_kserve,
+    render_kubernetes,
+    render_seldon,
+    write_rendered,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "deploy" / "k8s"
 REGEN = os.environ.get("FINMLOPS_REGEN_GOLDEN") == "1"
 
 
-def _committed(root: Path, exclude: Path | None = None) -> dict[str, str]:
+OPTIONAL = ("seldon", "kserve")
+"""Sub-trees of deploy/k8s rendered by their own targets."""
+
+
+def _committed(root: Path, exclude: tuple[Path, ...] = ()) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
             for p in sorted(root.rglob("*.yaml"))
-            if exclude is None or exclude not in p.parents}
+            if not any(e in p.parents for e in exclude)}
 
 
-def test_rendering_twice_is_byte_identical(default_settings: Settings) -> None:
+def test_rendering_twice_is_byte_identical(default_settings: Settings,
+                                           pinned: dict[str, str]) -> None:
     first = render_kubernetes(default_settings).files()
     second = render_kubernetes(Settings()).files()
     assert first == second
-    assert render_seldon(default_settings).files() == render_seldon(Settings()).files()
+    assert render_seldon(default_settings, pinned).files() == render_seldon(
+        Settings(), dict(pinned)).files()
+    assert render_kserve(default_settings, pinned).files() == render_kserve(
+        Settings(), dict(pinned)).files()
 
 
 def test_writing_is_idempotent_and_prunes_stale_base_files(rendered: Rendered,
@@ -47,14 +63,15 @@ def test_writing_is_idempotent_and_prunes_stale_base_files(rendered: Rendered,
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.yaml")} == before
 
 
-@pytest.mark.parametrize("target", ["kubernetes", "seldon"])
+@pytest.mark.parametrize("target", ["kubernetes", *OPTIONAL])
 def test_committed_tree_equals_a_fresh_render(rendered: Rendered, rendered_seldon: Rendered,
-                                             target: str) -> None:
-    tree, root = ((rendered, GOLDEN) if target == "kubernetes"
-                  else (rendered_seldon, GOLDEN / "seldon"))
+                                             rendered_kserve: Rendered, target: str) -> None:
+    tree = {"kubernetes": rendered, "seldon": rendered_seldon, "kserve": rendered_kserve}[target]
+    root = GOLDEN if target == "kubernetes" else GOLDEN / target
     if REGEN:
         write_rendered(tree, root)
-    committed = _committed(root, GOLDEN / "seldon" if target == "kubernetes" else None)
+    committed = _committed(root, tuple(GOLDEN / o for o in OPTIONAL)
+                           if target == "kubernetes" else ())
     fresh = tree.files()
     assert sorted(committed) == sorted(fresh), (
         "deploy/k8s is out of date; regenerate with FINMLOPS_REGEN_GOLDEN=1")

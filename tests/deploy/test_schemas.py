@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 import yaml
 
-from finmlops.deploy import K8S_VERSION, Rendered, render_kubernetes, render_seldon, write_rendered
+from finmlops.deploy import (
+    K8S_VERSION,
+    Rendered,
+    render_kserve,
+    render_kubernetes,
+    render_seldon,
+    write_rendered,
+)
 
 
 def _core_errors(obj: dict[str, Any]) -> str | None:
@@ -39,8 +46,9 @@ def _variant_settings(make_settings: Any) -> Any:
     )
 
 
-def test_core_objects_validate_strictly(rendered: Rendered, is_core: Any) -> None:
-    core = [o for o in rendered.manifests() if is_core(o)]
+def test_core_objects_validate_strictly(rendered: Rendered, rendered_kserve: Rendered,
+                                        is_core: Any) -> None:
+    core = [o for o in _all(rendered, rendered_kserve) if is_core(o)]
     assert {o["kind"] for o in core} >= {
         "Namespace", "NetworkPolicy", "ServiceAccount", "Role", "RoleBinding", "ConfigMap",
         "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
@@ -56,24 +64,28 @@ def test_core_validation_catches_a_typo(rendered: Rendered) -> None:
 
 
 def test_custom_objects_validate_against_crds(crd_validate: Any, rendered: Rendered,
-                                              rendered_seldon: Rendered, is_core: Any,
-                                              make_settings: Any) -> None:
+                                              rendered_seldon: Rendered,
+                                              rendered_kserve: Rendered, is_core: Any,
+                                              make_settings: Any, pinned: dict[str, str]) -> None:
     variant = _variant_settings(make_settings)
-    objs = _all(rendered, rendered_seldon, render_kubernetes(variant), render_seldon(variant))
+    objs = _all(rendered, rendered_seldon, rendered_kserve, render_kubernetes(variant),
+                render_seldon(variant, pinned), render_kserve(variant, pinned))
     custom = [o for o in objs if not is_core(o)]
     assert {o["kind"] for o in custom} >= {
         "WorkflowTemplate", "CronWorkflow", "Application", "ServiceMonitor", "HTTPRoute",
-        "Model", "Experiment", "Cluster"}
+        "Model", "Experiment", "Cluster", "InferenceService"}
     errors = {f"{o['kind']}/{o['metadata']['name']}": crd_validate(o) for o in custom}
     assert {k: v for k, v in errors.items() if v} == {}
 
 
 @pytest.mark.parametrize("kind", ["WorkflowTemplate", "CronWorkflow", "HTTPRoute",
                                   "ServiceMonitor", "Application", "Model", "Experiment",
-                                  "Cluster"])
+                                  "Cluster", "InferenceService"])
 def test_unknown_custom_fields_are_rejected(crd_validate: Any, rendered: Rendered,
-                                            rendered_seldon: Rendered, kind: str) -> None:
-    obj = copy.deepcopy(next(o for o in _all(rendered, rendered_seldon) if o["kind"] == kind))
+                                            rendered_seldon: Rendered,
+                                            rendered_kserve: Rendered, kind: str) -> None:
+    obj = copy.deepcopy(next(o for o in _all(rendered, rendered_seldon, rendered_kserve)
+                             if o["kind"] == kind))
     obj["spec"]["typoField"] = 1
     assert any("typoField" in e for e in crd_validate(obj))
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from deploy_support import Pod, connects, egress_allows, ingress_allows, routed
 
-from finmlops.deploy import Rendered, render_kubernetes, render_seldon
+from finmlops.deploy import Rendered, render_kserve, render_kubernetes, render_seldon
 from finmlops.deploy.workflows import DAILY_CRON, LEDGER_STEPS
 
 TOKENS = {"FINMLOPS_INFERENCE_TOKEN": "inference-SENTINEL-7f3a",
@@ -211,15 +211,18 @@ def test_workflow_role_is_least_privilege(rendered: Rendered) -> None:
 
 # --- secrets ---------------------------------------------------------------------------------
 
-def test_secrets_are_referenced_never_inlined(make_settings: Any) -> None:
+def test_secrets_are_referenced_never_inlined(make_settings: Any,
+                                             pinned: dict[str, str]) -> None:
     settings = make_settings(**TOKENS, FINMLOPS_LEDGER_URL=DSN,
                              FINMLOPS_SERVE__CORS_ORIGINS='["https://app.example.com"]')
     tokens = settings.serve.tokens
     assert [getattr(tokens, s).get_secret_value() for s in ("inference", "feedback", "admin")] \
         == list(TOKENS.values())
     assert settings.ledger_url == DSN
-    k8s, seldon = render_kubernetes(settings), render_seldon(settings)
-    text = "".join(k8s.files().values()) + "".join(seldon.files().values())
+    k8s, seldon = render_kubernetes(settings), render_seldon(settings, pinned)
+    kserve = render_kserve(settings, pinned)
+    text = "".join(k8s.files().values()) + "".join(seldon.files().values()) + "".join(
+        kserve.files().values())
     for sentinel in (*TOKENS.values(), DSN_PASSWORD, "db.example.internal"):
         assert sentinel not in text
     assert "**********" not in text  # not even pydantic's mask of a secret

@@ -61,7 +61,7 @@ def test_features_then_train_writes_the_contracted_outputs(ingested: RunContext)
         model_dir = Path(info["model_dir"])
         assert model_dir.name == variant
         assert {p.name for p in model_dir.iterdir()} == {
-            "model.onnx", "model.json", "oos.parquet", "result.json"}
+            "model.onnx", "model.json", "input_example.json", "oos.parquet", "result.json"}
         card = json.loads((model_dir / "model.json").read_text())
         assert card["format"] == 1 and card["variant"] == variant
         assert card["input_name"] == "features" and card["output_name"] == "probability"

@@ -77,10 +77,11 @@ def test_fit_epochs_trains_exactly_that_long_deterministically() -> None:
 
     x, y, _, _ = _data(1.0)
     one = _weights(_core()) | {}
-    a = fit_epochs(_core(), x, y, V, seed=3, epochs=2)
-    b = fit_epochs(_core(), x, y, V, seed=3, epochs=2)
-    c = fit_epochs(_core(), x, y, V, seed=3, epochs=1)
-    d = fit_epochs(_core(), x[:-1], y[:-1], V, seed=3, epochs=2)  # every row counts
+    a, losses = fit_epochs(_core(), x, y, V, seed=3, epochs=2)
+    b, _ = fit_epochs(_core(), x, y, V, seed=3, epochs=2)
+    c, _ = fit_epochs(_core(), x, y, V, seed=3, epochs=1)
+    d, _ = fit_epochs(_core(), x[:-1], y[:-1], V, seed=3, epochs=2)  # every row counts
+    assert len(losses) == 2 and all(v > 0 for v in losses)
     as_np = {k: {n: t.numpy() for n, t in s.items()} for k, s in
              {"a": a, "b": b, "c": c, "d": d}.items()}
     assert _same(as_np["a"], as_np["b"])

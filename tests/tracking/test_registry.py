@@ -13,6 +13,7 @@ from finmlops.config import Settings, VariantSettings, public_dict
 from finmlops.errors import ConfigError, ModelNotFoundError
 from finmlops.models import TrainedVariant
 from finmlops.tracking import (
+    configure,
     download_model,
     list_models,
     log_training,
@@ -49,7 +50,12 @@ def test_first_baseline_is_champion_newest_is_challenger(settings: Settings,
     assert (info.variant, info.weights_hash, info.data_version) == ("enhanced", "w-enhanced-0.0",
                                                                     "d" * 12)
     assert info.uri == f"models:/{settings.registered_model}/2"
-    assert info.source.endswith("/artifacts/model")
+    # The version's source is the run's LoggedModel, which lists the version back.
+    client = configure(settings).client
+    (output,) = client.get_run(info.run_id).outputs.model_outputs
+    assert info.source == f"models:/{output.model_id}"
+    links = json.loads(client.get_logged_model(output.model_id).tags["mlflow.modelVersions"])
+    assert links == [{"name": settings.registered_model, "version": "2"}]
 
 
 def test_champion_waits_for_the_baseline(settings: Settings, make_trained: MakeTrained) -> None:
@@ -141,7 +147,9 @@ def test_download_model_gives_a_runnable_onnx_model(settings: Settings, make_tra
     _register(settings, make_trained, "enhanced", bias=1.0)
     dest = download_model(settings, "enhanced", tmp_path / "serve" / "enhanced")
     assert dest == tmp_path / "serve" / "enhanced"
-    assert {p.name for p in dest.iterdir()} == {"model.onnx", "model.json", "signature.json"}
+    # The contract's two files at the root, beside the MLflow model's own (MLmodel, env, example).
+    assert {"model.onnx", "model.json", "MLmodel", "input_example.json"} <= {
+        p.name for p in dest.iterdir()}
     meta = json.loads((dest / "model.json").read_text())
     assert meta["model_version"] == "2" and meta["aliases"] == ["challenger", "enhanced"]
     assert meta["variant"] == "enhanced" and meta["registered_model"] == "ibb-direction"

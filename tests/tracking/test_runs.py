@@ -17,11 +17,14 @@ from finmlops.config import Settings, VariantSettings, public_dict
 from finmlops.errors import ModelNotFoundError
 from finmlops.models import TrainedVariant
 from finmlops.tracking import (
+    DatasetRef,
     configure,
     count_trials,
+    find_training_run,
     log_evaluation,
     log_trained_variants,
     log_training,
+    training_run,
 )
 from finmlops.tracking.runs import flatten, metric_key
 
@@ -62,16 +65,125 @@ def test_training_run_records_config_metrics_and_files(
     folds = client.get_metric_history(run_id, "fold.accuracy")
     assert sorted((m.step, m.value) for m in folds) == [(0, 0.5), (1, 0.58)]
 
-    assert _artifacts(client, run_id) == {
-        "model/model.onnx", "model/model.json", "model/signature.json", "features.json",
-        "oos/oos.parquet"}
-    local = Path(client.download_artifacts(run_id, "model/signature.json",
-                                           str(settings.home / "dl")))
-    signature = json.loads(local.read_text())
-    assert signature == {
-        "inputs": [{"name": "features", "datatype": "FP32", "shape": [-1, *tiny_shape]}],
-        "outputs": [{"name": "probability", "datatype": "FP32", "shape": [-1]}],
-    }
+    # The run keeps what is not the model, once each; the model is the run's LoggedModel.
+    assert _artifacts(client, run_id) == {"features.json", "oos/oos.parquet"}
+    (output,) = run.outputs.model_outputs
+    logged = client.get_logged_model(output.model_id)
+    assert (logged.status.value, logged.source_run_id, logged.name) == (
+        "READY", run_id, "baseline")
+    assert logged.tags["weights_hash"] == trained.weights_hash
+    files = {f.path for f in client.list_logged_model_artifacts(output.model_id)}
+    assert {"MLmodel", "model.onnx", "model.json", "input_example.json"} <= files
+    assert not any(f.endswith((".parquet", "result.json")) for f in files)
+    local = Path(mlflow_artifacts(logged.artifact_location, settings.home / "dl"))
+    from mlflow.models import Model
+
+    signature = Model.load(str(local / "MLmodel")).signature
+    assert signature.inputs.to_dict() == [
+        {"type": "tensor", "name": "features",
+         "tensor-spec": {"dtype": "float32", "shape": (-1, *tiny_shape)}}]
+    assert signature.outputs.to_dict() == [
+        {"type": "tensor", "name": "probability",
+         "tensor-spec": {"dtype": "float32", "shape": (-1,)}}]
+
+
+def mlflow_artifacts(uri: str, dest: Path) -> str:
+    import mlflow.artifacts
+
+    return str(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)))
+
+
+def test_per_epoch_losses_are_step_metrics(settings: Settings, make_trained: MakeTrained) -> None:
+    trained = make_trained("baseline", settings)
+    run_id = log_training(settings, trained, public_dict(settings))
+    client = configure(settings).client
+
+    def curve(key: str) -> list[tuple[int, float]]:
+        return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+    fold0, fold1, final = trained.losses
+    assert curve("train_loss") == list(enumerate(final["train"], start=1))
+    assert curve("val_loss") == list(enumerate(final["val"], start=1))
+    assert curve("fold_00/val_loss") == list(enumerate(fold0["val"], start=1))
+    assert curve("fold_01/train_loss") == list(enumerate(fold1["train"], start=1))
+
+
+def test_the_run_is_open_while_training_and_its_duration_covers_it(
+        settings: Settings, make_trained: MakeTrained) -> None:
+    import time
+
+    client = configure(settings).client
+    before = int(time.time() * 1000)
+    with training_run(settings, "baseline", "d" * 12) as run:
+        assert client.get_run(run.run_id).info.status == "RUNNING"
+        time.sleep(0.4)  # the training
+        run.log(make_trained("baseline", settings))
+    info = client.get_run(run.run_id).info
+    assert info.status == "FINISHED"
+    assert before <= info.start_time and info.end_time - info.start_time >= 400
+
+
+@pytest.mark.parametrize(("error", "status"), [(RuntimeError("boom"), "FAILED"),
+                                               (KeyboardInterrupt(), "KILLED")])
+def test_a_training_that_dies_ends_its_run(settings: Settings, error: BaseException,
+                                           status: str) -> None:
+    opened: list[str] = []
+    with pytest.raises(type(error)), training_run(settings, "baseline", "d" * 12) as run:
+        opened.append(run.run_id)
+        raise error
+    assert configure(settings).client.get_run(opened[0]).info.status == status
+
+
+def test_a_training_that_logs_nothing_is_not_finished(settings: Settings) -> None:
+    with training_run(settings, "baseline", "d" * 12) as run:
+        pass
+    run_info = configure(settings).client.get_run(run.run_id).info
+    assert run_info.status == "FAILED"
+    assert find_training_run is not None and count_trials(settings) == 0
+
+
+def test_the_dataset_is_the_runs_input(settings: Settings, make_trained: MakeTrained) -> None:
+    ref = DatasetRef(name="bars-IBB-SPY", digest="e8bd8fbc631c5a2b",
+                     source="file:///data/store/versions/e8bd8fbc631c5a2b", rows=12712,
+                     tickers=("IBB", "SPY"), start="2001-01-02", end="2026-05-01",
+                     origin="bundled")
+    trained = make_trained("baseline", settings, data_version=ref.digest)
+    run_id = log_training(settings, trained, public_dict(settings), dataset=ref)
+    client = configure(settings).client
+    (given_input,) = client.get_run(run_id).inputs.dataset_inputs
+    dataset = given_input.dataset
+    assert (dataset.name, dataset.digest, dataset.source_type) == (
+        "bars-IBB-SPY", "e8bd8fbc631c5a2b", "local")
+    assert json.loads(dataset.source) == {"uri": ref.source}
+    assert json.loads(dataset.profile)["rows"] == 12712
+    assert [c["name"] for c in json.loads(dataset.schema)["mlflow_colspec"]][:3] == [
+        "ticker", "date", "open"]
+    assert {(t.key, t.value) for t in given_input.tags} == {("mlflow.data.context", "training")}
+    # The model's metrics name the dataset they were computed on.
+    (output,) = client.get_run(run_id).outputs.model_outputs
+    linked = [m for m in client.get_logged_model(output.model_id).metrics
+              if m.key == "accuracy"]
+    assert [(m.dataset_digest, m.value) for m in linked] == [(ref.digest, 0.54)]
+
+
+def test_the_experiment_opens_as_model_training(settings: Settings) -> None:
+    tracker = configure(settings)
+    tags = tracker.client.get_experiment(tracker.experiment_id).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_an_existing_experiment_gets_the_kind_once(make_settings: Callable[..., Settings]) -> None:
+    from finmlops.tracking._client import forget
+
+    settings = make_settings()
+    tracker = configure(settings)
+    client = tracker.client
+    client.delete_experiment_tag(tracker.experiment_id, "mlflow.experimentKind")
+    forget(settings)
+    again = configure(settings)
+    assert again.experiment_id == tracker.experiment_id
+    assert client.get_experiment(tracker.experiment_id).tags["mlflow.experimentKind"] == (
+        "custom_model_development")
 
 
 def test_evaluation_adds_metrics_and_artifacts(settings: Settings, make_trained: MakeTrained,
@@ -89,6 +201,46 @@ def test_evaluation_adds_metrics_and_artifacts(settings: Settings, make_trained:
     assert "evaluation/evaluation.json" in _artifacts(client, run_id)
     with pytest.raises(ModelNotFoundError):
         log_evaluation(settings, "0" * 32, {"sharpe": 1.0})
+
+
+def _evaluation(variant: str, costs: list[float]) -> dict[str, Any]:
+    line = {"days": 24, "total_return": -0.12, "sharpe": -1.77, "min_trl": None}
+    return {"variants": {variant: {
+        "stress": {"covid_crash": {"strategy": line, "buy_and_hold": {**line, "sharpe": -2.1}}},
+        "cost_sweep": [{"cost_bps": c, "sharpe": 0.5 - c / 100, "total_return": 3.0 - c / 10}
+                       for c in costs],
+        "break_even_bps": 12.5}}}
+
+
+def test_stress_and_cost_figures_become_metrics(settings: Settings, make_trained: MakeTrained,
+                                                tmp_path: Path) -> None:
+    run_id = log_training(settings, make_trained("enhanced", settings), public_dict(settings))
+    doc = tmp_path / "evaluation.json"
+    doc.write_text(json.dumps(_evaluation("enhanced", [0.0, 2.0, 5.0])))
+    log_evaluation(settings, run_id, {"backtest.sharpe": 0.21}, {"evaluation": doc})
+    client = configure(settings).client
+    metrics = client.get_run(run_id).data.metrics
+    assert metrics["stress.covid_crash.strategy.total_return"] == pytest.approx(-0.12)
+    assert metrics["stress.covid_crash.buy_and_hold.sharpe"] == pytest.approx(-2.1)
+    assert "stress.covid_crash.strategy.min_trl" not in metrics  # null: no figure
+    assert metrics["break_even_bps"] == pytest.approx(12.5)
+    sweep = sorted((m.step, m.value) for m in client.get_metric_history(run_id,
+                                                                         "cost_sweep.sharpe"))
+    assert sweep == [(0, pytest.approx(0.5)), (2, pytest.approx(0.48)),
+                     (5, pytest.approx(0.45))]
+    assert json.loads(client.get_run(run_id).data.tags["cost_sweep.bps"]) == [0.0, 2.0, 5.0]
+
+
+def test_a_fractional_cost_sweep_steps_by_index_and_other_variants_are_ignored(
+        settings: Settings, make_trained: MakeTrained, tmp_path: Path) -> None:
+    run_id = log_training(settings, make_trained("enhanced", settings), public_dict(settings))
+    doc = tmp_path / "evaluation.json"
+    doc.write_text(json.dumps({"variants": {**_evaluation("enhanced", [0.5, 1.5])["variants"],
+                                            **_evaluation("baseline", [9.0])["variants"]}}))
+    log_evaluation(settings, run_id, {}, {"evaluation": doc})
+    client = configure(settings).client
+    steps = sorted(m.step for m in client.get_metric_history(run_id, "cost_sweep.sharpe"))
+    assert steps == [0, 1]
 
 
 def test_count_trials_counts_distinct_configurations(make_settings: Callable[..., Settings],

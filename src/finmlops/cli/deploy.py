@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,6 +14,51 @@ from finmlops.cli._common import JsonOption, print_json, settings_from
 class Target(StrEnum):
     kubernetes = "kubernetes"
     seldon = "seldon"
+    kserve = "kserve"
+
+
+def _pairs(items: list[str] | None) -> dict[str, str]:
+    from finmlops.errors import ConfigError
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        arm, sep, ref = item.partition("=")
+        if not sep or not arm or not ref:
+            raise ConfigError(f"--model-version takes arm=version (e.g. enhanced=3), got {item!r}")
+        out[arm] = ref
+    return out
+
+
+def pinned_versions(settings: Any, arms: list[str],
+                    overrides: dict[str, str]) -> dict[str, str]:
+    """``{arm: version}``: the version each arm's alias names (or ``overrides[arm]``), each one
+    published where the manifests will point (else a one-line error naming the command)."""
+    from finmlops.deploy import repository_root, version_repository
+    from finmlops.errors import ConfigError, ModelNotFoundError
+    from finmlops.tracking import PUBLISHED_TAG, resolve
+
+    unknown = sorted(set(overrides) - set(arms))
+    if unknown:
+        raise ConfigError(f"--model-version: {', '.join(unknown)} is not an experiment arm "
+                          f"({', '.join(arms)})")
+    root = repository_root(settings)
+    out: dict[str, str] = {}
+    for arm in arms:
+        try:
+            info = resolve(settings, overrides.get(arm, arm))
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(
+                f"{exc.message}: register the {arm} arm (`finmlops register`, then `finmlops "
+                f"models publish`) or pin it with --model-version {arm}=N") from None
+        expected = version_repository(root, info.name, info.version)
+        published = info.tags.get(PUBLISHED_TAG)
+        if published != expected:
+            where = f" (it is at {published})" if published else ""
+            raise ModelNotFoundError(
+                f"version {info.version} of {info.name!r} ({arm}) is not published to "
+                f"{expected}{where}: run `finmlops models publish` first")
+        out[arm] = info.version
+    return out
 
 
 class Overlay(StrEnum):
@@ -22,7 +67,8 @@ class Overlay(StrEnum):
 
 
 def register(app: typer.Typer) -> None:
-    deploy = typer.Typer(help="Render Kubernetes manifests (Argo Workflows, serving, Seldon).",
+    deploy = typer.Typer(help="Render Kubernetes manifests (Argo Workflows, serving, Seldon, "
+                              "KServe).",
                          no_args_is_help=True)
 
     @deploy.command("render")
@@ -32,17 +78,39 @@ def register(app: typer.Typer) -> None:
         target: Annotated[Target, typer.Option(help="What to render.")] = Target.kubernetes,
         overlay: Annotated[Overlay | None, typer.Option(
             help="Render only this kustomize overlay (default: dev and prod).")] = None,
+        model_version: Annotated[list[str] | None, typer.Option(
+            "--model-version", help="seldon/kserve: arm=N pins an arm to registered version N "
+                                    "(default: the version the arm's alias names).")] = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Write Kubernetes manifests (kustomize base + overlays) or Seldon objects to --out.
+        """Write Kubernetes manifests (kustomize base + overlays), Seldon or KServe objects.
 
-        kubernetes: base/, overlays/{dev,prod}/, argocd/, helm/; seldon: Models + Experiment.
+        kubernetes: base/, overlays/{dev,prod}/, argocd/, helm/; seldon: Models + Experiment;
+        kserve: the InferenceService with the challenger as canary (and default/ without it).
+        Seldon and KServe pin each arm to a registered version published by `finmlops models
+        publish`.
         """
-        from finmlops.deploy import OVERLAYS, render_kubernetes, render_seldon, write_rendered
+        from finmlops.deploy import (
+            OVERLAYS,
+            render_kserve,
+            render_kubernetes,
+            render_seldon,
+            write_rendered,
+        )
 
         settings = settings_from(ctx)
+        from finmlops.deploy import seldon
+
+        versions: dict[str, str] = {}
         if target is Target.seldon:
-            rendered = render_seldon(settings)
+            versions = pinned_versions(settings, seldon.arms(settings), _pairs(model_version))
+        elif target is Target.kserve:
+            versions = pinned_versions(settings, [c.name for c in settings.experiment.candidates],
+                                       _pairs(model_version))
+        if target is Target.seldon:
+            rendered = render_seldon(settings, versions)
+        elif target is Target.kserve:
+            rendered = render_kserve(settings, versions)
         else:
             chosen = (overlay.value,) if overlay is not None else OVERLAYS
             rendered = render_kubernetes(settings, overlays=chosen)
@@ -50,7 +118,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json({"target": target.value, "out": str(out),
                         "files": [p.relative_to(out).as_posix() for p in paths],
-                        "objects": len(rendered.manifests()), "notes": rendered.notes})
+                        "objects": len(rendered.manifests()), "notes": rendered.notes,
+                        "versions": versions})
             return
         for note in rendered.notes:
             typer.echo(f"note: {note}", err=True)

@@ -1,10 +1,13 @@
-"""``finmlops models list|show|history``, ``finmlops register`` and ``finmlops promote``: the
-registry from the shell."""
+"""``finmlops models list|show|history|publish``, ``finmlops register`` and ``finmlops
+promote``: the registry from the shell."""
 
 from __future__ import annotations
 
 import getpass
+import json
 import os
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -27,6 +30,37 @@ def _accuracy(row: dict[str, Any]) -> str:
     text = _fmt(row.get("accuracy"))
     ci = row.get("accuracy_ci")
     return f"{text} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else text
+
+
+def publish_versions(settings: Any, refs: list[str], root: str,
+                     endpoint_url: str | None) -> list[dict[str, Any]]:
+    """Publish each registered version named by ``refs`` (every version when empty) as a Triton
+    repository under ``root`` and record where on the version; one row per version."""
+    from finmlops.deploy import publish_version
+    from finmlops.tracking import (
+        download_model,
+        list_models,
+        mark_published,
+        onnx_signature,
+        resolve,
+    )
+
+    wanted = [resolve(settings, r) for r in refs] if refs else [
+        resolve(settings, row["version"]) for row in reversed(list_models(settings))]
+    rows = []
+    for info in {i.version: i for i in wanted}.values():
+        with tempfile.TemporaryDirectory(prefix="finmlops-publish-") as tmp:
+            local = download_model(settings, info.version, Path(tmp) / "model")
+            card = json.loads((local / "model.json").read_text(encoding="utf-8"))
+            card.pop("aliases", None)  # aliases move; the published bytes never do
+            done = publish_version(local / "model.onnx", onnx_signature(local / "model.onnx"),
+                                   model=info.name, version=info.version, root=root,
+                                   card=card, endpoint_url=endpoint_url, source=info.uri)
+        mark_published(settings, info.version, done.repository)
+        rows.append({"version": info.version, "variant": info.variant,
+                     "repository": done.repository, "model_folder": done.model_folder,
+                     "created": done.created})
+    return rows
 
 
 def register(app: typer.Typer) -> None:
@@ -102,6 +136,40 @@ def register(app: typer.Typer) -> None:
         for e in events:
             out.print(f"{e.get('at', '')}  {e.get('action', ''):<9} v{e.get('version')}  "
                       f"by {e.get('actor', '')}: {e.get('reason', '')}")
+
+    @models.command("publish")
+    def publish(
+        ctx: typer.Context,
+        version: Annotated[list[str] | None, typer.Option(
+            "--version", help="An alias or version number to publish (repeatable; default: "
+                              "every registered version).")] = None,
+        to: Annotated[str | None, typer.Option(
+            "--to", help="Repository root: a directory or s3://bucket/prefix (default: "
+                         "deploy.model_repository, else s3://<deploy.bucket>/triton).")] = None,
+        endpoint_url: Annotated[str | None, typer.Option(
+            help="S3 endpoint (default: data.s3_endpoint_url, else the AWS default).")] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Copy registered versions to a Triton model repository, one per version
+        (<root>/<model>/v<N>/<model>/{config.pbtxt, N/model.onnx}), for Seldon and KServe."""
+        from finmlops.deploy.triton import absolute_root, repository_root
+
+        settings = settings_from(ctx)
+        root = absolute_root(to) if to else repository_root(settings)
+        rows = publish_versions(settings, list(version or []), root,
+                                endpoint_url or settings.data.s3_endpoint_url)
+        if as_json:
+            print_json({"registered_model": settings.registered_model, "root": root,
+                        "published": rows})
+            return
+        out = console()
+        if not rows:
+            out.print(f"no registered versions of {settings.registered_model} yet: "
+                      "run `finmlops run --until register`")
+        for r in rows:
+            state = "published" if r["created"] else "already published"
+            out.print(f"{settings.registered_model} v{r['version']}  {r['variant']:<12} "
+                      f"{state}: {r['repository']}")
 
     @app.command("register")
     def register_(ctx: typer.Context, as_json: JsonOption = False) -> None:

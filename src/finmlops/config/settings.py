@@ -334,6 +334,10 @@ class DeploySettings(_Section):
     training_image: str = "ghcr.io/finmlops/finmlops-train:0.1.0"
     namespace_prefix: str = "finmlops"
     bucket: str = "finmlops"
+    model_repository: str | None = None
+    """Where ``finmlops models publish`` lays registered versions out as Triton model
+    repositories, and what Seldon/KServe manifests point at; ``None`` means
+    ``s3://<bucket>/triton``."""
     s3_endpoint: str = "http://minio.finmlops-pipelines.svc:9000"
     mlflow_uri: str = "http://mlflow.finmlops-pipelines.svc:5000"
     schedule: str = "30 22 * * 1-5"

@@ -1,12 +1,14 @@
 """Assemble every object into a kustomize tree and write it as sorted, deterministic YAML.
 
 Builders elsewhere in this package are pure (settings in, dicts out); this module lays them
-out as files (``base/``, ``overlays/<env>/``, ``argocd/``, ``helm/``) and is the only writer.
+out as files (``base/``, ``overlays/<env>/``, ``argocd/``, ``helm/``) and is the only writer of
+manifests. The Seldon and KServe trees also take ``versions`` (arm -> registered version, as
+the aliases name them), which pin each arm to its published Triton repository.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from finmlops.config import Settings
 from finmlops.deploy import (
     backends,
     gitops,
+    kserve,
     ledger,
     observability,
     platform,
@@ -149,14 +152,29 @@ def render_kubernetes(settings: Settings, overlays: Sequence[str] = OVERLAYS,
     return Rendered("kubernetes", objects, notes)
 
 
-def render_seldon(settings: Settings) -> Rendered:
-    """Seldon Core v2 Models (one per arm) and the Experiment, with a kustomization."""
+def render_seldon(settings: Settings, versions: Mapping[str, str]) -> Rendered:
+    """Seldon Core v2 Models (one per arm, pinned to ``versions[arm]``) and the Experiment,
+    with a kustomization."""
     objects: dict[str, list[Any]] = {
-        "models.yaml": seldon.models(settings),
+        "models.yaml": seldon.models(settings, versions),
         "experiment.yaml": [seldon.experiment(settings)],
     }
     objects["kustomization.yaml"] = [{**_KUSTOMIZE, "resources": sorted(objects)}]
     return Rendered("seldon", objects)
+
+
+def render_kserve(settings: Settings, versions: Mapping[str, str]) -> Rendered:
+    """The experiment as a KServe InferenceService: the canary state at the root, the
+    default arm alone under ``default/`` (first rollout, roll-back); see
+    :mod:`finmlops.deploy.kserve`."""
+    objects: dict[str, list[Any]] = {}
+    for prefix, canary in (("", True), ("default/", False)):
+        tree = {"serviceaccount.yaml": [kserve.service_account(settings)],
+                "inferenceservice.yaml": [kserve.inference_service(settings, versions,
+                                                                   canary=canary)]}
+        objects.update({f"{prefix}{k}": v for k, v in tree.items()})
+        objects[f"{prefix}kustomization.yaml"] = [{**_KUSTOMIZE, "resources": sorted(tree)}]
+    return Rendered("kserve", objects, kserve.notes(settings))
 
 
 def write_rendered(rendered: Rendered, out: Path) -> list[Path]:

@@ -1,4 +1,5 @@
-"""ONNX export of a :class:`~finmlops.models._modules.DirectionModel` and its ``model.json``."""
+"""ONNX export of a :class:`~finmlops.models._modules.DirectionModel`, its ``model.json`` and an
+input example (a few real input windows, for the MLflow model's signature and docs)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ INPUT_NAME = "features"
 OUTPUT_NAME = "probability"
 OPSET = 17
 MODEL_FORMAT = 1
+INPUT_EXAMPLE = "input_example.json"
+"""File name, in an exported model directory, of the input example written by
+:func:`write_input_example`."""
 
 
 def export_onnx(model: Any, path: Path, window: int, n_features: int) -> Path:
@@ -54,3 +58,26 @@ def write_model_json(path: Path, card: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
+
+
+def write_input_example(path: Path, windows: Any) -> Path:
+    """Write ``windows`` (raw float32 ``[n, W, F]``, what the model's ``features`` input takes)
+    as ``{"features": [...]}``: float32 values survive the JSON round trip exactly."""
+    import numpy as np
+
+    x = np.asarray(windows, dtype=np.float32)
+    if x.ndim != 3 or x.shape[0] == 0:
+        raise ValueError(f"an input example is [n >= 1, W, F] windows, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("an input example must hold finite values only")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({INPUT_NAME: x.tolist()}) + "\n", encoding="utf-8")
+    return path
+
+
+def read_input_example(path: Path) -> Any:
+    """The float32 ``[n, W, F]`` windows :func:`write_input_example` wrote."""
+    import numpy as np
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return np.asarray(data[INPUT_NAME], dtype=np.float32)

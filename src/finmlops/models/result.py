@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from finmlops.config.settings import VariantSettings
@@ -34,3 +34,6 @@ class TrainedVariant:
     feature_names: list[str]
     seconds: float
     final_epochs: int = 0
+    losses: list[dict[str, list[float]]] = field(default_factory=list)
+    """Per fit (walk-forward folds in ``fold_metrics`` order, then the deployable fit):
+    ``{"train": [...], "val": [...]}``, one loss per epoch run."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,6 +48,10 @@ class FitResult:
     start_val_loss: float
     """Validation loss of the starting weights (random for a fresh fit, the previous fold's
     for a warm start)."""
+    train_losses: list[float] = field(default_factory=list)
+    """Mean training loss of each epoch run, epoch 1 first (for the tracking run's curves)."""
+    val_losses: list[float] = field(default_factory=list)
+    """Validation loss after each epoch run."""
 
     @property
     def improved(self) -> bool:
@@ -88,18 +92,23 @@ class _Epochs:
         self.opt = torch.optim.AdamW(core.parameters(), lr=variant.learning_rate,
                                      weight_decay=variant.weight_decay)
 
-    def run(self) -> None:
+    def run(self) -> float:
+        """One epoch; returns its mean training loss."""
         import torch
 
         self.core.train()
-        perm = torch.randperm(self.x.shape[0], generator=self.gen)
-        for i in range(0, self.x.shape[0], self.batch):
+        n = self.x.shape[0]
+        perm = torch.randperm(n, generator=self.gen)
+        total = torch.zeros(())
+        for i in range(0, n, self.batch):
             idx = perm[i:i + self.batch]
             self.opt.zero_grad(set_to_none=True)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 self.core(self.x[idx]), self.y[idx])
             loss.backward()  # type: ignore[no-untyped-call]
             self.opt.step()
+            total += loss.detach() * idx.numel()
+        return float(total) / max(n, 1)
 
 
 def _snapshot(core: nn.Module) -> dict[str, Any]:
@@ -125,6 +134,8 @@ def fit(core: nn.Module, x_fit: FloatArray, y_fit: npt.ArrayLike, x_val: FloatAr
     best_state = _snapshot(core)
     best_epoch, epoch = 0, 0
     wait = variant.patience if patience is None else patience
+    train_losses: list[float] = []
+    val_losses: list[float] = []
     for epoch in range(1, variant.epochs + 1):
         epochs.run()
         val = _loss(core, xv, yv, eval_batch)
@@ -136,20 +147,20 @@ def fit(core: nn.Module, x_fit: FloatArray, y_fit: npt.ArrayLike, x_val: FloatAr
     core.load_state_dict(best_state)
     core.eval()
     return FitResult(state=best_state, best_epoch=best_epoch, epochs=epoch,
-                     best_val_loss=best_loss, start_val_loss=start_loss)
+                     best_val_loss=best_loss, start_val_loss=start_loss,
+                     train_losses=train_losses, val_losses=val_losses)
 
 
 def fit_epochs(core: nn.Module, x: FloatArray, y: npt.ArrayLike, variant: VariantSettings,
-               *, seed: int, epochs: int) -> dict[str, Any]:
+               *, seed: int, epochs: int) -> tuple[dict[str, Any], list[float]]:
     """Train ``core`` in place on every row for exactly ``epochs`` epochs (no validation
-    slice held out); returns the final weights."""
+    slice held out); returns the final weights and each epoch's mean training loss."""
     if epochs < 1:
         raise ValueError("epochs must be at least 1")
     loop = _Epochs(core, x, y, variant, seed)
-    for _ in range(epochs):
-        loop.run()
+    losses = [loop.run() for _ in range(epochs)]
     core.eval()
-    return _snapshot(core)
+    return _snapshot(core), losses
 
 
 def predict(core: nn.Module, x: FloatArray, batch: int = 8192) -> npt.NDArray[np.float64]:

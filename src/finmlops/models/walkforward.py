@@ -129,6 +129,8 @@ class VariantRun:
     """Epochs run per fold, then by the deployable fit (last)."""
     final_epochs: int = 0
     """Epochs of the deployable refit (:func:`deployable_epochs`)."""
+    losses: list[dict[str, list[float]]] = field(default_factory=list)
+    """Per fit, in the order of ``epochs``: ``{"train": [...], "val": [...]}`` per epoch."""
 
 
 class _Trainer:
@@ -197,6 +199,7 @@ def train_variant(samples: Samples, name: str, variant: VariantSettings,
     parts: list[pd.DataFrame] = []
     fold_metrics: list[dict[str, float]] = []
     epochs: list[int] = []
+    losses: list[dict[str, list[float]]] = []
     for fold in folds:
         rows = fold.train[trainable[fold.train]]
         fit_rows, val_rows = holdout_split(samples.dates, rows,
@@ -211,6 +214,7 @@ def train_variant(samples: Samples, name: str, variant: VariantSettings,
                      seed=train.seed + fold.index, warm_start=warm,
                      patience=warm_patience(variant.patience) if warm else variant.patience)
         epochs.append(result.epochs)
+        losses.append({"train": result.train_losses, "val": result.val_losses})
         if samples.dates[fold.train].max() <= final_last:
             start_state = result.state  # the latest weights that saw nothing after the cutoff
             pre_cutoff_best.append(result.best_epoch)
@@ -258,9 +262,10 @@ def train_variant(samples: Samples, name: str, variant: VariantSettings,
         final_epochs = deployable_epochs(pre_cutoff_best)
         final_core = tr.new_core(train.seed)
         final_core.load_state_dict(start_state)
-    fit_epochs(final_core, x_final, samples.label[final_rows], variant, seed=train.seed,
-               epochs=final_epochs)
+    _, final_losses = fit_epochs(final_core, x_final, samples.label[final_rows], variant,
+                                 seed=train.seed, epochs=final_epochs)
     epochs.append(final_epochs)
+    losses.append({"train": final_losses, "val": []})
     model = DirectionModel(Preprocess(variant.window, tr.index, mean, std), final_core).eval()
     last_day = samples.dates[final_rows].max()
     ref_prob = predict(final_core, x_final)
@@ -271,6 +276,7 @@ def train_variant(samples: Samples, name: str, variant: VariantSettings,
         reference_rows=samples.x[final_rows, -1, :], reference_predictions=ref_prob,
         trained_until=pd.Timestamp(last_day).date(),
         seconds=time.perf_counter() - t0, epochs=epochs, final_epochs=final_epochs,
+        losses=losses,
     )
 
 

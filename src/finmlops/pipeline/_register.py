@@ -15,6 +15,7 @@ def _log_from_state(ctx: RunContext, variant: str, info: dict[str, Any],
     """Log a run for a variant the train stage did not log, from what the state records."""
     from finmlops.config import public_dict
     from finmlops.models import TrainedVariant
+    from finmlops.pipeline._train import dataset_ref
     from finmlops.tracking import log_training
 
     settings = ctx.settings
@@ -25,6 +26,9 @@ def _log_from_state(ctx: RunContext, variant: str, info: dict[str, Any],
     meta: dict[str, Any] = {}
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    result_path = model_dir / "result.json"
+    losses = (json.loads(result_path.read_text(encoding="utf-8")).get("losses") or []
+              if result_path.is_file() else [])
     trained = TrainedVariant(
         variant=variant, settings=settings.train.variants[variant], model_dir=model_dir,
         oos_path=Path(info.get("oos_path") or model_dir / "oos.parquet"),
@@ -32,9 +36,10 @@ def _log_from_state(ctx: RunContext, variant: str, info: dict[str, Any],
         baselines=dict(info.get("baselines", {})),
         weights_hash=str(info.get("weights_hash") or meta.get("weights_hash", "")),
         data_version=data_version, feature_names=list(meta.get("feature_names", [])),
-        seconds=float(info.get("seconds", 0.0)),
+        seconds=float(info.get("seconds", 0.0)), losses=list(losses),
     )
-    return log_training(settings, trained, ctx.state.get("config") or public_dict(settings))
+    return log_training(settings, trained, ctx.state.get("config") or public_dict(settings),
+                        dataset=dataset_ref(settings, data_version))
 
 
 def run(ctx: RunContext) -> StageResult:

@@ -1,20 +1,25 @@
 """Pipeline stage ``train``: walk-forward every variant (or the ones asked for), export the
-deployable models.
+deployable models, and track each training in MLflow.
 
-Per variant, ``<cache>/<variant>/`` holds ``model.onnx``, ``model.json``, ``oos.parquet``
-(out-of-sample predictions) and ``result.json`` (metrics); the cache key is the dataset version
-and the feature and train settings, so an unchanged second run reuses the directories. Training
-a subset (``finmlops train --variant NAME``, one workflow pod per variant) writes into the same
-directories, and the run state's ``trained`` gains those variants beside the others.
+Per variant, ``<cache>/<variant>/`` holds ``model.onnx``, ``model.json``, ``input_example.json``
+(a few real input windows), ``oos.parquet`` (out-of-sample predictions) and ``result.json``
+(metrics, per-epoch losses); the cache key is the dataset version and the feature and train
+settings, so an unchanged second run reuses the directories. Training a subset (``finmlops
+train --variant NAME``, one workflow pod per variant) writes into the same directories, and the
+run state's ``trained`` gains those variants beside the others.
+
+A variant that is trained gets its MLflow run opened before training starts, so the run's
+duration is the training's; a variant reused from the cache keeps the run that logged it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +28,16 @@ from finmlops.errors import ConfigError, StageError
 from finmlops.models.result import TrainedVariant
 from finmlops.pipeline.runner import RunContext, StageResult
 
-TRAIN_FORMAT = 2
-"""Bump when training or export changes, so cached models are rebuilt."""
+TRAIN_FORMAT = 3
+"""Bump when training or export changes, so cached models are rebuilt (2: the deployable
+refit, the calendar, the out-of-sample drift reference; 3: input example and per-epoch
+losses)."""
+EXAMPLE_ROWS = 2
+"""Input windows kept as the MLflow model's input example: the last ones up to the cutoff."""
+
+OpenRun = Callable[[str], contextlib.AbstractContextManager[Callable[[TrainedVariant], str]]]
+"""``open_run(variant)``: a context entered before the variant trains, yielding the function
+that logs the trained result into the run it opened."""
 
 
 def _reference(x: Any, names: list[str], settings: Settings, oos: Any) -> dict[str, Any] | None:
@@ -46,10 +59,29 @@ def _reference(x: Any, names: list[str], settings: Settings, oos: Any) -> dict[s
                            lengths=(*DEFAULT_LENGTHS, mon.drift_window_days))
 
 
+def input_example(samples: Any, until: Any) -> Any:
+    """The last :data:`EXAMPLE_ROWS` raw input windows dated up to ``until`` (the model's own
+    training period; any windows when none is that early)."""
+    import numpy as np
+
+    dates = np.asarray(samples.dates)
+    rows = np.flatnonzero(dates <= np.datetime64(until)) if until is not None else np.array([])
+    if rows.size == 0:
+        rows = np.arange(len(dates))
+    return samples.x[rows[-EXAMPLE_ROWS:]]
+
+
 def write_variant(directory: Path, run: Any, settings: Settings, data_version: str,
-                  input_names: list[str], window: int) -> TrainedVariant:
-    """Write one :class:`~finmlops.models.walkforward.VariantRun` atomically to ``directory``."""
-    from finmlops.models.export import export_onnx, model_card, write_model_json
+                  input_names: list[str], window: int, example: Any = None) -> TrainedVariant:
+    """Write one :class:`~finmlops.models.walkforward.VariantRun` atomically to ``directory``;
+    ``example`` (raw ``[n, W, F]`` windows) becomes ``input_example.json``."""
+    from finmlops.models.export import (
+        INPUT_EXAMPLE,
+        export_onnx,
+        model_card,
+        write_input_example,
+        write_model_json,
+    )
 
     # pid alone is not unique across pods sharing a volume (every container may be pid 1).
     tmp = directory.with_name(f".{directory.name}.tmp{os.getpid()}.{uuid.uuid4().hex[:8]}")
@@ -68,12 +100,15 @@ def write_variant(directory: Path, run: Any, settings: Settings, data_version: s
     card["variant_window"] = run.settings.window
     card["variant_features"] = run.feature_names
     write_model_json(tmp / "model.json", card)
+    if example is not None:
+        write_input_example(tmp / INPUT_EXAMPLE, example)
     result = {
         "variant": run.name, "settings": run.settings.model_dump(mode="json"),
         "fold_metrics": run.fold_metrics, "metrics": run.metrics, "baselines": run.baselines,
         "weights_hash": run.weights_hash, "data_version": data_version,
         "feature_names": input_names, "seconds": run.seconds, "epochs": run.epochs,
         "final_epochs": run.final_epochs,
+        "losses": run.losses,
     }
     (tmp / "result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     shutil.rmtree(directory, ignore_errors=True)
@@ -91,6 +126,7 @@ def load_variant(directory: Path) -> TrainedVariant:
         baselines=data["baselines"], weights_hash=data["weights_hash"],
         data_version=data["data_version"], feature_names=data["feature_names"],
         seconds=float(data["seconds"]), final_epochs=int(data["final_epochs"]),
+        losses=list(data.get("losses") or []),
     )
 
 
@@ -110,8 +146,10 @@ def chosen_variants(settings: Settings, only: Sequence[str] | None) -> list[str]
 
 
 def train_all(ctx: RunContext, features_path: Path, data_version: str,
-              only: Sequence[str] | None = None) -> dict[str, TrainedVariant]:
-    """Train (or reuse from the cache) every configured variant, or only those in ``only``.
+              only: Sequence[str] | None = None,
+              open_run: OpenRun | None = None) -> dict[str, TrainedVariant]:
+    """Train (or reuse from the cache) every configured variant, or only those in ``only``;
+    each variant that trains does so inside ``open_run(variant)`` (see :data:`OpenRun`).
 
     The cache key and the input window cover every configured variant either way, so one
     variant trained alone is the same model, in the same directory, as in a full run."""
@@ -137,12 +175,15 @@ def train_all(ctx: RunContext, features_path: Path, data_version: str,
         samples = prepare_samples(pd.read_parquet(features_path), names, window)
         for i, name in enumerate(todo):
             ctx.progress(f"training {name}", i, len(todo))
-            run = train_variant(samples, name, variants[name], settings.train,
-                                context=settings.features.context,
-                                horizon=settings.features.horizon,
-                                dead_band=settings.features.dead_band,
-                                progress=lambda m: ctx.progress(m))
-            write_variant(base / name, run, settings, data_version, names, window)
+            with (open_run or _no_run)(name) as log:
+                run = train_variant(samples, name, variants[name], settings.train,
+                                    context=settings.features.context,
+                                    horizon=settings.features.horizon,
+                                    dead_band=settings.features.dead_band,
+                                    progress=lambda m: ctx.progress(m))
+                example = input_example(samples, settings.train.cutoff or run.trained_until)
+                log(write_variant(base / name, run, settings, data_version, names, window,
+                                  example))
         ctx.progress("trained", len(todo), len(todo))
     return {v: load_variant(base / v) for v in chosen}
 
@@ -157,6 +198,30 @@ def not_improved_lines(trained: dict[str, TrainedVariant]) -> list[str]:
             lines.append(f"{v}: {len(years)}/{len(t.fold_metrics)} folds never improved "
                          f"({', '.join(years)})")
     return lines
+@contextlib.contextmanager
+def _no_run(variant: str) -> Iterator[Callable[[TrainedVariant], str]]:
+    yield lambda trained: ""
+
+
+def dataset_ref(settings: Settings, data_version: str) -> Any:
+    """The :class:`finmlops.tracking.DatasetRef` of a stored dataset version (``None`` when the
+    store cannot say: the run is then logged without its dataset)."""
+    from finmlops.data import get_manifest
+    from finmlops.errors import FinmlopsError
+    from finmlops.tracking import DatasetRef
+
+    try:
+        manifest = get_manifest(settings, data_version)
+    except FinmlopsError:
+        return None
+    root = settings.store_uri
+    if "://" not in root:
+        root = Path(root).resolve().as_uri()
+    return DatasetRef(
+        name="bars-" + "-".join(manifest.tickers), digest=manifest.version,
+        source=f"{root.rstrip('/')}/versions/{manifest.version}", rows=manifest.rows,
+        tickers=tuple(manifest.tickers), start=manifest.start, end=manifest.end,
+        origin=manifest.source)
 
 
 def state_entry(t: TrainedVariant, run_id: str | None = None) -> dict[str, Any]:
@@ -172,14 +237,29 @@ def run(ctx: RunContext) -> StageResult:
     """Walk-forward + deployable model per variant (option ``variants``: only those); outputs
     ``trained`` for them, which the runner merges into the entries already in the state. An
     entry of a variant no longer configured is dropped (``None`` removes it in the merge)."""
+    from finmlops.config import public_dict
+    from finmlops.tracking import log_trained_variants, training_run
+
     data_version = str(ctx.require("dataset_version", "ingest"))
     features = ctx.require("features", "features")
     only: Sequence[str] | None = ctx.option("train", "variants")
-    trained = train_all(ctx, Path(features["path"]), data_version, only)
-    from finmlops.tracking import log_trained_variants
+    settings = ctx.settings
+    dataset = dataset_ref(settings, data_version)
+    config = public_dict(settings)
+    opened: dict[str, str] = {}
 
+    @contextlib.contextmanager
+    def open_run(name: str) -> Iterator[Callable[[TrainedVariant], str]]:
+        with training_run(settings, name, data_version, config=config,
+                          dataset=dataset) as tracked:
+            opened[name] = tracked.run_id
+            yield tracked.log
+
+    trained = train_all(ctx, Path(features["path"]), data_version, only, open_run)
     ctx.progress("logging runs to MLflow")
-    run_ids = log_trained_variants(ctx.settings, trained.values())
+    run_ids = {**log_trained_variants(settings, [t for v, t in trained.items()
+                                                 if v not in opened], dataset=dataset),
+               **opened}
     summary = "; ".join(
         f"{v}: accuracy {t.metrics['accuracy']:.3f} "
         f"[{t.metrics['accuracy_ci_low']:.3f}, {t.metrics['accuracy_ci_high']:.3f}]"

@@ -1,33 +1,42 @@
 """MLflow tracking and registry: the only package that imports mlflow (inside functions).
 
-Runs per trained variant, evaluation metrics, registered versions with aliases (``champion``,
-``challenger``, ``previous-champion`` and one per variant), promotion with an audit trail,
-and the trial ledger (every backtested configuration, for deflation and PBO).
+Runs per trained variant (opened before training, with the dataset as an input and per-epoch
+losses), each variant an MLflow model (ONNX flavor + pyfunc, signature, input example) logged
+as the run's ``LoggedModel``, evaluation metrics, registered versions with aliases
+(``champion``, ``challenger``, ``previous-champion`` and one per variant), promotion with an
+audit trail, and the trial ledger (every backtested configuration, for deflation and PBO).
 """
 
 from finmlops.errors import TrackingError
 from finmlops.tracking._client import Tracker, configure
 from finmlops.tracking.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
+from finmlops.tracking.datasets import DatasetRef
+from finmlops.tracking.evaluations import evaluation_figures, log_evaluation
+from finmlops.tracking.logged_model import onnx_signature
 from finmlops.tracking.promotion import history, promote, rollback, set_alias
 from finmlops.tracking.registry import (
+    PUBLISHED_TAG,
     ModelVersionInfo,
     baseline_variant,
     download_model,
     list_models,
+    mark_published,
     register,
     resolve,
     run_metrics,
 )
 from finmlops.tracking.reports import log_report
 from finmlops.tracking.runs import (
+    TrainingRun,
     config_hash,
     count_trials,
     find_training_run,
     git_commit,
     log_artifacts,
-    log_evaluation,
     log_trained_variants,
     log_training,
+    start_training_run,
+    training_run,
 )
 from finmlops.tracking.trials import TrialRecord, read_trials, record_trial, trial_id
 
@@ -35,15 +44,19 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "PREVIOUS_CHAMPION",
+    "PUBLISHED_TAG",
+    "DatasetRef",
     "ModelVersionInfo",
     "Tracker",
     "TrackingError",
+    "TrainingRun",
     "TrialRecord",
     "baseline_variant",
     "config_hash",
     "configure",
     "count_trials",
     "download_model",
+    "evaluation_figures",
     "find_training_run",
     "git_commit",
     "history",
@@ -53,6 +66,8 @@ __all__ = [
     "log_report",
     "log_trained_variants",
     "log_training",
+    "mark_published",
+    "onnx_signature",
     "promote",
     "read_trials",
     "record_trial",
@@ -61,5 +76,7 @@ __all__ = [
     "rollback",
     "run_metrics",
     "set_alias",
+    "start_training_run",
+    "training_run",
     "trial_id",
 ]

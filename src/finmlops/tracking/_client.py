@@ -3,6 +3,8 @@
 Every finmlops home gets its own :class:`Tracker` (client + experiment id + registered model
 name), so two homes in one process never see each other's runs or models. MLflow's noisy
 start-up (an SQLAlchemy deprecation warning, migration INFO lines) is silenced here, narrowly.
+MLflow's usage telemetry (a request to its vendor on every client call) is off unless the user
+turned it on: a pipeline run sends nothing anywhere it was not told to.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -31,10 +34,16 @@ _TRACKERS: dict[tuple[str, str, str, str], Tracker] = {}
 _IGNORED_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
     (r"The ``noload`` loader strategy is deprecated", DeprecationWarning),
     (r".*[Ff]ilesystem (tracking )?(backend|store).*deprecated", FutureWarning),
+    # Importing mlflow.pyfunc infers schemas of MLflow's own GenAI response types.
+    (r".*Any type hint is inferred as AnyType", UserWarning),
 )
 _QUIET_LOGGERS = ("mlflow.store.db.utils", "alembic.runtime.migration", "alembic")
+_GLOBAL_URI_LOCK = threading.Lock()
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+"""MLflow 3's UI opens an experiment without this tag in its GenAI view; ours trains models."""
 
-
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,20 @@ def to_finmlops_error(exc: Exception) -> FinmlopsError:
     if code == "RESOURCE_DOES_NOT_EXIST":
         return ModelNotFoundError(message)
     return TrackingError(f"tracking: {message}")
+
+
+@contextlib.contextmanager
+def global_tracking_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's process-wide tracking URI at ``uri`` for one call, then restore it.
+
+    Only for the MLflow code paths that ignore the client they were called through (the SQL
+    registry resolves a ``models:/<model_id>`` source with a default client); the lock keeps two
+    homes in one process from seeing each other's URI.
+    """
+    from mlflow.tracking._tracking_service import utils
+
+    with _GLOBAL_URI_LOCK, utils._use_tracking_uri(uri):
+        yield
 
 
 def is_local(uri: str) -> bool:
@@ -131,13 +154,16 @@ def _experiment(client: Any, settings: Settings, uri: str) -> str:
             settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
             location = settings.artifacts_dir.as_uri()
         try:
-            return str(client.create_experiment(name, artifact_location=location))
+            return str(client.create_experiment(name, artifact_location=location,
+                                                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}))
         except MlflowException:  # another process created it meanwhile
             found = client.get_experiment_by_name(name)
             if found is None:
                 raise
     if found.lifecycle_stage == "deleted":
         client.restore_experiment(found.experiment_id)
+    if EXPERIMENT_KIND_TAG not in (found.tags or {}):  # an experiment made before the tag
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return str(found.experiment_id)
 
 

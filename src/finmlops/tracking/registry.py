@@ -10,6 +10,10 @@ Aliases (MLflow's named pointers to a version; the rules are :mod:`finmlops.trac
 - ``previous-champion``: the champion before the last promotion (for a manual roll-back).
 - one alias per variant (``baseline``, ``enhanced``, ...): always the newest version of that
   variant, so each arm of the A/B experiment is addressable as ``models:/<name>@<variant>``.
+
+A version's source is its run's ``LoggedModel`` (``models:/<model_id>``), which MLflow resolves
+to the model's artifact location; the logged model lists the versions made from it. Runs logged
+before models were MLflow models register their ``model/`` folder, as they always did.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from typing import Any
 
 from finmlops.config import Settings
 from finmlops.errors import ConfigError, ModelNotFoundError
-from finmlops.tracking._client import Tracker, configure, translate
+from finmlops.tracking._client import Tracker, configure, global_tracking_uri, translate
 from finmlops.tracking.aliases import RESERVED_ALIASES, after_register, changes
+from finmlops.tracking.logged_model import link_version, model_id_of
 
 AUDIT_PREFIX = "audit."
 _ALIAS = re.compile(r"^[\w\-]{1,255}$")
@@ -229,12 +234,20 @@ def register(settings: Settings, run_id: str, variant: str, data_version: str) -
             "weights_hash": run.data.tags.get("weights_hash", ""),
             "config_hash": run.data.tags.get("config_hash", ""),
             "registered_at": now_iso()}
-    # The concrete artifact location (file://, s3://), not runs:/: Seldon's storageUri and
-    # other non-MLflow readers can fetch it as is.
-    mv = client.create_model_version(
-        tracker.registered_model, source=f"{run.info.artifact_uri.rstrip('/')}/model",
-        run_id=run_id, tags=tags, description=f"{variant} trained on dataset {data_version}",
-    )
+    model_id = model_id_of(run)
+    description = f"{variant} trained on dataset {data_version}"
+    if model_id is None:  # a run from before MLflow-native models: its model/ folder
+        mv = client.create_model_version(
+            tracker.registered_model, source=f"{run.info.artifact_uri.rstrip('/')}/model",
+            run_id=run_id, tags=tags, description=description)
+    else:
+        # MLflow's SQL registry resolves a models:/<id> source through the process-wide
+        # tracking URI, not this client's.
+        with global_tracking_uri(tracker.tracking_uri):
+            mv = client.create_model_version(
+                tracker.registered_model, source=f"models:/{model_id}", run_id=run_id,
+                tags=tags, description=description, model_id=model_id)
+        link_version(tracker, model_id, str(mv.version))
     version = str(mv.version)
     moved = apply_aliases(tracker, lambda current: after_register(
         current, version, variant, baseline_variant(settings)))
@@ -309,6 +322,18 @@ def list_models(settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
+PUBLISHED_TAG = "triton_repository"
+"""Version tag: the Triton model repository ``finmlops models publish`` wrote it to."""
+
+
+@translate
+def mark_published(settings: Settings, version: str, repository: str) -> None:
+    """Record on ``version`` where its Triton repository was published."""
+    tracker = configure(settings)
+    tracker.client.set_model_version_tag(tracker.registered_model, str(version), PUBLISHED_TAG,
+                                         repository)
+
+
 @translate
 def run_metrics(settings: Settings, run_id: str) -> dict[str, float]:
     """A run's latest metric values."""
@@ -319,15 +344,23 @@ def run_metrics(settings: Settings, run_id: str) -> dict[str, float]:
 def download_model(settings: Settings, ref: str, dest: Path) -> Path:
     """Fetch the model named by ``ref`` into ``dest`` (created) and return it.
 
-    ``dest`` then holds ``model.onnx`` and ``model.json`` (plus ``signature.json``), the json
-    extended with ``registered_model``, ``model_version``, ``aliases`` and ``run_id``.
+    ``dest`` then is an exported model directory (docs/CONTRACTS.md): ``model.onnx`` and
+    ``model.json`` at its root, the json extended with ``registered_model``, ``model_version``,
+    ``aliases`` and ``run_id``; beside them the MLflow model's own files (``MLmodel``, the
+    environment, the input example), so ``dest`` also loads with ``mlflow.pyfunc``.
     """
+    import mlflow.artifacts
+
     info = resolve(settings, ref)
     tracker = configure(settings)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    # This client's registry resolves the version to its storage location (the logged model's
+    # artifacts); MLflow's models:/ download would ask the process-wide registry instead.
+    location = tracker.client.get_model_version_download_uri(info.name, info.version)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=dest) as tmp:
-        local = Path(tracker.client.download_artifacts(info.run_id, "model", tmp))
+        local = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=tmp, tracking_uri=tracker.tracking_uri))
         for item in local.iterdir():
             if item.is_file():
                 shutil.copyfile(item, dest / item.name)

@@ -1,14 +1,15 @@
-"""Training and evaluation runs: params, per-fold and aggregate metrics, the model's files.
+"""Training runs: params, per-fold, per-epoch and aggregate metrics, the dataset, the model.
 
-The ONNX model is logged as plain artifacts (``model/model.onnx``, ``model/model.json``,
-``model/signature.json``) rather than with ``mlflow.onnx.log_model``: that API needs the fluent
-global run state (which would couple homes in one process), writes an environment spec and
-MLmodel that serving never reads, and the registry only needs a source URI. Serving loads the
-ONNX file with ONNX Runtime directly: no pickles anywhere.
+A training run is opened before the variant trains (:func:`training_run`), so its duration is
+the training's, and finished once the result is logged into it. The model is an MLflow model
+(ONNX flavor + pyfunc, signature, input example; :mod:`finmlops.tracking.logged_model`) logged
+as the run's ``LoggedModel``; the run keeps ``features.json`` and ``oos/oos.parquet`` (stored
+once). The evaluate stage adds its figures (:mod:`finmlops.tracking.evaluations`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -17,12 +18,15 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finmlops.config import Settings, public_dict
-from finmlops.tracking._client import configure, translate
+from finmlops.config import Settings, VariantSettings, public_dict
+from finmlops.tracking._client import Tracker, configure, translate
+from finmlops.tracking.datasets import DatasetRef, dataset_input
+from finmlops.tracking.logged_model import log_model
 
 if TYPE_CHECKING:
     from finmlops.models import TrainedVariant
@@ -33,6 +37,8 @@ _BATCH_PARAMS = 100
 _BATCH_METRICS = 1000
 _MAX_PARAM_VALUE = 6000
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- ]")
+_MAX_FLOAT = 1.7976931348623157e308
+
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -78,47 +84,30 @@ def git_commit() -> str:
     return commit if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", commit) else "unknown"
 
 
-def onnx_signature(model_path: Path) -> dict[str, Any]:
-    """The graph's V2 tensor signature (names, datatypes, shapes; symbolic dims as -1)."""
-    import onnx
-
-    model = onnx.load(str(model_path), load_external_data=False)
-    types = {onnx.TensorProto.FLOAT: "FP32", onnx.TensorProto.DOUBLE: "FP64",
-             onnx.TensorProto.INT64: "INT64", onnx.TensorProto.INT32: "INT32",
-             onnx.TensorProto.BOOL: "BOOL"}
-
-    def describe(values: Iterable[Any]) -> list[dict[str, Any]]:
-        out = []
-        for v in values:
-            tensor = v.type.tensor_type
-            shape = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim]
-            out.append({"name": v.name, "datatype": types.get(tensor.elem_type, "BYTES"),
-                        "shape": shape})
-        return out
-
-    initializers = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
-    return {"inputs": describe(inputs), "outputs": describe(model.graph.output)}
-
-
-def _metrics(values: Mapping[str, Any], prefix: str = "", step: int = 0,
-             ts: int | None = None) -> list[Any]:
+def metrics_of(values: Mapping[str, Any], prefix: str = "", step: int = 0,
+               ts: int | None = None, *, model_id: str | None = None,
+               dataset_name: str | None = None, dataset_digest: str | None = None) -> list[Any]:
+    """MLflow metrics of the numeric ``values`` (others skipped, infinities clipped),
+    optionally attached to a logged model and the dataset they were computed on."""
     from mlflow.entities import Metric
 
     ts = int(time.time() * 1000) if ts is None else ts
+    link = {"model_id": model_id, "dataset_name": dataset_name, "dataset_digest": dataset_digest}
     out = []
     for key, value in values.items():
+        if isinstance(value, bool) or value is None:
+            continue
         try:
             number = float(value)
         except (TypeError, ValueError):
             continue
         if math.isinf(number):
-            number = math.copysign(1.7976931348623157e308, number)
-        out.append(Metric(metric_key(f"{prefix}{key}"), number, ts, step))
+            number = math.copysign(_MAX_FLOAT, number)
+        out.append(Metric(metric_key(f"{prefix}{key}"), number, ts, step, **link))
     return out
 
 
-def _log_batch(client: Any, run_id: str, params: Mapping[str, str] | None = None,
+def log_batch(client: Any, run_id: str, params: Mapping[str, str] | None = None,
                metrics: list[Any] | None = None) -> None:
     from mlflow.entities import Param
 
@@ -130,58 +119,121 @@ def _log_batch(client: Any, run_id: str, params: Mapping[str, str] | None = None
         client.log_batch(run_id, metrics=metrics[i:i + _BATCH_METRICS])
 
 
-@translate
-def log_training(settings: Settings, trained: TrainedVariant, config: Mapping[str, Any]) -> str:
-    """Log one variant's training as one finished run; returns its run id.
+def _end(client: Any, run_id: str, error: BaseException | None) -> None:
+    status = ("FINISHED" if error is None else
+              "KILLED" if isinstance(error, KeyboardInterrupt | SystemExit) else "FAILED")
+    client.set_terminated(run_id, status)
 
-    Params: the public config flattened, the variant's settings, dataset version, git commit
-    and seed. Metrics: per fold (``fold.<name>``, step = fold index), aggregate, and the naive
-    baselines (``naive.<baseline>.<name>``). Artifacts: ``model/`` (ONNX, model.json,
-    signature.json), ``features.json`` and ``oos/<file>.parquet``.
-    """
+
+@translate
+def start_training_run(settings: Settings, variant: str, data_version: str, *,
+                       config: Mapping[str, Any] | None = None,
+                       dataset: DatasetRef | None = None,
+                       variant_settings: VariantSettings | None = None) -> str:
+    """Open (status RUNNING) the run of ``variant``'s training on ``data_version``; returns its
+    id. Records what is known before training: tags, params and the dataset input.
+    ``variant_settings`` defaults to ``settings.train.variants[variant]``."""
     tracker = configure(settings)
     client = tracker.client
-    variant_settings = trained.settings.model_dump(mode="json")
-    chash = config_hash(settings, variant_settings)
+    chosen = variant_settings or settings.train.variants[variant]
+    variant_settings_json = chosen.model_dump(mode="json")
     commit = git_commit()
     tags = {
-        "mlflow.runName": trained.variant,
+        "mlflow.runName": variant,
         KIND_TAG: TRAINING,
-        "variant": trained.variant,
-        "data_version": trained.data_version,
-        "weights_hash": trained.weights_hash,
-        "config_hash": chash,
+        "variant": variant,
+        "data_version": data_version,
+        "config_hash": config_hash(settings, variant_settings_json),
         "git_commit": commit,
         "mlflow.source.git.commit": commit,
     }
-    run = client.create_run(tracker.experiment_id, run_name=trained.variant, tags=tags)
+    run = client.create_run(tracker.experiment_id, run_name=variant, tags=tags)
     run_id: str = run.info.run_id
     try:
-        params = flatten(config)
-        params.update(flatten(variant_settings, "variant."))
-        params.update({"variant": trained.variant, "data_version": trained.data_version,
-                       "git_commit": commit, "seed": str(settings.train.seed),
-                       "n_features": str(len(trained.feature_names))})
-        ts = int(time.time() * 1000)
-        metrics = _metrics(trained.metrics, ts=ts)
-        for i, fold in enumerate(trained.fold_metrics):
-            metrics += _metrics(fold, "fold.", step=i, ts=ts)
-        for name, values in trained.baselines.items():
-            metrics += _metrics(values, f"naive.{name}.", ts=ts)
-        metrics += _metrics({"train_seconds": trained.seconds, "folds": len(trained.fold_metrics)},
-                            ts=ts)
-        _log_batch(client, run_id, params, metrics)
-        _log_model_files(client, run_id, trained)
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
+        params = flatten(public_dict(settings) if config is None else config)
+        params.update(flatten(variant_settings_json, "variant."))
+        params.update({"variant": variant, "data_version": data_version,
+                       "git_commit": commit, "seed": str(settings.train.seed)})
+        log_batch(client, run_id, params)
+        if dataset is not None:
+            client.log_inputs(run_id, datasets=[dataset_input(dataset)])
+    except BaseException as exc:
+        _end(client, run_id, exc)
         raise
-    client.set_terminated(run_id, "FINISHED")
     return run_id
 
 
-def _log_model_files(client: Any, run_id: str, trained: TrainedVariant) -> None:
+def _loss_metrics(trained: TrainedVariant, ts: int) -> list[Any]:
+    """Per-epoch losses as step metrics (step = epoch): ``train_loss`` / ``val_loss`` of the
+    deployable fit, ``fold_NN/train_loss`` / ``fold_NN/val_loss`` of walk-forward fold NN."""
+    from mlflow.entities import Metric
+
+    fits = trained.losses
+    names = [f"fold_{int(f.get('fold', i)):02d}/" for i, f in enumerate(trained.fold_metrics)]
+    if len(fits) == len(names) + 1:
+        names.append("")  # the deployable fit comes last
+    out = []
+    for prefix, fit in zip(names, fits, strict=False):
+        for kind in ("train", "val"):
+            for epoch, value in enumerate(fit.get(kind) or [], start=1):
+                if value is not None and math.isfinite(value):
+                    out.append(Metric(metric_key(f"{prefix}{kind}_loss"), float(value), ts,
+                                      epoch))
+    return out
+
+
+def _log_results(settings: Settings, tracker: Tracker, run_id: str, trained: TrainedVariant,
+                 dataset: DatasetRef | None) -> None:
+    client = tracker.client
+    chash = config_hash(settings, trained.settings.model_dump(mode="json"))
+    client.set_tag(run_id, "weights_hash", trained.weights_hash)
+    ts = int(time.time() * 1000)
+    metrics = metrics_of(trained.metrics, ts=ts)
+    for i, fold in enumerate(trained.fold_metrics):
+        metrics += metrics_of(fold, "fold.", step=i, ts=ts)
+    for name, values in trained.baselines.items():
+        metrics += metrics_of(values, f"naive.{name}.", ts=ts)
+    metrics += metrics_of({"train_seconds": trained.seconds, "folds": len(trained.fold_metrics)},
+                        ts=ts)
+    metrics += _loss_metrics(trained, ts)
+    log_batch(client, run_id, {"n_features": str(len(trained.feature_names))}, metrics)
+    log_model(tracker, run_id, trained, dataset=dataset,
+              tags={"variant": trained.variant, "data_version": trained.data_version,
+                    "weights_hash": trained.weights_hash, "config_hash": chash})
+    _log_run_files(client, run_id, trained)
+
+
+@translate
+def log_training(settings: Settings, trained: TrainedVariant, config: Mapping[str, Any], *,
+                 run_id: str | None = None, dataset: DatasetRef | None = None) -> str:
+    """Log one variant's training and finish its run; returns the run id.
+
+    ``run_id`` is a run :func:`start_training_run` opened before training; without it the run
+    is opened now (a result reused from the cache, or logged by the register stage).
+    Params: the public config flattened, the variant's settings, dataset version, git commit
+    and seed. Metrics: aggregate, per fold (``fold.<name>``, step = fold index), the naive
+    baselines (``naive.<baseline>.<name>``) and per-epoch losses (step = epoch). The model is
+    the run's ``LoggedModel``; artifacts ``features.json`` and ``oos/oos.parquet``.
+    """
+    tracker = configure(settings)
+    if run_id is None:
+        run_id = start_training_run(settings, trained.variant, trained.data_version,
+                                    config=config, dataset=dataset,
+                                    variant_settings=trained.settings)
+    error: BaseException | None = None
+    try:
+        _log_results(settings, tracker, run_id, trained, dataset)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        _end(tracker.client, run_id, error)
+    return run_id
+
+
+def _log_run_files(client: Any, run_id: str, trained: TrainedVariant) -> None:
+    """``features.json`` (what the model reads) and ``oos/oos.parquet``, each stored once."""
     model_dir = Path(trained.model_dir)
-    client.log_artifacts(run_id, str(model_dir), "model")
     spec: dict[str, Any] = {"variant": trained.variant, "feature_names": trained.feature_names,
                             "window": trained.settings.window,
                             "feature_set": trained.settings.features}
@@ -191,11 +243,6 @@ def _log_model_files(client: Any, run_id: str, trained: TrainedVariant) -> None:
         spec.update({k: meta[k] for k in ("window", "horizon", "target", "input_name",
                                           "output_name") if k in meta})
     with tempfile.TemporaryDirectory(prefix="finmlops-") as tmp:
-        onnx_path = model_dir / "model.onnx"
-        if onnx_path.is_file():
-            sig = Path(tmp) / "signature.json"
-            sig.write_text(json.dumps(onnx_signature(onnx_path), indent=2), "utf-8")
-            client.log_artifact(run_id, str(sig), "model")
         features = Path(tmp) / "features.json"
         features.write_text(json.dumps(spec, indent=2, sort_keys=True), "utf-8")
         client.log_artifact(run_id, str(features))
@@ -204,8 +251,45 @@ def _log_model_files(client: Any, run_id: str, trained: TrainedVariant) -> None:
         client.log_artifact(run_id, str(oos), "oos")
 
 
-def log_trained_variants(settings: Settings, trained: Iterable[TrainedVariant]) -> dict[str, str]:
-    """For the train stage: one run per variant, returns ``{variant: run_id}``.
+@dataclass(frozen=True)
+class TrainingRun:
+    """A run opened before training; :meth:`log` records the result and finishes it."""
+
+    settings: Settings
+    run_id: str
+    config: Mapping[str, Any]
+    dataset: DatasetRef | None
+
+    def log(self, trained: TrainedVariant) -> str:
+        return log_training(self.settings, trained, self.config, run_id=self.run_id,
+                            dataset=self.dataset)
+
+
+@contextlib.contextmanager
+def training_run(settings: Settings, variant: str, data_version: str, *,
+                 config: Mapping[str, Any] | None = None,
+                 dataset: DatasetRef | None = None) -> Iterator[TrainingRun]:
+    """Open ``variant``'s run for the duration of its training: ``with training_run(...) as
+    run: ...train...; run.log(trained)``. An exception ends the run FAILED (KILLED on Ctrl-C);
+    leaving the block without :meth:`TrainingRun.log` ends it FAILED too."""
+    config = public_dict(settings) if config is None else config
+    run = TrainingRun(settings, start_training_run(settings, variant, data_version,
+                                                   config=config, dataset=dataset),
+                      config, dataset)
+    client = configure(settings).client
+    try:
+        yield run
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            _end(client, run.run_id, exc)
+        raise
+    if client.get_run(run.run_id).info.status == "RUNNING":
+        _end(client, run.run_id, RuntimeError("training ended without a logged result"))
+
+
+def log_trained_variants(settings: Settings, trained: Iterable[TrainedVariant],
+                         dataset: DatasetRef | None = None) -> dict[str, str]:
+    """For results reused from the cache: one run per variant, returns ``{variant: run_id}``.
 
     A variant whose identical training (same weights hash, data version and configuration) is
     already a finished run keeps that run, so rerunning a cached pipeline adds no duplicates.
@@ -214,7 +298,7 @@ def log_trained_variants(settings: Settings, trained: Iterable[TrainedVariant]) 
     out: dict[str, str] = {}
     for t in trained:
         existing = find_training_run(settings, t)
-        out[t.variant] = existing or log_training(settings, t, config)
+        out[t.variant] = existing or log_training(settings, t, config, dataset=dataset)
     return out
 
 
@@ -233,33 +317,6 @@ def find_training_run(settings: Settings, trained: TrainedVariant) -> str | None
         max_results=1,
     )
     return str(runs[0].info.run_id) if runs else None
-
-
-@translate
-def log_evaluation(settings: Settings, run_id: str, metrics: Mapping[str, float],
-                   artifacts: Mapping[str, Path] | None = None, key: str | None = None) -> bool:
-    """Add evaluation metrics to a training run; ``artifacts`` maps a run folder to a file or
-    directory to put there (e.g. ``{"evaluation": Path("evaluation.json")}``).
-
-    With ``key`` (a digest of what was evaluated), logging the same evaluation twice is a
-    no-op; returns whether anything was logged.
-    """
-    tracker = configure(settings)
-    client = tracker.client
-    run = client.get_run(run_id)  # a clear not-found error before logging anything
-    if key is not None and run.data.tags.get("evaluation_key") == key:
-        return False
-    _log_batch(client, run_id, metrics=_metrics(metrics))
-    for folder, path in (artifacts or {}).items():
-        path = Path(path)
-        if path.is_dir():
-            client.log_artifacts(run_id, str(path), folder or None)
-        else:
-            client.log_artifact(run_id, str(path), folder or None)
-    client.set_tag(run_id, "evaluated", "true")
-    if key is not None:
-        client.set_tag(run_id, "evaluation_key", key)
-    return True
 
 
 @translate

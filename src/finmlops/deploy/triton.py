@@ -1,0 +1,200 @@
+"""Registered versions as Triton model repositories, which Seldon and KServe load.
+
+``finmlops models publish`` writes each registered version N of model M under the repository
+root R (``deploy.model_repository``, default ``s3://<deploy.bucket>/triton``) as a Triton model
+repository of its own::
+
+    R/M/vN/                     a Triton model repository: KServe's storageUri
+    R/M/vN/M/config.pbtxt       the model's explicit configuration (:func:`config_pbtxt`)
+    R/M/vN/M/N/model.onnx       Triton version N = registry version N
+    R/M/vN/M/N/model.json       the finmlops model card (Triton reads only model.onnx)
+    R/M/vN/published.json       written last: the version is published once it exists
+
+Seldon's ``storageUri`` is the model folder ``R/M/vN/M`` with ``artifactVersion: N``. One
+repository per version, rather than every version under one model folder, because a version's
+files never change once published: a manifest that names ``vN`` always gets exactly those bytes,
+an alias move is a new path (a diff in Git that the cluster follows), and a later training with
+another input window cannot invalidate the ``config.pbtxt`` a running version was loaded with.
+
+Triton's configuration: ``max_batch_size: 0`` with the batch as an explicit ``-1`` dimension,
+so the configured shapes are the graph's own shapes (``features [-1, W, F]``, ``probability
+[-1]``) and a request is shaped exactly as for ``finmlops serve``. A positive
+``max_batch_size`` would only buy Triton's dynamic batching of concurrent requests, which a model
+asked once a day per ticker does not need, at the price of a reshape for the rank-1 output.
+``config.pbtxt`` names no model: Triton takes the folder's name and Seldon writes its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finmlops.config import Settings
+from finmlops.errors import ConfigError, FinmlopsError, StoreError
+
+PLATFORM = "onnxruntime_onnx"
+CONFIG_FILE = "config.pbtxt"
+MARKER = "published.json"
+MODEL_FILE = "model.onnx"
+CARD_FILE = "model.json"
+PUBLISH_FORMAT = 1
+_TRITON_TYPES = {"FP32": "TYPE_FP32", "FP64": "TYPE_FP64", "FP16": "TYPE_FP16",
+                 "INT64": "TYPE_INT64", "INT32": "TYPE_INT32", "INT8": "TYPE_INT8",
+                 "UINT8": "TYPE_UINT8", "BOOL": "TYPE_BOOL", "BYTES": "TYPE_STRING"}
+
+
+def repository_root(settings: Settings) -> str:
+    """``deploy.model_repository`` (a local path made absolute), else ``s3://<bucket>/triton``."""
+    return absolute_root(settings.deploy.model_repository
+                         or f"s3://{settings.deploy.bucket}/triton")
+
+
+def absolute_root(root: str) -> str:
+    """``root`` without a trailing slash; a local path made absolute."""
+    return (root if "://" in root else str(Path(root).resolve())).rstrip("/")
+
+
+def version_repository(root: str, model: str, version: str) -> str:
+    """The Triton model repository that holds exactly ``version`` (KServe's storageUri)."""
+    return f"{root.rstrip('/')}/{model}/v{_version(version)}"
+
+
+def model_folder(root: str, model: str, version: str) -> str:
+    """The Triton model folder of ``version`` (Seldon's storageUri, with artifactVersion)."""
+    return f"{version_repository(root, model, version)}/{model}"
+
+
+def _version(version: str) -> int:
+    try:
+        number = int(str(version))
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ConfigError(f"a Triton version is a registry version number >= 1, got {version!r}")
+    return number
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return "[ " + ", ".join(str(int(d)) for d in shape) + " ]"
+
+
+def _tensors(kind: str, tensors: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = [f"{kind} ["]
+    for i, t in enumerate(tensors):
+        datatype = str(t["datatype"])
+        if datatype not in _TRITON_TYPES:
+            raise ConfigError(f"{kind} {t['name']!r}: no Triton type for {datatype}")
+        lines += ["  {", f'    name: "{t["name"]}"', f"    data_type: {_TRITON_TYPES[datatype]}",
+                  f"    dims: {_dims(t['shape'])}", "  }" + ("," if i < len(tensors) - 1 else "")]
+    return [*lines, "]"]
+
+
+def config_pbtxt(signature: Mapping[str, Sequence[Mapping[str, Any]]], version: str,
+                 *, model: str = "") -> str:
+    """Triton's ``config.pbtxt`` (protobuf text format) for an ONNX graph with ``signature``
+    (V2 names, datatypes and shapes, symbolic dimensions as -1, as
+    :func:`finmlops.tracking.logged_model.onnx_signature` reads them), serving only
+    ``version``."""
+    number = _version(version)
+    if not signature.get("inputs") or not signature.get("outputs"):
+        raise ConfigError("a Triton configuration needs the graph's inputs and outputs")
+    about = f" for {model} version {number}" if model else ""
+    lines = [f"# Generated by `finmlops models publish`{about}; do not edit.",
+             f'platform: "{PLATFORM}"', "max_batch_size: 0",
+             *_tensors("input", signature["inputs"]), *_tensors("output", signature["outputs"]),
+             f"version_policy: {{ specific: {{ versions: [ {number} ] }} }}",
+             "instance_group [", "  {", "    kind: KIND_CPU", "    count: 1", "  }", "]"]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Published:
+    version: str
+    repository: str
+    """The version's Triton model repository (KServe's storageUri)."""
+    model_folder: str
+    """Its model folder (Seldon's storageUri)."""
+    created: bool
+    """False when the same bytes were already published there."""
+
+
+def _filesystem(root: str, endpoint_url: str | None) -> tuple[Any, str]:
+    import fsspec
+
+    options: dict[str, Any] = {}
+    if root.startswith(("s3://", "s3a://")):
+        options["skip_instance_cache"] = True
+        if endpoint_url:
+            options["client_kwargs"] = {"endpoint_url": endpoint_url}
+    fs, path = fsspec.core.url_to_fs(root, **options)
+    return fs, str(path).rstrip("/")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_marker(root: str, model: str, version: str,
+                endpoint_url: str | None = None) -> dict[str, Any] | None:
+    """The ``published.json`` of a version, or ``None`` when it is not published there."""
+    fs, base = _filesystem(root, endpoint_url)
+    path = f"{base}/{model}/v{_version(version)}/{MARKER}"
+    try:
+        marker: dict[str, Any] = json.loads(fs.cat_file(path))
+    except FileNotFoundError:
+        return None
+    return marker
+
+
+def publish_version(onnx_path: Path, signature: Mapping[str, Any], *, model: str,
+                    version: str, root: str, card: Mapping[str, Any] | None = None,
+                    endpoint_url: str | None = None, source: str = "") -> Published:
+    """Write the graph ``onnx_path`` (and the model card ``card`` as ``model.json``) as the
+    Triton repository of ``version`` under ``root`` (a local path or ``s3://``).
+
+    Idempotent: a version already published with the same ``model.onnx`` is left alone; one
+    published with other bytes is a :class:`StoreError` (a registry version never changes,
+    so another registry is writing to the same place). ``published.json`` goes last, so a
+    crash leaves a version that is simply not published yet (the next publish rewrites it).
+    """
+    number = _version(version)
+    onnx_bytes = onnx_path.read_bytes()
+    files: dict[str, bytes] = {
+        f"{model}/{CONFIG_FILE}": config_pbtxt(signature, str(number), model=model).encode(),
+        f"{model}/{number}/{MODEL_FILE}": onnx_bytes,
+    }
+    if card is not None:
+        files[f"{model}/{number}/{CARD_FILE}"] = (
+            json.dumps(dict(card), indent=2, sort_keys=True) + "\n").encode()
+    repository = version_repository(root, model, str(number))
+    folder = model_folder(root, model, str(number))
+    try:
+        fs, base = _filesystem(root, endpoint_url)
+        target = f"{base}/{model}/v{number}"
+        existing = read_marker(root, model, str(number), endpoint_url)
+        wanted = _sha256(onnx_bytes)
+        if existing is not None:
+            if existing.get("files", {}).get(f"{model}/{number}/{MODEL_FILE}") == wanted:
+                return Published(str(number), repository, folder, created=False)
+            raise StoreError(
+                f"{repository} already holds another model.onnx for version {number} of "
+                f"{model!r}; publish to another --to (or remove it if it is stale)")
+        fs.makedirs(target, exist_ok=True)
+        for rel, data in files.items():
+            fs.makedirs(f"{target}/{rel.rsplit('/', 1)[0]}", exist_ok=True)
+            fs.pipe_file(f"{target}/{rel}", data)
+        marker = {"format": PUBLISH_FORMAT, "registered_model": model, "version": str(number),
+                  "source": source, "platform": PLATFORM,
+                  "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                  "files": {rel: _sha256(data) for rel, data in sorted(files.items())}}
+        fs.pipe_file(f"{target}/{MARKER}", json.dumps(marker, indent=1).encode())
+    except FinmlopsError:
+        raise
+    except (OSError, ValueError) as exc:  # permissions, no bucket, bad credentials, ...
+        raise StoreError(f"cannot publish version {number} to {repository}: {exc}") from None
+    return Published(str(number), repository, folder, created=True)
