@@ -1,9 +1,10 @@
 """The A/B P&L is the backtest's, end to end: two arms whose ONNX models answer a constant
 probability (one always long, one always flat) behind the real service, the bundled IBB days
 of 2020 H1 replayed over HTTP with their realised returns as feedback, the summary read from
-the ledger. The always-long arm earns IBB's next-day return (buy and hold) less one entry
-cost — over the days it served in the split test, over every day in the paired one — and the
-always-flat arm earns exactly nothing."""
+the ledger. The always-long arm earns IBB's one-day return as the backtest fills it (bought
+at the next open, sold at the open after: buy and hold) less one entry cost — over the days it
+served in the split test, over every day in the paired one — and the always-flat arm earns
+exactly nothing."""
 
 from __future__ import annotations
 
@@ -22,14 +23,17 @@ EXACT = {"rel": 1e-12, "abs": 1e-16}
 """To float precision: sums of the same returns in another order."""
 
 
-def next_day_returns(settings: Settings) -> dict[str, float]:
-    """IBB's close-to-next-close return per date, straight from the stored bars."""
+def next_open_returns(settings: Settings) -> dict[str, float]:
+    """IBB's return from the next open to the open after (dividend-adjusted), per as-of date,
+    straight from the stored bars: the default ``evaluation.execution``."""
     from finmlops.data import read_bars
 
+    assert settings.evaluation.execution == "next_open"
     ibb = read_bars(settings, tickers=["IBB"]).sort_values("date")
-    price = ibb["adj_close"].to_numpy(dtype=np.float64)
+    adj = ibb["open"].to_numpy(dtype=np.float64) * ibb["adj_close"].to_numpy(
+        dtype=np.float64) / ibb["close"].to_numpy(dtype=np.float64)
     days = [d.date().isoformat() for d in ibb["date"]]
-    return {days[i]: float(price[i + 1] / price[i] - 1.0) for i in range(len(days) - 1)}
+    return {days[i]: float(adj[i + 2] / adj[i + 1] - 1.0) for i in range(len(days) - 2)}
 
 
 @pytest.mark.parametrize("shadow", [False, True], ids=["split", "shadow"])
@@ -60,10 +64,10 @@ def test_always_long_earns_buy_and_hold_less_one_entry_cost(
         handle.stop()
     summary = analyse_ledger(s, s.ledger_url)
 
-    r = next_day_returns(s)
+    r = next_open_returns(s)
     served = {rec["routing_key"].split(":", 1)[1]: rec["arm"] for rec in res.records}
-    days = [d for d in sorted(served) if d in r]  # the last day's next bar is unknown
-    assert len(days) == res.feedback == len(served) - 1 > 100
+    days = [d for d in sorted(served) if d in r]  # the last two days' exits are unknown
+    assert len(days) == res.feedback == len(served) - 2 > 100
     c = cost_per_unit(s.evaluation.costs)
     long_days = [d for d in days if served[d] == "enhanced"]
     flat_days = [d for d in days if served[d] == "baseline"]

@@ -33,76 +33,102 @@ from finmlops.errors import (
 from finmlops.ledger import Feedback, open_ledger
 
 
-def bars_of(ticker: str, dates: list[dt.date], prices: list[float]) -> pd.DataFrame:
+def bars_of(ticker: str, dates: list[dt.date], prices: list[float],
+            opens: list[float] | None = None) -> pd.DataFrame:
     n = len(dates)
     return pd.DataFrame({"ticker": ticker, "date": pd.to_datetime(dates),
-                         "open": prices, "high": prices, "low": prices, "close": prices,
+                         "open": opens if opens is not None else prices, "high": prices,
+                         "low": prices, "close": prices,
                          "adj_close": np.asarray(prices, dtype=np.float64),
                          "volume": np.ones(n, dtype=np.int64)})
 
 
+HELD = {"same_close": 1, "next_open": 2, "next_close": 2}
+"""Bars after the as-of date until the exit price exists."""
+
+
+def by_hand(execution: str, i: int, prices: list[float], opens: list[float]) -> float:
+    """The one-day return of a position decided at close i, as each fill defines it."""
+    if execution == "same_close":
+        return prices[i + 1] / prices[i] - 1.0
+    if execution == "next_close":
+        return prices[i + 2] / prices[i + 1] - 1.0
+    # next open, dividend-adjusted: open * adj_close / close (here close == adj_close)
+    return opens[i + 2] / opens[i + 1] - 1.0
+
+
 @st.composite
-def series(draw: st.DrawFn) -> tuple[list[dt.date], list[float], int, int]:
-    """Trading dates with random gaps, positive prices, a horizon and an as-of index."""
-    horizon = draw(st.integers(1, 3))
-    n = draw(st.integers(horizon + 1, 30))
+def series(draw: st.DrawFn) -> tuple[list[dt.date], list[float], list[float], str, int]:
+    """Trading dates with random gaps, positive prices and opens, a fill and an as-of index."""
+    execution = draw(st.sampled_from(sorted(HELD)))
+    held = HELD[execution]
+    n = draw(st.integers(held + 1, 30))
     gaps = draw(st.lists(st.integers(1, 4), min_size=n, max_size=n))
     start = dt.date(2020, 1, 1)
     dates = [start + dt.timedelta(days=int(g)) for g in np.cumsum(gaps)]
-    prices = draw(st.lists(st.floats(0.01, 1e5, allow_nan=False), min_size=n, max_size=n))
-    i = draw(st.integers(0, n - 1 - horizon))
-    return dates, prices, horizon, i
+    price = st.floats(0.01, 1e5, allow_nan=False)
+    prices = draw(st.lists(price, min_size=n, max_size=n))
+    opens = draw(st.lists(price, min_size=n, max_size=n))
+    i = draw(st.integers(0, n - 1 - held))
+    return dates, prices, opens, execution, i
 
 
 @given(series(), st.lists(st.floats(0.01, 1e5), min_size=0, max_size=5))
 @settings(max_examples=150, deadline=None)
-def test_forward_return_is_next_over_day_and_never_reads_later_bars(
-        case: tuple[list[dt.date], list[float], int, int], later: list[float]) -> None:
-    dates, prices, horizon, i = case
-    bars = bars_of("IBB", dates, prices)
-    (got,) = realised_outcomes(bars, ["IBB"], dates[i], horizon)
-    assert got.forward_return == prices[i + horizon] / prices[i] - 1.0  # exactly
-    assert (got.date, got.until) == (dates[i], dates[i + horizon])
+def test_the_outcome_is_the_fills_return_and_never_reads_later_bars(
+        case: tuple[list[dt.date], list[float], list[float], str, int],
+        later: list[float]) -> None:
+    dates, prices, opens, execution, i = case
+    bars = bars_of("IBB", dates, prices, opens)
+    (got,) = realised_outcomes(bars, ["IBB"], dates[i], execution)
+    j = i + HELD[execution]
+    assert got.forward_return == pytest.approx(by_hand(execution, i, prices, opens),
+                                               rel=1e-12)
+    assert (got.date, got.until) == (dates[i], dates[j])
     assert got.routing_key == f"IBB:{dates[i].isoformat()}"
     assert got.payload() == {"routing_key": got.routing_key,
                              "realized_return": got.forward_return,
                              "direction": int(got.forward_return > 0)}
     # Bars after ``until``: changed, dropped or added, the answer is the same.
-    j = i + horizon
     cut = bars.iloc[:j + 1]
     extra = [dates[-1] + dt.timedelta(days=k + 1) for k in range(len(later))]
-    changed = pd.concat([cut, bars_of("IBB", dates[j + 1:] + extra,
-                                      [p * 3.0 for p in prices[j + 1:]] + later)],
+    after = [p * 3.0 for p in prices[j + 1:]] + later
+    changed = pd.concat([cut, bars_of("IBB", dates[j + 1:] + extra, after)],
                         ignore_index=True)
     for other in (cut, changed):
-        assert realised_outcomes(other, ["IBB"], dates[i], horizon) == [got]
-    # No date given: the newest date whose forward return is known.
-    (newest,) = realised_outcomes(cut, ["IBB"], None, horizon)
-    assert (newest.date, newest.until) == (dates[j - horizon], dates[j])
+        assert realised_outcomes(other, ["IBB"], dates[i], execution) == [got]
+    # No date given: the newest date whose return is known.
+    (newest,) = realised_outcomes(cut, ["IBB"], None, execution)
+    assert (newest.date, newest.until) == (dates[j - HELD[execution]], dates[j])
 
 
 def test_each_ticker_gets_its_own_newest_date_and_errors_are_readable() -> None:
     days = [dt.date(2026, 4, d) for d in (27, 28, 29, 30)]
     bars = pd.concat([bars_of("IBB", days, [100.0, 101.0, 99.0, 99.0]),
                       bars_of("SPY", days[:3], [10.0, 11.0, 12.1])], ignore_index=True)
-    ibb, spy = realised_outcomes(bars, ["IBB", "SPY"])
+    ibb, spy = realised_outcomes(bars, ["IBB", "SPY"], execution="same_close")
     assert (ibb.date, ibb.forward_return, ibb.direction) == (days[2], 0.0, 0)
     assert (spy.date, spy.until) == (days[1], days[2])
     assert spy.forward_return == pytest.approx(0.1)
+    (late,) = realised_outcomes(bars, ["SPY"])  # next open: two bars after the as-of date
+    assert (late.date, late.until) == (days[0], days[2])
     with pytest.raises(DataValidationError, match="not known yet"):
-        realised_outcomes(bars, ["SPY"], days[2])
+        realised_outcomes(bars, ["SPY"], days[1])
     with pytest.raises(DataValidationError, match="no bar on 2026-05-02"):
         realised_outcomes(bars, ["IBB"], dt.date(2026, 5, 2))
     with pytest.raises(DataValidationError, match="no bars for QQQ"):
         realised_outcomes(bars, ["QQQ"])
-    with pytest.raises(DataValidationError, match="no forward return over 5"):
-        realised_outcomes(bars, ["IBB"], None, 5)
+    with pytest.raises(DataValidationError, match="no return is known yet"):
+        realised_outcomes(bars.iloc[:2], ["IBB"])
     zero = bars_of("IBB", days, [0.0, 1.0, 1.0, 1.0])
     with pytest.raises(DataValidationError, match="positive"):
         realised_outcomes(zero, ["IBB"], days[0])
 
 
-CONFIG = {"data__start": "2019-11-01", "data__end": "2020-02-28"}
+CONFIG = {"data__start": "2019-11-01", "data__end": "2020-02-28",
+          "evaluation__execution": "same_close"}
+"""Close-to-close fills keep these tests' days simple (one bar after the as-of date); every
+fill's return is checked against a hand computation above."""
 
 
 @pytest.fixture

@@ -64,6 +64,10 @@ def execution_returns(bars: pd.DataFrame, execution: Execution = "next_open") ->
         raise DataValidationError("bars repeat a (ticker, date) row")
     frame = frame.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
     adj = frame["adj_close"].to_numpy(np.float64)
+    for col in _NEEDS[execution]:
+        values = frame[col].to_numpy(np.float64)
+        if not (np.isfinite(values).all() and (values > 0).all()):
+            raise DataValidationError("prices must be finite and positive")
     if execution == "next_open":
         price = frame["open"].to_numpy(np.float64) * adj / frame["close"].to_numpy(np.float64)
         entry = 1
