@@ -14,7 +14,7 @@ PLOTLY_JS := $(VENV)/share/finmlops/plotly-basic.min.js
 MLSERVER_VENV := .venv-mlserver
 MLSERVER_STAMP := $(MLSERVER_VENV)/.installed
 
-.PHONY: run test lint bench lock venv mlserver-venv clean help
+.PHONY: run test lint bench lock proto venv mlserver-venv clean help
 
 help:
 	@echo "make run    set up .venv and run the whole pipeline on the bundled data"
@@ -69,6 +69,14 @@ lock:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) .ci/lock.py
+
+# The gRPC messages from serving/proto/inference.proto, in a descriptor pool of their own
+# (tritonclient registers the same `inference.*` names in protobuf's default pool).
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Isrc/finmlops/serving/proto \
+	  --python_out=src/finmlops/serving/_grpc src/finmlops/serving/proto/inference.proto
+	sed -i 's/^DESCRIPTOR = _descriptor_pool.Default()/DESCRIPTOR = _descriptor_pool.DescriptorPool()/' \
+	  src/finmlops/serving/_grpc/inference_pb2.py
 
 clean:
 	rm -rf $(VENV) $(MLSERVER_VENV) .finmlops .pytest_cache .mypy_cache .ruff_cache

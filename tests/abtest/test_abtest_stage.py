@@ -50,13 +50,14 @@ def test_stage_replays_decides_and_writes_abtest_json(
     assert Path(out["path"]).parent.parent == (tmp_path / "abtest").resolve()
     replay = data["replay"]
     assert replay["start"] == "2020-01-01" and replay["days"] == replay["requests"] > 100
-    assert replay["feedback"] == replay["requests"] - 1
+    # filled at the next open, sold at the open after: the last two days' outcomes are unknown
+    assert replay["feedback"] == replay["requests"] - 2
     assert sum(a["n"] for a in data["arms"].values()) == replay["feedback"]
     assert set(data["arms"]) == {"baseline", "enhanced"}
     assert data["decision"]["action"] == out["decision"]
     assert data["paired_decision"] is not None
     split, paired = data["timeline"]["split"], data["timeline"]["paired"]
-    assert len(split["days"]) == len(paired["days"]) == replay["days"] - 1
+    assert len(split["days"]) == len(paired["days"]) == replay["days"] - 2
     assert {"p_value", "lower", "upper", "action"} <= set(split)
     assert set(data["days_to_decision"]) == {"split", "paired"}
     covid = data["stress_windows"]["covid_crash"]
@@ -103,7 +104,8 @@ def test_replay_windows_use_only_bars_up_to_their_day(
         settings: Callable[..., Settings]) -> None:
     """Each replayed request is what a live client could have sent on its day: cutting the
     bars after day D changes no window up to D, and D's outcome is then unknown (no
-    feedback is posted for it until the next bar exists)."""
+    feedback is posted for it until its exit bar exists: two bars later, at the default next
+    open fill)."""
     import numpy as np
 
     from finmlops.data import ingest, read_bars
@@ -121,5 +123,7 @@ def test_replay_windows_use_only_bars_up_to_their_day(
                              None)
     assert list(cut.dates) == list(full.dates[:16])
     np.testing.assert_array_equal(cut.windows, full.windows[:16])
-    np.testing.assert_array_equal(cut.forward_returns[:15], full.forward_returns[:15])
-    assert np.isnan(cut.forward_returns[15]) and np.isfinite(full.forward_returns[15])
+    assert s.evaluation.execution == "next_open"
+    np.testing.assert_array_equal(cut.forward_returns[:14], full.forward_returns[:14])
+    assert np.isnan(cut.forward_returns[14:16]).all()
+    assert np.isfinite(full.forward_returns[14:16]).all()

@@ -41,7 +41,9 @@ def service(tmp_path: Path, models: dict[str, Path]) -> Iterator[Service]:
     from finmlops.config import Settings
     from finmlops.serving import create_app, run_in_thread
 
-    settings = Settings(home=tmp_path, experiment={"shadow": True})
+    # summaries every 0.2 s: the finmlops_ledger_* gauges follow the ledger within the test
+    settings = Settings(home=tmp_path, experiment={"shadow": True},
+                        ledger={"summary_interval_s": 0.2})
     app = create_app(settings, models)
     handle = run_in_thread(app, "127.0.0.1", 0, timeout=60)
     client = httpx.Client(base_url=handle.url, timeout=30)

@@ -42,9 +42,10 @@ def test_running_service_exports_every_queried_series(service: Service) -> None:
     bad = service.client.post("/v2/models/direction-ab/infer", json={"inputs": []})
     assert bad.status_code == 400
     deadline = time.monotonic() + 10
-    while True:  # drift gauges appear once the log writer has observed rows
-        names, text = scrape(service)
-        if "finmlops_drift_psi" in names or time.monotonic() > deadline:
+    while True:  # drift gauges appear once the writer has observed rows; the ledger's
+        names, text = scrape(service)  # summary gauges once its outcomes were re-read
+        if {"finmlops_drift_psi", "finmlops_ledger_arm_outcomes"} <= names or \
+                time.monotonic() > deadline:
             break
         time.sleep(0.2)
     missing = (used_names() & contract_names()) - names

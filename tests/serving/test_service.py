@@ -500,3 +500,32 @@ def test_feedback_by_routing_key_reaches_every_prediction_once(
     assert metric(text, "finmlops_feedback_return_sum") == pytest.approx(
         served["net_return"].sum(), abs=1e-12)
     assert metric(text, "finmlops_paired_outcomes_total") == 3
+
+
+def test_compressed_bodies_are_read_and_bounded(start_server: Callable[..., Any],
+                                                settings_for: Callable[..., Settings]) -> None:
+    import gzip
+    import zlib
+
+    import orjson
+
+    h = start_server(settings_for(**{"serve.max_body_bytes": 4096}))
+    body = orjson.dumps(infer_body(zeros()))
+    with client(h) as c:
+        raw = zlib.compressobj(wbits=-15)
+        raw_deflate = raw.compress(body) + raw.flush()  # what some clients send as "deflate"
+        for encoding, data in (("gzip", gzip.compress(body)), ("deflate", zlib.compress(body)),
+                               ("deflate", raw_deflate)):
+            r = c.post(EXP, content=data, headers={"content-encoding": encoding,
+                                                   "content-type": "application/json"})
+            assert r.status_code == 200, (encoding, r.text)
+        bomb = gzip.compress(b" " * 3_000_000)  # 3 kB compressed, 3 MB inflated
+        assert len(bomb) < 4096
+        r = c.post(EXP, content=bomb, headers={"content-encoding": "gzip"})
+        assert r.status_code == 413 and "decompressed" in r.json()["error"]
+        r = c.post(EXP, content=gzip.compress(body)[:-8], headers={"content-encoding": "gzip"})
+        assert r.status_code == 400 and "truncated" in r.json()["error"]
+        r = c.post(EXP, content=body, headers={"content-encoding": "br"})
+        assert r.status_code == 415 and "gzip, deflate" in r.json()["error"]
+        r = c.post(EXP, content=b"not gzip", headers={"content-encoding": "gzip"})
+        assert r.status_code == 400

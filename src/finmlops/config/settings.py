@@ -267,6 +267,9 @@ class ServeSettings(_Section):
     request_timeout_s: float = Field(10.0, gt=0)
     model_dir: Path | None = None
     """Serve from a local directory of exported models instead of the MLflow registry."""
+    grpc_port: int | None = Field(None, ge=0, le=65535)
+    """Also serve the Open Inference Protocol V2 over gRPC on this port (``None``: REST only;
+    0 picks a free port, for one worker)."""
 
 
 class LedgerSettings(_Section):

@@ -110,7 +110,8 @@ def serve_and_replay(settings: Settings, models: dict[str, Path], data: Any, led
     from finmlops.abtest import replay
     from finmlops.serving import create_app, run_in_thread
 
-    serve = settings.serve.model_copy(update={"host": "127.0.0.1", "port": 0})
+    serve = settings.serve.model_copy(update={"host": "127.0.0.1", "port": 0,
+                                              "grpc_port": None})
     ledger = settings.ledger.model_copy(update={"url": SecretStr(ledger_url)})
     local = settings.model_copy(update={"serve": serve, "ledger": ledger})
     app = create_app(local, models)

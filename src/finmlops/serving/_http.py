@@ -41,6 +41,7 @@ STATIC = {
     "/admin/experiment": Route("experiment", "GET, PUT", "admin"),
     "/admin/reload": Route("reload", "POST", "admin"),
     "/admin/status": Route("status", "GET", "admin"),
+    "/v2/repository/index": Route("repository", "POST", "inference"),
     "/metrics": Route("metrics", "GET", None),
     "/openapi.json": Route("openapi", "GET", None),
 }
@@ -51,6 +52,10 @@ _INFER = Route("infer", "POST", "inference")
 
 class Disconnected(Exception):
     """The client went away while the body was being read."""
+
+
+class UnsupportedMediaType(FinmlopsError):
+    http_status = 415
 
 
 class MethodNotAllowed(FinmlopsError):
@@ -111,7 +116,39 @@ async def preflight(send: Send, headers: Headers, origin: bytes | None, allowed:
 
 
 async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
-    """The request body; 413 when the declared or the counted size is over ``limit``."""
+    """The request body, decompressed when ``Content-Encoding`` is gzip or deflate; 413 when
+    the declared, the counted or the decompressed size is over ``limit``."""
+    raw = await _read_raw(receive, headers, limit)
+    encoding = headers.get(b"content-encoding", b"identity").strip().lower()
+    if encoding in (b"", b"identity"):
+        return raw
+    if encoding not in (b"gzip", b"deflate"):
+        raise UnsupportedMediaType(f"Content-Encoding {encoding.decode('latin-1')!r}: only "
+                                   "gzip, deflate and identity are accepted")
+    return _inflate(raw, encoding, limit)
+
+
+def _inflate(raw: bytes, encoding: bytes, limit: int) -> bytes:
+    """Decompress at most ``limit`` bytes (a small body cannot expand past the limit)."""
+    import zlib
+
+    # gzip: a gzip header; deflate: zlib's header (RFC 9110), or a raw stream as some send.
+    wbits = 16 + zlib.MAX_WBITS if encoding == b"gzip" else zlib.MAX_WBITS
+    for bits in (wbits, -zlib.MAX_WBITS) if encoding == b"deflate" else (wbits,):
+        inflater = zlib.decompressobj(bits)
+        try:
+            out = inflater.decompress(raw, limit + 1)
+        except zlib.error:
+            continue
+        if len(out) > limit:
+            raise PayloadTooLargeError(f"body over {limit} bytes once decompressed")
+        if not inflater.eof:
+            raise BadRequestError(f"the {encoding.decode()} body is truncated")
+        return out
+    raise BadRequestError(f"the body is not valid {encoding.decode()}")
+
+
+async def _read_raw(receive: Receive, headers: Headers, limit: int) -> bytes:
     declared = headers.get(b"content-length")
     if declared is not None:
         try:

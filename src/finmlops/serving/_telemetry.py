@@ -149,9 +149,9 @@ class Telemetry:
             m.ledger_arm_return_sum.labels(experiment, arm).set(float(r.sum()))
             m.ledger_arm_return_sq_sum.labels(experiment, arm).set(float((r * r).sum()))
         if reference is not None:
-            ref = outcomes[outcomes["arm"] == reference].set_index("request_id")
+            ref = outcomes[outcomes["arm"] == reference]
             for arm, g in outcomes[outcomes["arm"] != reference].groupby("arm"):
-                j = g.join(ref, on="request_id", how="inner", rsuffix="_ref")
+                j = g.merge(ref, on="request_id", how="inner", suffixes=("", "_ref"))
                 labels = (experiment, arm, reference)
                 d = (j["net_return"] - j["net_return_ref"]).to_numpy(dtype=float)
                 m.ledger_paired_outcomes.labels(*labels).set(len(j))

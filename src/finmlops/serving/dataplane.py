@@ -226,11 +226,12 @@ class DataPlane:
         try:
             outcomes = ledger.outcomes(name, self.settings.evaluation)
             last = ledger.last_outcome_time(name)
+            self.telemetry.ledger_summary(name, outcomes,
+                                          router.default if router is not None else None, last)
         except FinmlopsError as exc:
             log.warning("ledger summary not refreshed: %s", exc.message)
-            return
-        self.telemetry.ledger_summary(name, outcomes,
-                                      router.default if router is not None else None, last)
+        except Exception:  # the gauges wait for the next round; the thread lives on
+            log.exception("ledger summary not refreshed")
 
     def stop(self) -> None:
         """Stop taking traffic: commit what is queued, stop polling, close the ledger."""
@@ -445,6 +446,15 @@ class DataPlane:
         return result
 
     # -- metadata --------------------------------------------------------------------------
+
+    def repository_index(self, ready_only: bool = False) -> list[dict[str, str]]:
+        """Every model and the experiment, as the model repository extension lists them."""
+        state = "READY" if self.ready else "UNAVAILABLE"
+        out = [{"name": m.name, "version": m.version, "state": state, "reason": ""}
+               for m in self.models.values()]
+        out.append({"name": self.experiment.name, "version": "", "state": state,
+                    "reason": "" if self.ready else "not ready"})
+        return [m for m in out if m["state"] == "READY" or not ready_only]
 
     def metadata(self, target: Target, ready_only: bool) -> dict[str, Any]:
         if target.experiment is None:

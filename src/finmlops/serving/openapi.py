@@ -23,6 +23,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "Malformed request", 401: "Missing or wrong bearer token",
             403: "A token of another scope", 404: "Unknown model or version",
             405: "Method not allowed", 409: "Conflicts with a recorded outcome; nothing applied",
+            415: "Unsupported Content-Encoding (gzip, deflate and identity are accepted)",
             413: "Body too large", 500: "Server configuration error",
             503: "Not ready, or the ledger cannot take the write (nothing recorded)",
             504: "Request timed out"}
@@ -207,6 +208,20 @@ def build_openapi(models: Sequence[str], experiment: str, versions: Sequence[str
                 "security": secured,
             },
         },
+        "/v2/repository/index": {"post": {
+            "summary": "Every model and the experiment, with their state (model repository "
+                       "extension)",
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": False,
+                "properties": {"ready": {"type": "boolean"},
+                               "repository_name": {"type": "string"}}}}}},
+            "responses": {"200": _json({"type": "array", "items": {
+                "type": "object", "required": ["name", "version", "state", "reason"],
+                "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                               "state": {"type": "string"}, "reason": {"type": "string"}}}},
+                "Models"), **_errors(400, 413, 503, 504), **guarded},
+            "security": secured,
+        }},
         "/admin/status": get("Why the service is or is not ready", _json(
             {"type": "object", "required": ["ready"]}, "Status")),
         "/admin/reload": {"post": {

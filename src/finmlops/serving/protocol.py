@@ -12,15 +12,21 @@ from finmlops.errors import BadRequestError
 from finmlops.ledger import Feedback
 
 DATATYPES = {"FP32", "FP64"}
+_DTYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
+"""Binary tensor data is little-endian, row-major (the binary tensor extension)."""
+EXTENSIONS = ["binary_tensor_data", "model_repository"]
+"""Protocol extensions the service speaks (server metadata ``extensions``)."""
 
 
 @dataclass(frozen=True)
 class InferRequest:
-    """A validated request: the float32 batch and the optional id / routing key."""
+    """A validated request: the float32 batch, the optional id / routing key, and how the
+    client wants its output (``binary``: raw bytes after a JSON header)."""
 
     x: np.ndarray
     request_id: str | None
     routing_key: str | None
+    binary_output: bool = False
 
 
 _NUMBER = {int, float}
@@ -66,25 +72,31 @@ def check_routing_key(key: Any) -> str:
     return key
 
 
-def parse_infer(body: Any, input_name: str, window: int, n_features: int) -> InferRequest:
-    """Check a decoded V2 body against the signature ``[-1, window, n_features]`` FP32."""
+def parse_infer(body: Any, input_name: str, window: int, n_features: int,
+                output_name: str = "probability", binary: bytes = b"") -> InferRequest:
+    """Check a decoded V2 body against the signature ``[-1, window, n_features]`` FP32.
+
+    ``binary`` is what follows the JSON header in a binary tensor request
+    (``Inference-Header-Content-Length``): an input with ``parameters.binary_data_size`` takes
+    its values from there, little-endian. ``outputs`` may only name ``output_name``;
+    ``parameters.binary_data`` on it, or ``binary_data_output`` on the request, asks for the
+    output as raw bytes."""
     if not isinstance(body, dict):
         raise BadRequestError("the request body must be a JSON object")
     rid = body.get("id")
     if rid is not None:
         check_request_id(rid)
-    outputs = body.get("outputs")
-    if outputs is not None and not (isinstance(outputs, list)
-                                    and all(isinstance(o, dict) for o in outputs)):
-        raise BadRequestError("outputs must be a list of objects")
     params = body.get("parameters")
     key = None
+    binary_output = False
     if params is not None:
         if not isinstance(params, dict):
             raise BadRequestError("parameters must be an object")
         key = params.get("routing_key")
         if key is not None:
             check_routing_key(key)
+        binary_output = params.get("binary_data_output") is True
+    binary_output = _requested_outputs(body.get("outputs"), output_name) or binary_output
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1:
         raise BadRequestError(f"inputs must be a list holding one tensor named {input_name!r}")
@@ -106,6 +118,12 @@ def parse_infer(body: Any, input_name: str, window: int, n_features: int) -> Inf
     if w != window or f != n_features or not 1 <= n <= 100_000:
         raise BadRequestError(f"shape {shape} does not match the model's [n, {window}, "
                               f"{n_features}] (n >= 1)")
+    size = tensor.get("parameters", {}).get("binary_data_size")
+    if size is not None:
+        x = _binary_tensor(binary, size, datatype, n * w * f, "data" in tensor)
+        return InferRequest(x.reshape(n, w, f), rid, key, binary_output)
+    if binary:
+        raise BadRequestError("binary data was sent but no input has binary_data_size")
     data = tensor.get("data")
     if not isinstance(data, list) or not _only_numbers(data):
         raise BadRequestError("data must be a (flat or nested) list of numbers")
@@ -121,7 +139,66 @@ def parse_infer(body: Any, input_name: str, window: int, n_features: int) -> Inf
     if not bool((np.abs(arr) <= _FLT_MAX).all()):
         raise BadRequestError("data must be finite numbers (no NaN, Infinity or overflow)")
     x = arr.astype(np.float32, copy=False).reshape(n, w, f)
-    return InferRequest(x, rid, key)
+    return InferRequest(x, rid, key, binary_output)
+
+
+def _requested_outputs(outputs: Any, output_name: str) -> bool:
+    """Validate ``outputs``; True when the (only) output is asked for as binary data."""
+    if outputs is None:
+        return False
+    if not (isinstance(outputs, list) and all(isinstance(o, dict) for o in outputs)):
+        raise BadRequestError("outputs must be a list of objects")
+    binary = False
+    for o in outputs:
+        if o.get("name") != output_name:
+            raise BadRequestError(f"unknown output {o.get('name')!r}; the model has "
+                                  f"{output_name!r}")
+        p = o.get("parameters", {})
+        if not isinstance(p, dict):
+            raise BadRequestError("output parameters must be an object")
+        binary = binary or p.get("binary_data") is True
+    return binary
+
+
+def _binary_tensor(binary: bytes, size: Any, datatype: str, count: int,
+                   has_data: bool) -> np.ndarray:
+    """The float32 values of a binary tensor, checked: size, length, finiteness."""
+    dtype = _DTYPES[datatype]
+    if has_data:
+        raise BadRequestError("an input has both data and binary_data_size")
+    if type(size) is not int or size != count * dtype.itemsize:
+        raise BadRequestError(f"binary_data_size must be {count * dtype.itemsize} for "
+                              f"{count} {datatype} values, got {size!r}")
+    if len(binary) != size:
+        raise BadRequestError(f"the body holds {len(binary)} bytes of binary data; "
+                              f"binary_data_size says {size}")
+    arr: np.ndarray = np.frombuffer(binary, dtype=dtype)
+    if not bool((np.abs(arr) <= _FLT_MAX).all()):
+        raise BadRequestError("data must be finite numbers (no NaN, Infinity or overflow)")
+    out: np.ndarray = arr.astype(np.float32)
+    return out
+
+
+def split_binary(body: bytes, header_length: bytes | None) -> tuple[Any, bytes]:
+    """``(decoded JSON header, binary tail)`` of a request body (the binary tensor extension:
+    ``Inference-Header-Content-Length`` says how long the JSON header is)."""
+    import orjson
+
+    if header_length is None:
+        head, tail = body, b""
+    else:
+        try:
+            n = int(header_length)
+        except ValueError:
+            raise BadRequestError("invalid Inference-Header-Content-Length") from None
+        if not 0 < n <= len(body):
+            raise BadRequestError(f"Inference-Header-Content-Length {n} is outside the body "
+                                  f"({len(body)} bytes)")
+        head, tail = body[:n], body[n:]
+    try:
+        return orjson.loads(head), tail
+    except orjson.JSONDecodeError:
+        raise BadRequestError("the body is not valid JSON") from None
 
 
 def infer_response(model_name: str, version: str, request_id: str, output_name: str,
@@ -135,6 +212,21 @@ def infer_response(model_name: str, version: str, request_id: str, output_name: 
         "outputs": [{"name": output_name, "datatype": "FP32",
                      "shape": [len(probabilities)], "data": probabilities}],
     }
+
+
+def binary_response(model_name: str, version: str, request_id: str, output_name: str,
+                    probabilities: np.ndarray, params: Mapping[str, Any]) -> tuple[bytes, int]:
+    """``(body, JSON header length)``: the output as little-endian FP32 after the header."""
+    import orjson
+
+    raw = np.ascontiguousarray(probabilities, dtype="<f4").tobytes()
+    head = orjson.dumps({
+        "model_name": model_name, "model_version": version, "id": request_id,
+        "parameters": {k: v for k, v in params.items() if v is not None},
+        "outputs": [{"name": output_name, "datatype": "FP32",
+                     "shape": [int(probabilities.shape[0])],
+                     "parameters": {"binary_data_size": len(raw)}}]})
+    return head + raw, len(head)
 
 
 _OUTCOME_SHAPE = ('each outcome is {"prediction_id" | "routing_key": str, "realized_return": '

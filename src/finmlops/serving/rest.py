@@ -19,10 +19,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import orjson
 
 from finmlops.config import Settings
 from finmlops.errors import (
+    BadRequestError,
     ConflictError,
     FinmlopsError,
     ModelNotFoundError,
@@ -47,12 +49,15 @@ from finmlops.serving.auth import Auth, AuthError, ScopeError
 from finmlops.serving.dataplane import DataPlane
 from finmlops.serving.openapi import build_openapi
 from finmlops.serving.protocol import (
+    EXTENSIONS,
     MAX_ID,
+    binary_response,
     check_request_id,
     check_routing_key,
     infer_response,
     parse_feedback,
     parse_infer,
+    split_binary,
 )
 from finmlops.serving.router import candidates_from_json
 
@@ -76,6 +81,8 @@ class RestApp:
         self._timeout = settings.serve.request_timeout_s
         self._openapi = b""
         self._openapi_for: tuple[str, ...] | None = None
+        self.grpc: Any = None
+        """The gRPC service once started (``serve.grpc_port``); ``grpc.port`` is its port."""
 
     # Used by tests and the in-process server helper.
     @property
@@ -111,14 +118,26 @@ class RestApp:
                 try:
                     self.start()
                     self._install_sighup()
+                    await self._start_grpc()
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.grpc is not None:
+                    await self.grpc.stop(self._timeout)
                 await asyncio.get_running_loop().run_in_executor(None, self.stop)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _start_grpc(self) -> None:
+        port = self.settings.serve.grpc_port
+        if port is None:
+            return
+        from finmlops.serving.grpc_service import GrpcService
+
+        self.grpc = GrpcService(self.plane, self.auth, self._max_body, self._timeout)
+        await self.grpc.start(self.settings.serve.host, port)
 
     def _install_sighup(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -163,6 +182,9 @@ class RestApp:
             async with asyncio.timeout(self._timeout):
                 if route.name == "infer":
                     body, out_headers = await self._infer(params, headers, receive, t0)
+                    if out_headers[0][0] == b"content-type":  # binary tensor data
+                        await send_response(send, 200, body, [*out_headers, *extra])
+                        return
                     extra += out_headers
                 else:
                     status, body, content_type = await self._other(
@@ -212,8 +234,10 @@ class RestApp:
         target = plane.resolve(params["name"], params.get("version"),
                                seldon.decode("latin-1") if seldon is not None else None)
         model = target.model
-        body = await read_json(receive, headers, self._max_body)
-        req = parse_infer(body, model.input_name, model.window, model.n_features)
+        content = await read_body(receive, headers, self._max_body)
+        body, binary = split_binary(content, headers.get(b"inference-header-content-length"))
+        req = parse_infer(body, model.input_name, model.window, model.n_features,
+                          model.output_name, binary)
         client_id = req.request_id
         if client_id is None:
             raw = headers.get(b"x-request-id")
@@ -226,13 +250,23 @@ class RestApp:
         result = await plane.infer(target, req, routing_key=key,
                                    pinned=pinned.decode("latin-1") if pinned else None,
                                    client_id=client_id)
-        out = orjson.dumps(infer_response(
-            result.model_name, result.model_version, result.request_id, result.output_name,
-            result.probabilities, result.parameters()))
+        out_headers: list[tuple[bytes, bytes]] = []
+        if req.binary_output:
+            out, head = binary_response(
+                result.model_name, result.model_version, result.request_id,
+                result.output_name, np.asarray(result.probabilities, np.float32),
+                result.parameters())
+            out_headers += [(b"content-type", b"application/octet-stream"),
+                            (b"inference-header-content-length", str(head).encode())]
+        else:
+            out = orjson.dumps(infer_response(
+                result.model_name, result.model_version, result.request_id,
+                result.output_name, result.probabilities, result.parameters()))
         plane.telemetry.child(("lat", target.experiment or "", result.model_name)).observe(
             time.perf_counter() - t0)
         route_header = f":{result.model_name}_{result.model_version}:"
-        return out, [(b"x-request-id", result.request_id.encode("latin-1", "replace")),
+        return out, [*out_headers,
+                     (b"x-request-id", result.request_id.encode("latin-1", "replace")),
                      (b"x-prediction-id", result.prediction_id.encode()),
                      (b"x-seldon-route", route_header.encode("latin-1", "replace"))]
 
@@ -253,7 +287,7 @@ class RestApp:
             from finmlops import __version__
 
             return 200, orjson.dumps({"name": SERVER_NAME, "version": __version__,
-                                      "extensions": []}), None
+                                      "extensions": EXTENSIONS}), None
         if route == "metrics":
             text = await loop.run_in_executor(None, self.render_metrics)
             from prometheus_client import CONTENT_TYPE_LATEST
@@ -265,6 +299,14 @@ class RestApp:
             return 200, orjson.dumps(plane.status()), None
         if not plane.ready:
             raise NotReadyError("not ready")
+        if route == "repository":
+            raw = await read_body(receive, headers, self._max_body)
+            body, _ = split_binary(raw or b"{}", None)
+            if not isinstance(body, dict) or set(body) - {"ready", "repository_name"} or \
+                    not isinstance(body.get("ready", False), bool) or \
+                    not isinstance(body.get("repository_name", ""), str):
+                raise BadRequestError('expected {"ready"?: bool, "repository_name"?: str}')
+            return 200, orjson.dumps(plane.repository_index(body.get("ready", False))), None
         if route in ("model", "model_ready"):
             target = plane.resolve(params["name"], params.get("version"), None,
                                    inference=False)

@@ -44,6 +44,9 @@ EXPERIMENT_KIND = "custom_model_development"
 """MLflow 3's UI opens an experiment without this tag in its GenAI view; ours trains models."""
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# No artifact-download progress bars: the CLI's own output (a --json document included) is
+# the only thing a command prints.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @dataclass(frozen=True)
