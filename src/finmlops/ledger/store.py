@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from finmlops.config import EvaluationSettings, ExperimentSettings
-from finmlops.errors import ConflictError, StoreError
+from finmlops.errors import ConflictError, LedgerUnavailableError, StoreError
 from finmlops.ledger import pnl
 from finmlops.ledger._db import Cursor, Database, connect
 from finmlops.ledger.records import (
@@ -72,9 +72,11 @@ class Ledger:
 
     # -- writes: predictions ---------------------------------------------------------------
 
-    def record(self, batch: Sequence[Served], extra: ScoreMap | None = None) -> int:
+    def record(self, batch: Sequence[Served], extra: ScoreMap | None = None, *,
+               wait: bool = True) -> int:
         """Commit the predictions of ``batch`` and every score (served and ``extra``) in one
-        transaction; returns the number of prediction rows."""
+        transaction; returns the number of prediction rows. ``wait=False`` fails at once
+        when another writer holds the lock (SQLite) instead of waiting for it."""
         preds: list[tuple[Any, ...]] = []
         scores: list[tuple[Any, ...]] = []
         extra = extra or {}
@@ -96,7 +98,7 @@ class Ledger:
                     if got is not None:
                         scores.append((pid, arm, got[0], float(got[1][j]), 0, item.experiment,
                                        entity, day, item.ts, pinned))
-        with self.db.transaction() as cur:
+        with self.db.transaction(wait=wait) as cur:
             cur.executemany(
                 "INSERT INTO predictions(prediction_id, client_id, ts, experiment, "
                 "config_version, arm, model_version, routing_key, entity, day, assignment, "
@@ -113,7 +115,17 @@ class Ledger:
             cur.execute("SELECT value FROM ledger_meta WHERE key = 'schema_version'").fetchone()
 
     def probe(self) -> None:
-        """A tiny write that fails the way a real one would (locked, full, unreachable)."""
+        """A tiny write that fails the way a real one would (locked, full, unreachable);
+        after a failure the database may start afresh (a new pool) and the write is tried
+        once more."""
+        try:
+            self._heartbeat()
+        except LedgerUnavailableError:
+            if not self.db.recover():
+                raise
+            self._heartbeat()
+
+    def _heartbeat(self) -> None:
         with self.db.transaction() as cur:
             cur.execute("UPDATE ledger_meta SET value = ? WHERE key = 'heartbeat'",
                         (repr(time.time()),))
