@@ -12,6 +12,7 @@ import logging
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -217,7 +218,7 @@ class PostgresDatabase(Database):
 
         pool = ConnectionPool(
             self.url, min_size=1, max_size=self.pool_size, open=False, timeout=self.timeout_s,
-            check=ConnectionPool.check_connection, name="finmlops-ledger",
+            check=_check_if_idle, reset=_returned, name="finmlops-ledger",
             kwargs=self._kwargs)
         try:
             pool.open(wait=True, timeout=wait_s)
@@ -276,6 +277,23 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self._pool.close()
+
+
+IDLE_CHECK_S = 1.0
+"""A pooled connection idle longer than this is checked (a round trip) before it is lent; a
+busy writer's connection goes straight back to work (a broken one fails that batch, visibly,
+and the pool discards it)."""
+
+
+def _returned(con: Any) -> None:
+    con.info_returned_at = time.monotonic()
+
+
+def _check_if_idle(con: Any) -> None:
+    from psycopg_pool import ConnectionPool
+
+    if time.monotonic() - getattr(con, "info_returned_at", 0.0) > IDLE_CHECK_S:
+        ConnectionPool.check_connection(con)
 
 
 def _first_line(exc: BaseException) -> str:

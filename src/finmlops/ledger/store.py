@@ -44,6 +44,22 @@ ScoreMap = Mapping[tuple[int, str], tuple[str, np.ndarray]]
 """``(index of the Served in the batch, arm) -> (model_version, probabilities)``."""
 
 
+_INSERT_PREDICTIONS = (
+    "INSERT INTO predictions(prediction_id, client_id, ts, experiment, config_version, arm, "
+    "model_version, routing_key, entity, day, assignment, propensity, inputs_digest, "
+    "probability, server) ")
+_INSERT_SCORES = ("INSERT INTO scores(prediction_id, arm, model_version, probability, served, "
+                  "experiment, entity, day, ts, pinned) ")
+_PG_RECORD = "".join((  # constant text only
+    "WITH p AS (", _INSERT_PREDICTIONS, "SELECT * FROM unnest("
+    "?::text[], ?::text[], ?::float8[], ?::text[], ?::int[], ?::text[], ?::text[], ?::text[], "
+    "?::text[], ?::text[], ?::text[], ?::float8[], ?::text[], ?::float8[], ?::text[])) ",
+    _INSERT_SCORES, "SELECT * FROM unnest(?::text[], ?::text[], "
+    "?::text[], ?::float8[], ?::int[], ?::text[], ?::text[], ?::text[], ?::float8[], ?::int[])"))
+"""PostgreSQL: a batch's predictions and scores in one statement (a data-modifying WITH runs
+whether or not the outer statement reads it)."""
+
+
 def _digest(row: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=8).hexdigest()
 
@@ -99,14 +115,14 @@ class Ledger:
                         scores.append((pid, arm, got[0], float(got[1][j]), 0, item.experiment,
                                        entity, day, item.ts, pinned))
         with self.db.transaction(wait=wait) as cur:
-            cur.executemany(
-                "INSERT INTO predictions(prediction_id, client_id, ts, experiment, "
-                "config_version, arm, model_version, routing_key, entity, day, assignment, "
-                "propensity, inputs_digest, probability, server) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", preds)
-            cur.executemany(
-                "INSERT INTO scores(prediction_id, arm, model_version, probability, served, "
-                "experiment, entity, day, ts, pinned) VALUES (?,?,?,?,?,?,?,?,?,?)", scores)
+            if self.db.dialect == "postgresql":
+                # one statement, one round trip: both tables from column arrays
+                cur.execute(_PG_RECORD, [list(c) for c in zip(*preds, strict=True)]
+                            + [list(c) for c in zip(*scores, strict=True)])
+            else:
+                cur.executemany(_INSERT_PREDICTIONS + "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                preds)
+                cur.executemany(_INSERT_SCORES + "VALUES (?,?,?,?,?,?,?,?,?,?)", scores)
         return len(preds)
 
     def ping(self) -> None:
