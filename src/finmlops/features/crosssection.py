@@ -88,7 +88,7 @@ def _panel_codes(frame: pd.DataFrame, by: Sequence[str]) -> tuple[np.ndarray, in
             np.asarray(m_codes, dtype=np.int64), len(m_uniques))
 
 
-def _average_ranks(panel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def average_ranks(panel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """1-based ranks along the last axis with ties averaged (NaN excluded, rank NaN), and
     the count of values per row."""
     order = np.argsort(panel, axis=-1, kind="stable")  # NaN sort last
@@ -114,7 +114,7 @@ def _transform(panel: np.ndarray, method: Method) -> np.ndarray:
     """One column's days x tickers panel, ranked or z-scored along each day."""
     with np.errstate(invalid="ignore", divide="ignore"):
         if method == "rank":
-            ranks, count = _average_ranks(panel)
+            ranks, count = average_ranks(panel)
             denom = (count - 1.0)[..., None]
             out = np.where(denom > 0, (ranks - 1.0) / np.where(denom > 0, denom, 1.0) - 0.5,
                            0.0)
@@ -194,7 +194,9 @@ def universe_frame(bars: pd.DataFrame, tickers: Sequence[str], context: Sequence
     frame = fm.frame
     sources = ranked_sources(context)
     cs = cross_sectional(frame, sources, method)
-    sector = frame["ticker"].map(dict(sectors or {})).fillna("Unknown").astype(str)
+    lookup = dict(sectors or {})
+    sector = pd.Series([lookup.get(t, "Unknown") for t in frame["ticker"].astype(str)],
+                       index=frame.index, dtype=object)
     target = neutral_target(frame["forward_return"], frame["date"], label, sector)
     out = pd.concat([frame.drop(columns=["forward_return", "label"]), cs], axis=1)
     out["sector"] = sector.to_numpy()
