@@ -346,22 +346,32 @@ def capacity_curve(target: FloatArray, returns: FloatArray, *, dates: NDArray[np
                    capitals: Sequence[float], cost_per_unit: float, impact_coefficient: float,
                    participation: float | None, volatility: FloatArray | None,
                    adv: FloatArray | None, periods_per_year: int = 252) -> list[dict[str, Any]]:
-    """Per capital: the book's net Sharpe, annual net return, cost and impact drag, and the
-    share of the target left unfilled by the participation cap."""
+    """Per capital: the book's net Sharpe, annual net return, cost and impact drag when it
+    trades its target in full (impact grows with capital, so the mean net return never
+    rises), and with the participation cap: net Sharpe, annual net return and the share of
+    the target left unfilled (a capped book trades less than its target, so it can cost
+    less and its Sharpe need not fall)."""
     rows = []
     for capital in sorted(float(c) for c in capitals):
-        book = simulate(target, returns, dates=dates, cost_per_unit=cost_per_unit,
+        free = simulate(target, returns, dates=dates, cost_per_unit=cost_per_unit,
                         impact_coefficient=impact_coefficient, capital=capital,
-                        participation=participation, volatility=volatility, adv=adv)
-        gross_target = np.abs(book.target).sum(axis=1)
-        tot = float(gross_target.sum())
-        rows.append({
-            "capital": capital, "net_sharpe": sharpe(book.net, periods_per_year),
-            "mean_net": float(book.net.mean()) if book.net.size else None,
-            "annual_net": float(book.net.mean()) * periods_per_year if book.net.size else None,
-            "cost_drag": float(book.cost.mean()) * periods_per_year if book.cost.size else None,
-            "impact_drag": float(book.impact.mean()) * periods_per_year
-            if book.impact.size else None,
-            "unfilled": float(book.unfilled.sum()) / tot if tot > 0 else 0.0,
-        })
+                        participation=None, volatility=volatility, adv=adv)
+        row: dict[str, Any] = {
+            "capital": capital, "net_sharpe": sharpe(free.net, periods_per_year),
+            "mean_net": float(free.net.mean()) if free.net.size else None,
+            "annual_net": float(free.net.mean()) * periods_per_year if free.net.size else None,
+            "cost_drag": float(free.cost.mean()) * periods_per_year if free.cost.size else None,
+            "impact_drag": float(free.impact.mean()) * periods_per_year
+            if free.impact.size else None,
+        }
+        if participation is not None:
+            capped = simulate(target, returns, dates=dates, cost_per_unit=cost_per_unit,
+                              impact_coefficient=impact_coefficient, capital=capital,
+                              participation=participation, volatility=volatility, adv=adv)
+            tot = float(np.abs(capped.target).sum())
+            row.update(net_sharpe_capped=sharpe(capped.net, periods_per_year),
+                       annual_net_capped=float(capped.net.mean()) * periods_per_year
+                       if capped.net.size else None,
+                       unfilled_capped=float(capped.unfilled.sum()) / tot if tot > 0 else 0.0)
+        rows.append(row)
     return rows

@@ -29,6 +29,7 @@ from finmlops.tracking.runs import (
     log_trained_variants,
     log_training,
 )
+from finmlops.tracking.studies import end_parent_run, start_parent_run
 from finmlops.tracking.trials import TrialRecord, read_trials, record_trial, trial_id
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "configure",
     "count_trials",
     "download_model",
+    "end_parent_run",
     "find_training_run",
     "git_commit",
     "history",
@@ -61,5 +63,6 @@ __all__ = [
     "rollback",
     "run_metrics",
     "set_alias",
+    "start_parent_run",
     "trial_id",
 ]
