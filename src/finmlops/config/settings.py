@@ -490,6 +490,8 @@ class DeploySettings(_Section):
     inference_token_secret: str = "finmlops-inference-token"  # noqa: S105
     feedback_token_secret: str = "finmlops-feedback-token"  # noqa: S105
     admin_token_secret: str = "finmlops-admin-token"  # noqa: S105
+    search_secret: str = "finmlops-search"  # noqa: S105
+    """Key ``url``: the Optuna storage (e.g. ``postgresql://...``) the search workers share."""
     hostname: str = "finmlops.example.com"
     gateway: str = "finmlops-gateway"
     git_repo: str = "https://github.com/finmlops/finmlops.git"
