@@ -102,6 +102,9 @@ def prepare(settings: Settings, progress: Progress = _quiet) -> Prepared:
     u = settings.universe
     if not u.context:
         raise ConfigError("universe.context is empty: name the market ticker (e.g. SPY)")
+    if not u.files:
+        raise ConfigError("universe.files is empty: name the bar CSVs of the universe "
+                          "(e.g. universe.files: [sp500.csv, SPY.csv])")
     progress("reading the universe's files")
     version, data = ingest_universe(settings)
     bars = read_bars(settings, version, [*data.tickers, *data.context])
