@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from tests.features.conftest import random_walk_bars
 
 from finmlops.config import Settings
-from tests.features.conftest import random_walk_bars
 
 TICKERS = [f"S{i}" for i in range(8)]
 
