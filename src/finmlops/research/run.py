@@ -78,7 +78,8 @@ def _export(settings: Settings, prep: Prepared, outcome: Any, directory: Path) -
     card["kind"] = outcome.kind
     card["study"] = prep.universe_key
     write_model_json(target / "model.json", card)
-    return target
+    out: Path = target
+    return out
 
 
 def run_universe(settings: Settings, *, variants: Sequence[str] | None = None,

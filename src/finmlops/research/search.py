@@ -144,7 +144,7 @@ def run_search(settings: Settings, *, trials: int | None = None,
     }
     done = [t for t in study.trials if t.value is not None and math.isfinite(t.value)]
     if done:
-        best = max(done, key=lambda t: t.value)
+        best = max(done, key=lambda t: float(t.value or 0.0))
         variant, port = _replay_params(best.params, u.variants[s.variant], u.portfolio)
         outcome = train_one(settings, prep, f"{s.variant}-best", variant)
         rep = book(settings, prep, outcome.oos, portfolio=port, stats=ledger.stats)
