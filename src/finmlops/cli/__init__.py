@@ -14,7 +14,19 @@ from typing import Annotated, Any
 
 import typer
 
-from finmlops.cli import _run, abtest, data, deploy, evaluate, models, monitor, serve, train
+from finmlops.cli import (
+    _run,
+    abtest,
+    data,
+    deploy,
+    evaluate,
+    models,
+    monitor,
+    predict,
+    promotion,
+    serve,
+    train,
+)
 from finmlops.errors import FinmlopsError
 
 app = typer.Typer(
@@ -42,11 +54,16 @@ def _root(
         typer.Option("--config", "-c", envvar="FINMLOPS_CONFIG",
                      help="YAML config file (default: ./finmlops.yaml when present)."),
     ] = None,
+    outputs: Annotated[
+        Path | None,
+        typer.Option("--outputs", help="Also write the command's outputs (dataset version, "
+                                       "run ids, versions, ...) as one file each in this "
+                                       "directory: what a workflow step hands on.")] = None,
     version: Annotated[bool, typer.Option(
         "--version", callback=_print_version, is_eager=True, expose_value=False,
         help="Print the version and exit.")] = False,
 ) -> None:
-    ctx.obj = {"config": config}
+    ctx.obj = {"config": config, "outputs": outputs}
 
 
 _run.register(app)
@@ -58,6 +75,8 @@ evaluate.register(app)
 serve.register(app)
 abtest.register(app)
 monitor.register(app)
+predict.register(app)
+promotion.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

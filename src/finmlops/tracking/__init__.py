@@ -11,6 +11,7 @@ from finmlops.errors import TrackingError
 from finmlops.tracking._client import Tracker, configure
 from finmlops.tracking.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from finmlops.tracking.datasets import DatasetRef
+from finmlops.tracking.declared import DECLARED, declared_aliases, planned_aliases, sync_aliases
 from finmlops.tracking.evaluations import evaluation_figures, log_evaluation
 from finmlops.tracking.logged_model import onnx_signature
 from finmlops.tracking.promotion import history, promote, rollback, set_alias
@@ -43,6 +44,7 @@ from finmlops.tracking.trials import TrialRecord, read_trials, record_trial, tri
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "DECLARED",
     "PREVIOUS_CHAMPION",
     "PUBLISHED_TAG",
     "DatasetRef",
@@ -55,6 +57,7 @@ __all__ = [
     "config_hash",
     "configure",
     "count_trials",
+    "declared_aliases",
     "download_model",
     "evaluation_figures",
     "find_training_run",
@@ -68,6 +71,7 @@ __all__ = [
     "log_training",
     "mark_published",
     "onnx_signature",
+    "planned_aliases",
     "promote",
     "read_trials",
     "record_trial",
@@ -77,6 +81,7 @@ __all__ = [
     "run_metrics",
     "set_alias",
     "start_training_run",
+    "sync_aliases",
     "training_run",
     "trial_id",
 ]
