@@ -107,6 +107,12 @@ def test_the_app_project_admits_only_its_own_namespaces(rendered_tree: Rendered,
     assert automated == ({"prune": True, "selfHeal": True} if env == "dev" else None)
 
 
+def test_each_environment_routes_a_host_of_its_own(rendered_tree: Rendered) -> None:
+    hosts = {e: [h for o in rendered_tree.environment(e).manifests() if o["kind"] == "HTTPRoute"
+                 for h in o["spec"]["hostnames"]] for e in ("dev", "prod")}
+    assert hosts == {"dev": ["dev.finmlops.example.com"], "prod": ["finmlops.example.com"]}
+
+
 def test_the_other_environments_namespaces_are_outside_each_project(
         rendered_tree: Rendered) -> None:
     dests = {e: {d["namespace"] for o in rendered_tree.environment(e).manifests()

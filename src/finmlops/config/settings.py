@@ -346,6 +346,9 @@ class EnvironmentSettings(_Section):
     training_image: str | None = None
     """``None``: ``deploy.training_image`` with ``image_suffix`` appended."""
     image_suffix: str = ""
+    hostname_prefix: str = ""
+    """Prepended to ``deploy.hostname`` for this environment's HTTPRoute (``dev.``: its own
+    host, so two environments' routes never claim one name on a shared Gateway)."""
     cluster: str = "https://kubernetes.default.svc"
     """The API server Argo CD deploys this environment to; its AppProject allows no other."""
     replicas: int | None = Field(None, ge=1)
@@ -366,6 +369,7 @@ class EnvironmentSettings(_Section):
 def _default_environments() -> dict[str, EnvironmentSettings]:
     return {
         "dev": EnvironmentSettings(namespace_prefix="finmlops-dev", image_suffix="-dev",
+                                   hostname_prefix="dev.",
                                    replicas=1, max_replicas=2, ledger_instances=1,
                                    daily_suspended=True, auto_sync=True, promotion="commit"),
         "prod": EnvironmentSettings(namespace_prefix="finmlops", promotion="branch"),

@@ -46,6 +46,7 @@ def _deploy_update(settings: Settings, env: EnvironmentSettings) -> dict[str, An
         "namespace_prefix": env.namespace_prefix,
         "image": env.image or f"{d.image}{env.image_suffix}",
         "training_image": env.training_image or f"{d.training_image}{env.image_suffix}",
+        "hostname": f"{env.hostname_prefix}{d.hostname}",
         "replicas": env.replicas if env.replicas is not None else d.replicas,
         "max_replicas": env.max_replicas if env.max_replicas is not None else d.max_replicas,
         "ledger_instances": (env.ledger_instances if env.ledger_instances is not None
