@@ -56,8 +56,9 @@ def _env_names(container: dict[str, Any]) -> set[str]:
 
 def test_every_pod_is_restricted_and_limited(rendered: Rendered) -> None:
     pods = list(_pods(rendered.manifests()))
-    # serving, mlflow, data, training, daily, promotion (retrain runs the training template)
-    assert len(pods) == 6
+    # serving, mlflow, data, training, daily, promotion, search (retrain runs the training
+    # template)
+    assert len(pods) == 7
     for where, pod, containers in pods:
         assert pod["runAsNonRoot"] is True and pod["runAsUser"] > 0, where
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, where

@@ -26,6 +26,7 @@ from finmlops.cli import (
     promotion,
     serve,
     train,
+    universe,
 )
 from finmlops.errors import FinmlopsError
 
@@ -77,6 +78,7 @@ abtest.register(app)
 monitor.register(app)
 predict.register(app)
 promotion.register(app)
+universe.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,7 +152,8 @@ _EXTRA_OF = {
     **dict.fromkeys(("numpy", "scipy", "onnxruntime", "uvicorn", "orjson", "prometheus_client",
                      "boto3", "psycopg", "psycopg_pool"), "serve"),
     **dict.fromkeys(("torch", "pandas", "pyarrow", "fsspec", "s3fs", "httpx", "onnx", "plotly",
-                     "hera", "sqlalchemy", "alembic", "flask"), "train"),
+                     "hera", "sqlalchemy", "alembic", "flask", "lightgbm", "onnxmltools",
+                     "optuna"), "train"),
 }
 """Which extra of finmlops installs a module (see pyproject.toml); the rest come with dev."""
 

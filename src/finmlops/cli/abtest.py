@@ -46,6 +46,9 @@ def register(app: typer.Typer) -> None:
         url: UrlOption = None,
         start: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")] = None,
         end: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD).")] = None,
+        seldon: Annotated[bool, typer.Option(
+            "--seldon", help="Address a Seldon Core v2 Experiment: send the header "
+                             "seldon-model: <experiment>.experiment (with --url).")] = False,
         as_json: JsonOption = False,
     ) -> None:
         """Replay held-out days as live traffic (one request per day and ticker, then feedback)."""
@@ -60,7 +63,7 @@ def register(app: typer.Typer) -> None:
                 return
             _print_status(summary)
             return
-        result = _replay_remote(settings, url, as_json)
+        result = _replay_remote(settings, url, as_json, seldon)
         if as_json:
             print_json(result)
             return
@@ -219,7 +222,8 @@ def _run_stage(settings: Any, as_json: bool) -> dict[str, Any]:
         return run_stages(settings, [Stage(*ABTEST_STAGE)], reporter)
 
 
-def _replay_remote(settings: Any, url: str, as_json: bool) -> dict[str, Any]:
+def _replay_remote(settings: Any, url: str, as_json: bool, seldon: bool = False
+                   ) -> dict[str, Any]:
     """Replay against a running service: the input signature comes from the trained models
     in the run state, else from the settings (longest window, full feature list)."""
     import uuid
@@ -258,7 +262,8 @@ def _replay_remote(settings: Any, url: str, as_json: bool) -> dict[str, Any]:
         result = replay(url, data, experiment=settings.experiment.name,
                         inference_token=_secret(tokens.inference),
                         feedback_token=_secret(tokens.feedback),
-                        id_prefix=f"replay-{uuid.uuid4().hex[:8]}", on_progress=progress)
+                        id_prefix=f"replay-{uuid.uuid4().hex[:8]}", on_progress=progress,
+                        seldon=seldon)
     return result.summary()
 
 

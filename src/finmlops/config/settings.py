@@ -194,6 +194,137 @@ class EvaluationSettings(_Section):
         return v
 
 
+class GBMSettings(_Section):
+    """A gradient-boosted tree variant (LightGBM), exported to ONNX for serving."""
+
+    n_estimators: int = Field(200, ge=1, le=5000)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(15, ge=2, le=1024)
+    min_child_samples: int = Field(200, ge=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    """Share of rows each tree sees (bagging, every iteration)."""
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    reg_lambda: float = Field(1.0, ge=0)
+    lags: int = Field(1, ge=1, le=20)
+    """Days of each feature the trees see: the last ``lags`` rows of the input window."""
+    threads: int = Field(1, ge=1)
+
+
+def _default_universe_network() -> VariantSettings:
+    return VariantSettings(architecture="lstm", features="full", window=10, hidden=24,
+                           epochs=8, patience=2, batch_size=1024, learning_rate=2e-3)
+
+
+class UniverseVariantSettings(_Section):
+    """One model of a universe study: a pooled network or a gradient-boosted tree."""
+
+    kind: Literal["neural", "gbm"] = "gbm"
+    features: Literal["raw", "cs", "both"] = "cs"
+    """``raw``: each ticker's own and context features as they are; ``cs``: the own features
+    ranked (or z-scored) across the universe each day, with the context features raw;
+    ``both``: the two side by side."""
+    network: VariantSettings = Field(default_factory=_default_universe_network)
+    """Architecture and training of a ``neural`` variant (its ``features`` key is unused)."""
+    gbm: GBMSettings = Field(default_factory=GBMSettings)
+
+
+def _default_universe_variants() -> dict[str, UniverseVariantSettings]:
+    return {"pooled_lstm": UniverseVariantSettings(kind="neural"),
+            "gbm": UniverseVariantSettings(kind="gbm")}
+
+
+class PortfolioSettings(_Section):
+    """The daily ranked long/short book of a universe study (``finmlops.evaluation.portfolio``)."""
+
+    quantile: float = Field(0.2, gt=0, le=0.5)
+    """Long the top, short the bottom ``quantile`` of each day's scores."""
+    weighting: Literal["equal", "volatility"] = "equal"
+    """Equal weights within a leg, or inversely proportional to trailing volatility."""
+    neutral: Literal["dollar", "beta", "sector", "long_only"] = "dollar"
+    """``dollar``: long and short legs of equal gross (benchmark: cash); ``beta``: legs scaled
+    so the book's trailing beta to the market is zero (benchmark: cash); ``sector``: a
+    dollar-neutral book inside every sector (benchmark: cash); ``long_only``: the top
+    quantile only (benchmark: the equal-weight universe)."""
+    capital: float = Field(10_000_000.0, gt=0)
+    """Capital behind the book: sizes the impact and the participation cap."""
+    participation: float = Field(0.05, gt=0, le=1)
+    """Most of a name's trailing average daily traded value one day's trade may take; a
+    larger trade is cut to it (the book then lags its target)."""
+    impact_coefficient: float = Field(0.1, ge=0)
+    """Square-root impact per unit traded: coefficient * sigma * sqrt(traded / ADV)."""
+    capacity_capitals: list[float] = Field(
+        default_factory=lambda: [1e6, 1e7, 1e8, 1e9, 1e10], min_length=1)
+    vol_window: int = Field(20, ge=2, le=250)
+    beta_window: int = Field(60, ge=5, le=500)
+    adv_window: int = Field(20, ge=1, le=250)
+    quantiles: int = Field(5, ge=2, le=20)
+    """Buckets of the quantile spread returns."""
+
+
+class SearchSettings(_Section):
+    """An Optuna search over one universe variant; every trial enters the trial ledger."""
+
+    trials: int = Field(20, ge=1, le=10_000)
+    seed: int = 7
+    variant: str = "gbm"
+    """The ``universe.variants`` entry whose settings the search varies."""
+    storage: str | None = None
+    """Optuna storage; ``None`` means ``sqlite:///<home>/search.db``. Workers of one study on
+    a cluster share a database URL (e.g. ``postgresql://...``)."""
+    study: str = "universe"
+
+
+class UniverseSettings(_Section):
+    """A cross-sectional study over many tickers (``finmlops universe``, ``finmlops search``)."""
+
+    files: list[Path] = Field(default_factory=list)
+    """Bar CSVs: multi-ticker files with a ``ticker`` column, or per-ticker ``TICKER.csv``."""
+    tickers: list[str] = Field(default_factory=list)
+    """The universe; empty means every ticker in ``files`` but the context."""
+    context: list[str] = Field(default_factory=lambda: ["SPY"])
+    """Market context tickers (also the market of beta and of the HAC regressions)."""
+    sectors_path: Path | None = None
+    """A constituents CSV with ``Symbol`` and ``GICS Sector`` columns (sector-neutral books
+    and labels); tickers it lacks form the sector ``Unknown``."""
+    start: dt.date | None = None
+    end: dt.date | None = None
+    label: Literal["market_neutral", "sector_neutral", "rank"] = "market_neutral"
+    """What a model learns: the next-day return above the universe's (or its sector's) mean
+    that day, or in the top half of that day's ranks."""
+    label_quantile: float = Field(0.5, gt=0, le=0.5)
+    """For ``rank``: train on the top and bottom ``label_quantile`` of each day only."""
+    cross_section: Literal["rank", "zscore"] = "rank"
+    """How a feature is made cross-sectional: centred percentile rank or z-score per day."""
+    min_train_years: int = Field(1, ge=1)
+    test_block_years: int = Field(1, ge=1)
+    embargo_days: int = Field(5, ge=0)
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
+    cutoff: dt.date | None = None
+    """Deployable models see data up to this date (``None``: everything)."""
+    variants: dict[str, UniverseVariantSettings] = Field(
+        default_factory=_default_universe_variants)
+    portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+
+    @field_validator("tickers", "context")
+    @classmethod
+    def _upper(cls, v: list[str]) -> list[str]:
+        out = [t.strip().upper() for t in v if t.strip()]
+        if len(set(out)) != len(out):
+            raise ValueError("tickers must be unique")
+        return out
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UniverseSettings:
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        if not self.variants:
+            raise ValueError("at least one variant is required")
+        if self.search.variant not in self.variants:
+            raise ValueError(f"search.variant {self.search.variant!r} is not a variants entry")
+        return self
+
+
 class ReportSettings(_Section):
     plotly_js: Path | None = None
     """A plotly.js build to inline in the report. ``None``: the partial bundle ``make``
@@ -422,6 +553,8 @@ class DeploySettings(_Section):
     admin_token_secret: str = "finmlops-admin-token"  # noqa: S105
     git_secret: str = "finmlops-git"  # noqa: S105
     """Key ``token``: a token that may push to ``git_repo`` (the daily job's promotion)."""
+    search_secret: str = "finmlops-search"  # noqa: S105
+    """Key ``url``: the Optuna storage (e.g. ``postgresql://...``) the search workers share."""
     hostname: str = "finmlops.example.com"
     gateway: str = "finmlops-gateway"
     git_repo: str = "https://github.com/finmlops/finmlops.git"
@@ -504,6 +637,7 @@ class Settings(BaseSettings):
     deploy: DeploySettings = Field(default_factory=DeploySettings)
     gitops: GitOpsSettings = Field(default_factory=GitOpsSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    universe: UniverseSettings = Field(default_factory=UniverseSettings)
 
     @field_validator("home", mode="before")
     @classmethod

@@ -109,7 +109,8 @@ def environment_tree(root: Settings, name: str, assets: Path = observability.ASS
         "servicemonitor.yaml": monitors,
         "workflow-templates.yaml": [workflows.data_template(settings),
                                     workflows.training_template(settings),
-                                    workflows.promotion_template(settings)],
+                                    workflows.promotion_template(settings),
+                                    workflows.search_template(settings)],
         "cronworkflows.yaml": crons,
         "promotion-hook.yaml": [workflows.promotion_hook(settings)],
     }

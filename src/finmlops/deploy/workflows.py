@@ -72,6 +72,9 @@ ARTIFACT_REPOSITORIES = "artifact-repositories"
 ARTIFACT_KEY = "finmlops"
 FAILURE_METRIC = "finmlops_workflow_failures"
 """A counter (Argo prefixes custom metrics with ``argo_workflows_``)."""
+SEARCH_TEMPLATE = "finmlops-search"
+SEARCH_STORAGE_KEY = "url"
+"""Key of ``deploy.search_secret``: the Optuna storage URL every search worker shares."""
 
 USER_ERROR_EXIT_CODES = (2, 3, 6, 7, 9)
 """ConfigError, DataValidationError, ModelNotFoundError, BadRequestError, StageError."""
@@ -114,6 +117,8 @@ COMMANDS: dict[str, list[str]] = {
     "decide": [*OUT, "abtest", "decide", "--apply", "--actor", "argo:{{workflow.name}}"],
     "apply": [*OUT, "promotion", "apply", "--file", f"{PROMOTION_DIR}/{PROMOTION_FILE}",
               "--actor", "argo:{{workflow.name}}"],
+    "search": ["search", "--trials", "{{workflow.parameters.trials_per_worker}}"],
+    "search-summary": ["search", "--trials", "0"],
     "report-failure": ["deploy", "report-failure", "--workflow", "{{workflow.name}}",
                        "--status", "{{workflow.status}}", "--failures", "{{workflow.failures}}"],
 }
@@ -124,6 +129,8 @@ INFERENCE_STEPS = frozenset({"predict"})
 """The steps that call the service: the inference token and the ``INFERENCE_CLIENT`` label."""
 GIT_STEPS = frozenset({"decide"})
 """The steps that push to the config repository: the git token."""
+SEARCH_STEPS = frozenset({"search", "search-summary"})
+"""The steps of a universe search: they share one Optuna study through its storage URL."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,9 @@ def _env(settings: Settings, name: str) -> list[Manifest]:
                               settings.deploy.inference_token_secret, TOKEN_KEY))
     if name in GIT_STEPS:
         env.append(secret_env("FINMLOPS_GITOPS__TOKEN", settings.deploy.git_secret, TOKEN_KEY))
+    if name in SEARCH_STEPS:
+        env.append(secret_env("FINMLOPS_UNIVERSE__SEARCH__STORAGE",
+                              settings.deploy.search_secret, SEARCH_STORAGE_KEY))
     return env
 
 
@@ -476,6 +486,29 @@ def artifact_repository(settings: Settings) -> Manifest:
             "data": {ARTIFACT_KEY: dump_one(repo)}}
 
 
+def search_template(settings: Settings, workers: int = 4) -> Manifest:
+    """A universe search fanned out: ``workers`` pods (``withParam`` over a JSON list) each
+    run ``trials_per_worker`` trials of one Optuna study (its storage URL from
+    ``deploy.search_secret``), every trial a child run in MLflow's trial ledger; then one
+    step summarises every trial of the universe (DSR over all of them, PBO). The universe's
+    bar files (``universe.files``) must be readable in the training image."""
+    from hera.workflows import DAG, WorkflowTemplate
+
+    per = max(1, -(-settings.universe.search.trials // workers))
+    params = {"workers": json.dumps([str(i) for i in range(workers)]),
+              "trials_per_worker": str(per)}
+    with WorkflowTemplate(name=SEARCH_TEMPLATE,
+                          **_workflow_kwargs(settings, "pipelines", 24 * 3600, params)) as wt:
+        search = _step(settings, StepSpec("search", TRAINING, 12 * 3600, inputs=("worker",)))
+        summary = _step(settings, StepSpec("search-summary", TRAINING, 2 * 3600))
+        _exit_handler(settings, SEARCH_TEMPLATE)
+        with DAG(name="main"):
+            (search(name="search", arguments={"worker": "{{item}}"},
+                    with_param="{{workflow.parameters.workers}}")
+             >> summary())
+    return _to_dict(wt)
+
+
 def _to_dict(workflow: Any) -> Manifest:
     out: Manifest = workflow.to_dict()
     spec = out["spec"].get("workflowSpec", out["spec"])
@@ -488,4 +521,4 @@ def _to_dict(workflow: Any) -> Manifest:
 
 def workflow_objects(settings: Settings) -> list[Manifest]:
     return [data_template(settings), training_template(settings), daily_cron(settings),
-            retrain_cron(settings), promotion_template(settings)]
+            retrain_cron(settings), promotion_template(settings), search_template(settings)]
