@@ -71,8 +71,12 @@ def test_a_missing_day_fails_when_recent_and_is_reported_when_older(n: int, seed
 def test_an_implausible_move_fails(seed: int, jump: float, data: st.DataObject) -> None:
     bars = _bars(60, seed)
     i = data.draw(st.integers(1, 59))
-    rows = bars.index[bars["ticker"] == "IBB"][i:]
-    bars.loc[rows, ["open", "high", "low", "close", "adj_close"]] *= 1 + jump
+    ibb = bars.index[bars["ticker"] == "IBB"]
+    rows = ibb[i:]
+    # Scale day i onward so that day i's own adj_close move is exactly ``jump`` (scaling by
+    # 1 + jump alone would add it to the day's noise, which can pull the move back below 0.5).
+    before, at = bars.loc[ibb[i - 1], "adj_close"], bars.loc[ibb[i], "adj_close"]
+    bars.loc[rows, ["open", "high", "low", "close", "adj_close"]] *= (1 + jump) * before / at
     report = check_bars(bars, ["IBB", "SPY"], _last(bars), **RULES)
     (problem,) = report.problems
     assert problem.startswith("IBB: adj_close moved +") and "unadjusted split" in problem
