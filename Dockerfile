@@ -64,6 +64,10 @@ CMD ["serve"]
 
 # ---- training: finmlops[train] from the lock, torch's CPU build -------------------------
 FROM runtime AS training
+# git: the daily job hands a promotion to the config repository as a commit (deploy.gitops).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git \
+ && rm -rf /var/lib/apt/lists/*
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-index --find-links /wheels/training "finmlops[train]" \
  && finmlops --version

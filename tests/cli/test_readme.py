@@ -47,6 +47,11 @@ def test_readme_command_resolves(line: str) -> None:
     cmd: Any = typer.main.get_command(app)
     args = shlex.split(line)[1:]
     path = []
+    root = {opt: p for p in cmd.params for opt in (*p.opts, *p.secondary_opts)}
+    while args and args[0] in root:  # root options before the command (-c FILE, --outputs DIR)
+        option = root[args.pop(0)]
+        if not option.is_flag:
+            args.pop(0)
     while hasattr(cmd, "commands") and args and not args[0].startswith("-"):
         name = args.pop(0)
         sub = cmd.commands.get(name)

@@ -38,6 +38,10 @@ CRD_FILES = {
         "argo-workflows_argoproj.io_workflowtemplates.yaml",
     ("argoproj.io/v1alpha1", "CronWorkflow"): "argo-workflows_argoproj.io_cronworkflows.yaml",
     ("argoproj.io/v1alpha1", "Application"): "argo-cd_application-crd.yaml",
+    ("argoproj.io/v1alpha1", "AppProject"): "argo-cd_appproject-crd.yaml",
+    # No Workflow CRD is stored: a Workflow's spec is the same WorkflowSpec as a
+    # WorkflowTemplate's, so Workflows are checked against that schema (see crd_validate).
+    ("argoproj.io/v1alpha1", "Workflow"): "argo-workflows_argoproj.io_workflowtemplates.yaml",
     ("monitoring.coreos.com/v1", "PrometheusRule"):
         "prometheus-operator_monitoring.coreos.com_prometheusrules.yaml",
     ("monitoring.coreos.com/v1", "ServiceMonitor"):
@@ -73,8 +77,20 @@ def default_settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def rendered(default_settings: Settings) -> Rendered:
+def rendered_tree(default_settings: Settings) -> Rendered:
+    """The whole default render: every environment, Argo CD, platform, Helm values."""
     return render_kubernetes(default_settings)
+
+
+@pytest.fixture(scope="session")
+def rendered(rendered_tree: Rendered) -> Rendered:
+    """The prod environment of the default render (namespaces ``finmlops-*``)."""
+    return rendered_tree.environment("prod")
+
+
+@pytest.fixture(scope="session")
+def rendered_dev(rendered_tree: Rendered) -> Rendered:
+    return rendered_tree.environment("dev")
 
 
 @pytest.fixture(scope="session")

@@ -34,19 +34,46 @@ def test_render_kubernetes(app: typer.Typer, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["deploy", "render", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert "overlays/dev/kustomization.yaml" in report["files"]
-    assert "overlays/prod/kustomization.yaml" in report["files"]
-    assert report["objects"] > 30
-    base = yaml.safe_load((out / "base" / "kustomization.yaml").read_text())
-    assert sorted(base["resources"]) == sorted(p.name for p in (out / "base").glob("*.yaml")
-                                               if p.name != "kustomization.yaml")
+    assert "environments/dev/kustomization.yaml" in report["files"]
+    assert "environments/prod/kustomization.yaml" in report["files"]
+    assert {"argocd/dev.yaml", "argocd/prod.yaml"} <= set(report["files"])
+    assert report["objects"] > 60
+    for env in ("dev", "prod"):
+        folder = out / "environments" / env
+        kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+        assert sorted(kustomization["resources"]) == sorted(
+            p.name for p in folder.glob("*.yaml") if p.name != "kustomization.yaml")
 
 
-def test_render_one_overlay(app: typer.Typer, tmp_path: Path) -> None:
+def test_render_one_environment_leaves_the_other(app: typer.Typer, tmp_path: Path) -> None:
     out = tmp_path / "k8s"
-    result = CliRunner().invoke(app, ["deploy", "render", "--out", str(out), "--overlay", "dev"])
+    result = CliRunner().invoke(app, ["deploy", "render", "--out", str(out),
+                                      "--environment", "dev"])
     assert result.exit_code == 0, result.output
-    assert (out / "overlays" / "dev").is_dir() and not (out / "overlays" / "prod").exists()
+    assert (out / "environments" / "dev").is_dir()
+    assert not (out / "environments" / "prod").exists()
+    prod = CliRunner().invoke(app, ["deploy", "render", "--out", str(out), "-e", "prod"])
+    assert prod.exit_code == 0, prod.output
+    assert (out / "environments" / "dev" / "serving.yaml").is_file()  # not pruned
+    bad = CliRunner().invoke(app, ["deploy", "render", "--out", str(out), "-e", "staging"])
+    assert isinstance(bad.exception, ConfigError)
+    assert "deploy.environments has: dev, prod" in bad.exception.message
+
+
+def test_a_committed_promotion_survives_a_re_render(app: typer.Typer, tmp_path: Path) -> None:
+    """promotion.yaml is the one file `abtest decide --apply` writes: a seed the render
+    writes when absent and never overwrites."""
+    out = tmp_path / "k8s"
+    assert CliRunner().invoke(app, ["deploy", "render", "--out", str(out)]).exit_code == 0
+    path = out / "environments" / "prod" / "promotion.yaml"
+    seeded = path.read_text()
+    assert '"state": null' in seeded
+    path.write_text(seeded.replace('"state": null', '"state": null, "x": 1'))
+    assert CliRunner().invoke(app, ["deploy", "render", "--out", str(out)]).exit_code == 0
+    assert '"x": 1' in path.read_text()
+    path.unlink()
+    assert CliRunner().invoke(app, ["deploy", "render", "--out", str(out)]).exit_code == 0
+    assert path.read_text() == seeded
 
 
 @pytest.mark.parametrize("target", ["seldon", "kserve"])
@@ -76,10 +103,14 @@ def test_config_from_file_and_bad_values(app: typer.Typer, tmp_path: Path) -> No
     result = CliRunner().invoke(app, ["--config", str(cfg), "deploy", "render",
                                       "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
-    hpa = next(d for d in yaml.safe_load_all((tmp_path / "o" / "base" / "serving.yaml")
-                                             .read_text())
-               if d["kind"] == "HorizontalPodAutoscaler")
-    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 9)
+    sizes = {}
+    for env in ("dev", "prod"):
+        hpa = next(d for d in yaml.safe_load_all(
+            (tmp_path / "o" / "environments" / env / "serving.yaml").read_text())
+            if d["kind"] == "HorizontalPodAutoscaler")
+        sizes[env] = (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"])
+    # prod follows the deploy section; dev keeps its own sizes (deploy.environments.dev).
+    assert sizes == {"prod": (3, 9), "dev": (1, 2)}
 
 
 def test_out_must_be_a_directory(app: typer.Typer, tmp_path: Path) -> None:

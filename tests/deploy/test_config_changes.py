@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 from finmlops.config import Settings
 from finmlops.deploy import Rendered, render_kserve, render_kubernetes, render_seldon
-from finmlops.deploy.workflows import DAILY_CRON, DATA_TEMPLATE, TRAINING_TEMPLATE
+from finmlops.deploy.workflows import (
+    DAILY_CRON,
+    DATA_TEMPLATE,
+    RETRAIN_CRON,
+    TRAINING_TEMPLATE,
+)
 
 HASH = "finmlops.io/config-hash"
 
@@ -58,7 +63,7 @@ def test_weights_change_only_the_experiment(default_settings: Settings, make_set
         "Experiment/finmlops-inference/direction-ab/spec/candidates/0/weight",
         "Experiment/finmlops-inference/direction-ab/spec/candidates/1/weight"}
     cm = "ConfigMap/finmlops-{}/finmlops-config/data/finmlops.yaml/experiment/candidates/{}/weight"
-    assert _diff(rendered, render_kubernetes(changed)) == {
+    assert _diff(rendered, render_kubernetes(changed).environment("prod")) == {
         cm.format(ns, i) for ns in ("pipelines", "inference") for i in (0, 1)} | {
         f"Deployment/finmlops-inference/finmlops-serving/spec/template/metadata/annotations/{HASH}"}
 
@@ -66,7 +71,7 @@ def test_weights_change_only_the_experiment(default_settings: Settings, make_set
 def test_tickers_change_the_ingest_parameters_and_config(make_settings: Any,
                                                          rendered: Rendered) -> None:
     changed = make_settings(FINMLOPS_DATA__TICKERS="IBB,SPY,QQQ")
-    diff = _diff(rendered, render_kubernetes(changed))
+    diff = _diff(rendered, render_kubernetes(changed).environment("prod"))
     assert diff == {
         f"WorkflowTemplate/finmlops-pipelines/{DATA_TEMPLATE}/spec/arguments/parameters/0/value",
         f"CronWorkflow/finmlops-pipelines/{DAILY_CRON}/spec/workflowSpec/arguments/parameters/0/value",
@@ -74,7 +79,8 @@ def test_tickers_change_the_ingest_parameters_and_config(make_settings: Any,
         "ConfigMap/finmlops-inference/finmlops-config/data/finmlops.yaml/data/tickers/2",
         f"Deployment/finmlops-inference/finmlops-serving/spec/template/metadata/annotations/{HASH}",
     }
-    cron = next(o for o in render_kubernetes(changed).manifests() if o["kind"] == "CronWorkflow")
+    cron = next(o for o in render_kubernetes(changed).environment("prod").manifests()
+                if o["metadata"]["name"] == DAILY_CRON)
     assert cron["spec"]["workflowSpec"]["arguments"]["parameters"][0] == {
         "name": "tickers", "value": "IBB,SPY,QQQ"}
 
@@ -84,16 +90,21 @@ def test_schedule_changes_only_the_cron(make_settings: Any, rendered: Rendered,
                                         pinned: dict[str, str]) -> None:
     changed = make_settings(FINMLOPS_DEPLOY__SCHEDULE="0 6 * * 2-6",
                             FINMLOPS_DEPLOY__TIMEZONE="Europe/London")
-    assert _diff(rendered, render_kubernetes(changed)) == {
+    assert _diff(rendered, render_kubernetes(changed).environment("prod")) == {
         f"CronWorkflow/finmlops-pipelines/{DAILY_CRON}/spec/schedules/0",
-        f"CronWorkflow/finmlops-pipelines/{DAILY_CRON}/spec/timezone"}
+        f"CronWorkflow/finmlops-pipelines/{DAILY_CRON}/spec/timezone",
+        # The scheduled retraining runs in the same timezone, on its own schedule.
+        f"CronWorkflow/finmlops-pipelines/{RETRAIN_CRON}/spec/timezone"}
     assert _diff(rendered_seldon, render_seldon(changed, pinned)) == set()
+    retrain = make_settings(FINMLOPS_DEPLOY__RETRAIN_SCHEDULE="0 3 1 * *")
+    assert _diff(rendered, render_kubernetes(retrain).environment("prod")) == {
+        f"CronWorkflow/finmlops-pipelines/{RETRAIN_CRON}/spec/schedules/0"}
 
 
 def test_a_new_variant_fans_out_in_training(make_settings: Any) -> None:
     changed = make_settings(
         FINMLOPS_TRAIN__VARIANTS='{"baseline": {}, "enhanced": {}, "wide": {"window": 5}}')
-    wt = next(o for o in render_kubernetes(changed).manifests()
+    wt = next(o for o in render_kubernetes(changed).environment("prod").manifests()
               if o["metadata"]["name"] == TRAINING_TEMPLATE)
     params = {p["name"]: p["value"] for p in wt["spec"]["arguments"]["parameters"]}
     assert json.loads(params["variants"]) == ["baseline", "enhanced", "wide"]
@@ -131,17 +142,17 @@ def test_secrets_in_the_settings_change_nothing_rendered(make_settings: Any,
     changed = make_settings(FINMLOPS_INFERENCE_TOKEN="a", FINMLOPS_FEEDBACK_TOKEN="b",
                             FINMLOPS_ADMIN_TOKEN="c",
                             FINMLOPS_LEDGER_URL="postgresql://u:p@h:5432/d")
-    assert _diff(rendered, render_kubernetes(changed)) == set()
+    assert _diff(rendered, render_kubernetes(changed).environment("prod")) == set()
 
 
 def test_timeouts_change_the_serving_drain_only(make_settings: Any, rendered: Rendered) -> None:
     changed = make_settings(FINMLOPS_DEPLOY__PRESTOP_SLEEP_S="9")
     pod = "Deployment/finmlops-inference/finmlops-serving/spec/template/spec"
-    assert _diff(rendered, render_kubernetes(changed)) == {
+    assert _diff(rendered, render_kubernetes(changed).environment("prod")) == {
         f"{pod}/terminationGracePeriodSeconds",
         f"{pod}/containers/0/lifecycle/preStop/sleep/seconds"}
     slower = make_settings(FINMLOPS_LEDGER__WRITE_TIMEOUT_S="10")
     cm = "ConfigMap/finmlops-{}/finmlops-config/data/finmlops.yaml/ledger/write_timeout_s"
-    assert _diff(rendered, render_kubernetes(slower)) == {
+    assert _diff(rendered, render_kubernetes(slower).environment("prod")) == {
         f"{pod}/terminationGracePeriodSeconds", cm.format("pipelines"), cm.format("inference"),
         f"Deployment/finmlops-inference/finmlops-serving/spec/template/metadata/annotations/{HASH}"}

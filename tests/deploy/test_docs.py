@@ -66,7 +66,7 @@ def _referenced_secrets(rendered: Rendered) -> dict[tuple[str, str], set[str]]:
             containers = o["spec"]["template"]["spec"]["containers"]
         elif o["kind"] in ("WorkflowTemplate", "CronWorkflow"):
             spec = o["spec"].get("workflowSpec", o["spec"])
-            containers = [t["container"] for t in spec["templates"] if "container" in t]
+            containers = [t["container"] for t in spec.get("templates", []) if "container" in t]
         elif o["kind"] == "Cluster":
             secret = o["spec"]["bootstrap"]["initdb"]["secret"]["name"]
             refs.setdefault((ns, secret), set()).update({"username", "password"})
@@ -89,8 +89,10 @@ def test_the_secrets_to_create_are_the_ones_the_render_reads(rendered: Rendered)
     assert {k: v[0] for k, v in documented.items()} == referenced
     (owner,) = [k for k, (_, kind) in documented.items() if k[0] == "finmlops-ledger"]
     assert documented[owner][1] == "kubernetes.io/basic-auth"  # what CloudNativePG expects
-    # No token reaches the pipelines namespace: the daily job writes into the ledger.
-    assert not [name for ns, name in documented if ns == "finmlops-pipelines" and "token" in name]
+    # Of the service's tokens only the inference one reaches the pipelines namespace (predict);
+    # the daily job writes outcomes into the ledger, with no feedback token.
+    assert [name for ns, name in documented if ns == "finmlops-pipelines" and "token" in name
+            ] == ["finmlops-inference-token"]
 
 
 def test_the_documented_dsn_names_the_rendered_ledger() -> None:

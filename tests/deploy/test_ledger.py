@@ -11,7 +11,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from finmlops.config import Settings
-from finmlops.deploy import Rendered, render_kubernetes
+from finmlops.deploy import Rendered, environment_settings, render_kubernetes
 from finmlops.deploy.ledger import (
     RESERVED_CONNECTIONS,
     client_connections,
@@ -82,8 +82,10 @@ def test_there_are_connections_for_every_client(pool: int, replicas: int) -> Non
 def test_the_dsn_host_is_the_primarys_service(rendered: Rendered, make_settings: Any) -> None:
     meta = _cluster(rendered)["metadata"]
     assert ledger_host(Settings()) == f"{meta['name']}-rw.{meta['namespace']}.svc"
-    quant = make_settings(FINMLOPS_DEPLOY__NAMESPACE_PREFIX="quant")
-    assert _cluster(render_kubernetes(quant))["metadata"]["namespace"] == "quant-ledger"
+    quant = make_settings(FINMLOPS_DEPLOY__ENVIRONMENTS='{"prod": {"namespace_prefix": "quant"}}')
+    assert _cluster(render_kubernetes(quant).environment("prod"))["metadata"][
+        "namespace"] == "quant-ledger"
+    quant = environment_settings(quant, "prod")
     assert example_dsn(quant) == ("postgresql://finmlops:<password>@"
                                   "finmlops-ledger-rw.quant-ledger.svc:5432/finmlops"
                                   "?sslmode=require")

@@ -16,11 +16,13 @@ from finmlops.errors import ConfigError
 
 def test_missing_assets_are_skipped_with_notes(tmp_path: Path, make_settings: Any) -> None:
     tree = render_kubernetes(make_settings(), assets=tmp_path)
-    kinds = {o["kind"] for o in tree.manifests()}
-    assert "PrometheusRule" not in kinds
+    rules = [o["metadata"]["name"] for o in tree.manifests() if o["kind"] == "PrometheusRule"]
+    # The service's rules are skipped; the workflows' own alert is this package's.
+    assert set(rules) == {"finmlops-workflows"}
     assert len(tree.notes) == 2
-    assert "prometheusrule.yaml" not in yaml.safe_load(
-        tree.files()["base/kustomization.yaml"])["resources"]
+    resources = yaml.safe_load(
+        tree.files()["environments/prod/kustomization.yaml"])["resources"]
+    assert "prometheusrule.yaml" in resources and "grafana-dashboards.yaml" not in resources
 
 
 def test_dashboards_become_one_labelled_configmap(tmp_path: Path, make_settings: Any,
@@ -37,7 +39,7 @@ def test_dashboards_become_one_labelled_configmap(tmp_path: Path, make_settings:
     assert json.loads(cm["data"]["ab.json"]) == board
     # The YAML keeps the JSON byte for byte (a literal block), so the round trip is exact.
     text = render_kubernetes(make_settings(), assets=tmp_path).files()[
-        "base/grafana-dashboards.yaml"]
+        "environments/prod/grafana-dashboards.yaml"]
     (loaded,) = [d for d in yaml.safe_load_all(text) if d]
     assert loaded["data"]["ab.json"] == (tmp_path / "grafana" / "ab.json").read_text()
 
@@ -62,3 +64,37 @@ def test_the_real_alert_rules_render_and_validate(crd_validate: Any,
     source = yaml.safe_load((ASSETS / "monitoring" / "alerts.yml").read_text())
     assert rule["spec"]["groups"] == source["groups"]
     assert crd_validate(rule) == []
+
+
+def test_the_workflow_alert_fires_on_failures_and_is_rendered_per_environment(
+        rendered_tree: Any) -> None:
+    """promtool checks workflow-alerts.yml and runs its unit tests; the rule reads the
+    counter every exit handler emits (``argo_workflows_`` + FAILURE_METRIC)."""
+    import shutil
+    import subprocess
+
+    from finmlops.deploy.workflows import FAILURE_METRIC
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        import pytest
+
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    folder = ASSETS / "monitoring"
+    for args in (["check", "rules", "workflow-alerts.yml"],
+                 ["test", "rules", "workflow-alerts_test.yml"]):
+        proc = subprocess.run([promtool, *args], cwd=folder, capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    rules = {(o["metadata"]["namespace"], o["metadata"]["name"]): o
+             for o in rendered_tree.manifests() if o["kind"] == "PrometheusRule"}
+    for ns in ("finmlops-monitoring", "finmlops-dev-monitoring"):
+        (rule,) = rules[(ns, "finmlops-workflows")]["spec"]["groups"][0]["rules"]
+        assert f"argo_workflows_{FAILURE_METRIC}(_total)?" in rule["expr"]
+    monitors = [o for o in rendered_tree.manifests() if o["kind"] == "ServiceMonitor"
+                and o["metadata"]["name"] == "argo-workflows"]
+    kept = {o["metadata"]["namespace"]: o["spec"]["endpoints"][0]["metricRelabelings"][1]
+            ["regex"] for o in monitors}
+    # Each environment's Prometheus keeps only its own workflows' series.
+    assert kept == {"finmlops-monitoring": "finmlops-pipelines",
+                    "finmlops-dev-monitoring": "finmlops-dev-pipelines"}

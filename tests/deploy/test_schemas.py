@@ -42,7 +42,7 @@ def _variant_settings(make_settings: Any) -> Any:
         FINMLOPS_SERVE__CORS_ORIGINS='["https://app.example.com", "https://b.example.org"]',
         FINMLOPS_EXPERIMENT__MIRROR='{"name": "enhanced", "percent": 50}',
         FINMLOPS_DATA__END="2024-06-28",
-        FINMLOPS_DEPLOY__NAMESPACE_PREFIX="quant",
+        FINMLOPS_DEPLOY__ENVIRONMENTS='{"qa": {"namespace_prefix": "quant", "auto_sync": true}}',
     )
 
 
@@ -71,16 +71,23 @@ def test_custom_objects_validate_against_crds(crd_validate: Any, rendered: Rende
     objs = _all(rendered, rendered_seldon, rendered_kserve, render_kubernetes(variant),
                 render_seldon(variant, pinned), render_kserve(variant, pinned))
     custom = [o for o in objs if not is_core(o)]
+    # The Workflow the daily job creates on drift travels as a resource template's manifest.
+    custom += [yaml.safe_load(t["resource"]["manifest"]) for o in custom
+               if o["kind"] == "CronWorkflow"
+               for t in o["spec"]["workflowSpec"].get("templates", []) if "resource" in t]
     assert {o["kind"] for o in custom} >= {
-        "WorkflowTemplate", "CronWorkflow", "Application", "ServiceMonitor", "HTTPRoute",
-        "Model", "Experiment", "Cluster", "InferenceService"}
-    errors = {f"{o['kind']}/{o['metadata']['name']}": crd_validate(o) for o in custom}
+        "WorkflowTemplate", "CronWorkflow", "Workflow", "Application", "AppProject",
+        "ServiceMonitor", "HTTPRoute", "Model", "Experiment", "Cluster", "InferenceService",
+        "PrometheusRule"}
+    assert sum(o["kind"] == "Workflow" for o in custom) >= 3  # hook + drift run, per tree
+    errors = {f"{o['kind']}/{o['metadata'].get('name') or o['metadata']['generateName']}":
+              crd_validate(o) for o in custom}
     assert {k: v for k, v in errors.items() if v} == {}
 
 
-@pytest.mark.parametrize("kind", ["WorkflowTemplate", "CronWorkflow", "HTTPRoute",
-                                  "ServiceMonitor", "Application", "Model", "Experiment",
-                                  "Cluster", "InferenceService"])
+@pytest.mark.parametrize("kind", ["WorkflowTemplate", "CronWorkflow", "Workflow", "HTTPRoute",
+                                  "ServiceMonitor", "Application", "AppProject", "Model",
+                                  "Experiment", "Cluster", "InferenceService"])
 def test_unknown_custom_fields_are_rejected(crd_validate: Any, rendered: Rendered,
                                             rendered_seldon: Rendered,
                                             rendered_kserve: Rendered, kind: str) -> None:
@@ -125,28 +132,53 @@ def test_prometheus_rule_from_assets_validates(crd_validate: Any, tmp_path: Path
     assert crd_validate(rule) == []
 
 
+def test_a_typo_deep_in_a_workflow_step_is_rejected(crd_validate: Any,
+                                                    rendered: Rendered) -> None:
+    cron = copy.deepcopy(next(o for o in rendered.manifests() if o["kind"] == "CronWorkflow"
+                              and "templates" in o["spec"]["workflowSpec"]))
+    step = next(t for t in cron["spec"]["workflowSpec"]["templates"] if "container" in t)
+    step["outputs"] = {"parameters": [{"name": "x", "valueFrom": {"pathh": "/tmp/x"}}]}
+    assert any("pathh" in e for e in crd_validate(cron))
+    cron["spec"]["workflowSpec"]["synchronization"] = {"mutex": {"name": "x"}}  # pre-3.6 form
+    assert any("mutex" in e for e in crd_validate(cron))
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
-@pytest.mark.parametrize("overlay", ["dev", "prod"])
-def test_overlays_build_with_kustomize_and_stay_valid(crd_validate: Any, rendered: Rendered,
-                                                      tmp_path: Path, overlay: str,
-                                                      is_core: Any) -> None:
-    write_rendered(rendered, tmp_path)
-    out = subprocess.run(["kubectl", "kustomize", str(tmp_path / "overlays" / overlay)],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
-    built = [d for d in yaml.safe_load_all(out) if d]
-    assert len(built) == len([o for o in rendered.manifests()
-                              if o["kind"] != "Application"])
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_environments_build_with_kustomize_and_stay_valid(crd_validate: Any,
+                                                          rendered_tree: Rendered,
+                                                          tmp_path: Path, environment: str,
+                                                          is_core: Any) -> None:
+    write_rendered(rendered_tree, tmp_path)
+    built = _kustomize(tmp_path, environment)
+    part = rendered_tree.environment(environment)
+    assert len(built) == len([o for o in part.manifests()
+                              if o["kind"] not in ("Application", "AppProject")])
     for obj in built:
-        assert obj["metadata"]["labels"]["finmlops.io/environment"] == overlay
+        assert obj["metadata"]["labels"]["finmlops.io/environment"] == environment
         errors = [_core_errors(obj)] if is_core(obj) else crd_validate(obj)
         assert [e for e in errors if e] == [], obj["kind"]
     hpa = next(o for o in built if o["kind"] == "HorizontalPodAutoscaler")
-    cron = next(o for o in built if o["kind"] == "CronWorkflow")
+    crons = {o["metadata"]["name"]: o for o in built if o["kind"] == "CronWorkflow"}
     ledger = next(o for o in built if o["kind"] == "Cluster")["spec"]
-    if overlay == "dev":
-        assert (hpa["spec"]["minReplicas"], cron["spec"].get("suspend")) == (1, True)
+    images = {c["image"] for o in built if o["kind"] == "Deployment"
+              for c in o["spec"]["template"]["spec"]["containers"]}
+    if environment == "dev":
+        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 2)
+        assert all(c["spec"].get("suspend") is True for c in crons.values())
         # One PostgreSQL instance, and so no standby for commits to wait for.
         assert ledger["instances"] == 1 and "synchronous" not in ledger["postgresql"]
+        assert images == {"ghcr.io/finmlops/finmlops:0.1.0-dev",
+                          "ghcr.io/finmlops/finmlops-mlflow:0.1.0-dev"}
     else:
-        assert hpa["spec"]["minReplicas"] == 2 and "suspend" not in cron["spec"]
+        assert hpa["spec"]["minReplicas"] == 2
+        assert not any("suspend" in c["spec"] for c in crons.values())
         assert ledger["instances"] == 3 and ledger["postgresql"]["synchronous"]["number"] == 1
+        assert images == {"ghcr.io/finmlops/finmlops:0.1.0",
+                          "ghcr.io/finmlops/finmlops-mlflow:0.1.0"}
+
+
+def _kustomize(root: Path, environment: str) -> list[dict[str, Any]]:
+    out = subprocess.run(["kubectl", "kustomize", str(root / "environments" / environment)],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]

@@ -36,7 +36,9 @@ def test_search_steps_share_the_study_storage_from_a_secret(rendered: Rendered) 
     assert containers["search"]["args"] == ["search", "--trials",
                                             "{{workflow.parameters.trials_per_worker}}"]
     assert containers["search-summary"]["args"] == ["search", "--trials", "0"]
-    for c in containers.values():
+    assert "FINMLOPS_UNIVERSE__SEARCH__STORAGE" not in {  # the exit handler needs no study
+        e["name"] for e in containers["report-failure"]["env"]}
+    for c in (containers["search"], containers["search-summary"]):
         env = {e["name"]: e for e in c["env"]}
         ref = env["FINMLOPS_UNIVERSE__SEARCH__STORAGE"]["valueFrom"]["secretKeyRef"]
         assert ref == {"name": "finmlops-search", "key": "url"}

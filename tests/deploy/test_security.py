@@ -1,6 +1,7 @@
 """Security properties of everything rendered: restricted pods, default-deny networking with
-the ledger reachable only by its clients, least-privilege RBAC, one token per scope mounted
-only where needed, only inference and health exposed, and no secret value anywhere."""
+the ledger reachable only by its clients and the service only by the gateway, Prometheus and
+the daily ``predict`` step, least-privilege RBAC, one token per scope mounted only where
+needed, only inference and health exposed, and no secret value anywhere."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import pytest
 from deploy_support import Pod, connects, egress_allows, ingress_allows, routed
 
 from finmlops.deploy import Rendered, render_kserve, render_kubernetes, render_seldon
-from finmlops.deploy.workflows import DAILY_CRON, LEDGER_STEPS
+from finmlops.deploy.workflows import (
+    DAILY_CRON,
+    GIT_STEPS,
+    INFERENCE_STEPS,
+    LEDGER_STEPS,
+    PROMOTION_TEMPLATE,
+)
 
 TOKENS = {"FINMLOPS_INFERENCE_TOKEN": "inference-SENTINEL-7f3a",
           "FINMLOPS_FEEDBACK_TOKEN": "feedback-SENTINEL-9c1d",
@@ -31,6 +38,9 @@ def _pods(objs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any],
             yield name, pod["securityContext"], pod["containers"]
         elif o["kind"] in ("WorkflowTemplate", "CronWorkflow"):
             spec = o["spec"].get("workflowSpec", o["spec"])
+            if "workflowTemplateRef" in spec:  # runs a template checked on its own
+                assert "templates" not in spec, name
+                continue
             containers = [t["container"] for t in spec["templates"] if "container" in t]
             assert containers, name
             yield name, spec["securityContext"], containers
@@ -46,7 +56,9 @@ def _env_names(container: dict[str, Any]) -> set[str]:
 
 def test_every_pod_is_restricted_and_limited(rendered: Rendered) -> None:
     pods = list(_pods(rendered.manifests()))
-    assert len(pods) == 6  # serving, mlflow, data, training, daily, search
+    # serving, mlflow, data, training, daily, promotion, search (retrain runs the training
+    # template)
+    assert len(pods) == 7
     for where, pod, containers in pods:
         assert pod["runAsNonRoot"] is True and pod["runAsUser"] > 0, where
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, where
@@ -76,8 +88,8 @@ def test_every_namespace_has_default_deny(rendered: Rendered) -> None:
     namespaces = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"}
     assert namespaces == {"finmlops-pipelines", "finmlops-inference", "finmlops-monitoring",
                           "finmlops-ledger"}
-    used = {o["metadata"]["namespace"] for o in objs if o["kind"] not in ("Namespace",
-                                                                           "Application")}
+    used = {o["metadata"]["namespace"] for o in objs
+            if o["kind"] not in ("Namespace", "Application", "AppProject")}
     assert used == namespaces  # nothing lands in a namespace without the policies
     for ns in namespaces:
         deny = [o for o in objs if o["kind"] == "NetworkPolicy"
@@ -122,6 +134,8 @@ def pods(rendered: Rendered) -> dict[str, Pod]:
         "stranger-in-inference": Pod("debug", "finmlops-inference", {"app": "debug"}),
         "feedback": _step_pod(rendered, DAILY_CRON, "feedback"),
         "decide": _step_pod(rendered, DAILY_CRON, "decide"),
+        "predict": _step_pod(rendered, DAILY_CRON, "predict"),
+        "apply": _step_pod(rendered, PROMOTION_TEMPLATE, "apply"),
         "daily-ingest": _step_pod(rendered, DAILY_CRON, "ingest"),
         "daily-drift": _step_pod(rendered, DAILY_CRON, "drift"),
         "train": _step_pod(rendered, "finmlops-training", "train"),
@@ -151,9 +165,8 @@ def _reaching(rendered: Rendered, pods: dict[str, Pod], dst: str, port: int) -> 
 def test_postgresql_only_from_serving_and_the_ledger_steps(rendered: Rendered,
                                                            pods: dict[str, Pod]) -> None:
     assert _reaching(rendered, pods, "ledger", 5432) == {
-        "serving", "feedback", "decide", "cnpg-operator", "ledger-standby"}
-    assert {f"{DAILY_CRON}/{s}" for s in LEDGER_STEPS} == {
-        pods["feedback"].name, pods["decide"].name}
+        "serving", "feedback", "decide", "apply", "cnpg-operator", "ledger-standby"}
+    assert {"feedback", "decide", "apply"} == LEDGER_STEPS
 
 
 def test_the_ledger_side_refuses_even_where_the_client_side_allows(
@@ -164,7 +177,7 @@ def test_the_ledger_side_refuses_even_where_the_client_side_allows(
     assert egress_allows(pols, pods["mlflow"], ledger, 5432)
     assert not ingress_allows(pols, pods["mlflow"], ledger, 5432)
     for other in ("kube-system", "gateway", "train", "data-ingest", "stranger-in-inference",
-                  "stranger-in-ledger", "prometheus"):
+                  "stranger-in-ledger", "prometheus", "predict"):
         assert not ingress_allows(pols, pods[other], ledger, 5432), other
 
 
@@ -181,32 +194,53 @@ def test_cloudnativepg_gets_only_what_it_needs(rendered: Rendered,
     assert not connects(pols, pods["stranger-in-ledger"], apiserver, 443)
 
 
-def test_serving_is_reached_by_the_gateway_and_prometheus_only(rendered: Rendered,
-                                                               pods: dict[str, Pod]) -> None:
-    """The daily job writes into the ledger, so no workflow pod reaches the service."""
-    assert _reaching(rendered, pods, "serving", 8080) == {"gateway", "prometheus", "grafana"}
+def test_serving_is_reached_by_the_gateway_prometheus_and_predict_only(
+        rendered: Rendered, pods: dict[str, Pod]) -> None:
+    """The daily job's ``predict`` step scores the day through the service (so the
+    prediction enters the ledger as experiment traffic); no other workflow pod reaches it."""
+    assert _reaching(rendered, pods, "serving", 8080) == {"gateway", "prometheus", "grafana",
+                                                         "predict"}
+    assert {"predict"} == INFERENCE_STEPS
     pols = _policies(rendered)
-    for step in ("feedback", "decide", "daily-ingest", "train"):
+    for step in ("feedback", "decide", "daily-ingest", "train", "predict", "apply"):
         assert not connects(pols, pods[step], pods["prometheus"], 9090), step
+    # predict reaches the service's port only, and not the ledger or the serving pods' peers.
+    assert not connects(pols, pods["predict"], pods["serving"], 9090)
+    assert not connects(pols, pods["predict"], pods["ledger"], 5432)
+
+
+def test_prometheus_scrapes_the_argo_controller_and_nothing_else_there(
+        rendered: Rendered, pods: dict[str, Pod]) -> None:
+    pols = _policies(rendered)
+    controller = Pod("controller", "argo", {"app": "workflow-controller"})
+    assert egress_allows(pols, pods["prometheus"], controller, 9090)
+    assert not egress_allows(pols, pods["prometheus"], controller, 2746)
+    assert not egress_allows(pols, pods["prometheus"], Pod("server", "argo",
+                                                           {"app": "argo-server"}), 9090)
 
 
 def test_the_other_steps_of_the_daily_job_do_not_reach_the_ledger(
         rendered: Rendered, pods: dict[str, Pod]) -> None:
     pols = _policies(rendered)
-    for step in ("daily-ingest", "daily-drift", "train", "data-ingest"):
+    for step in ("daily-ingest", "daily-drift", "train", "data-ingest", "predict"):
         assert not egress_allows(pols, pods[step], pods["ledger"], 5432), step
 
 
 def test_workflow_role_is_least_privilege(rendered: Rendered) -> None:
+    """Argo's executor reports results; the daily job may create a Workflow (the retraining
+    a drift alarm starts, through a resource template) and read it back. Nothing else."""
     roles = [o for o in rendered.manifests() if o["kind"] in ("Role", "ClusterRole")]
     assert [r["kind"] for r in roles] == ["Role"]
     assert roles[0]["rules"] == [{"apiGroups": ["argoproj.io"],
                                   "resources": ["workflowtaskresults"],
-                                  "verbs": ["create", "patch"]}]
+                                  "verbs": ["create", "patch"]},
+                                 {"apiGroups": ["argoproj.io"], "resources": ["workflows"],
+                                  "verbs": ["create", "get"]}]
     for o in rendered.manifests():
         if o["kind"] in ("WorkflowTemplate", "CronWorkflow"):
             spec = o["spec"].get("workflowSpec", o["spec"])
-            assert spec["serviceAccountName"] == roles[0]["metadata"]["name"]
+            if "workflowTemplateRef" not in spec:
+                assert spec["serviceAccountName"] == roles[0]["metadata"]["name"]
 
 
 # --- secrets ---------------------------------------------------------------------------------
@@ -240,6 +274,8 @@ def test_secrets_are_referenced_never_inlined(make_settings: Any,
 
 
 def test_each_token_is_mounted_only_where_it_is_needed(rendered: Rendered) -> None:
+    """Serving gets one token per scope; of the workflow steps only ``predict`` gets the
+    inference token and only ``decide`` the git token (to push a promotion)."""
     serving = next(o for o in rendered.manifests() if o["kind"] == "Deployment"
                    and o["metadata"]["name"] == "finmlops-serving")
     (container,) = serving["spec"]["template"]["spec"]["containers"]
@@ -250,11 +286,25 @@ def test_each_token_is_mounted_only_where_it_is_needed(rendered: Rendered) -> No
         "FINMLOPS_FEEDBACK_TOKEN": {"name": "finmlops-feedback-token", "key": "token"},
         "FINMLOPS_ADMIN_TOKEN": {"name": "finmlops-admin-token", "key": "token"},
     }
-    for where, _, containers in _pods(rendered.manifests()):
-        if where.startswith("Deployment/finmlops-serving"):
+    expected = {"predict": {"FINMLOPS_INFERENCE_TOKEN"}, "decide": {"FINMLOPS_GITOPS__TOKEN"}}
+    assert set(expected) == INFERENCE_STEPS | GIT_STEPS
+    for o in rendered.manifests():
+        if o["kind"] not in ("WorkflowTemplate", "CronWorkflow"):
             continue
-        for c in containers:
-            assert not {n for n in _env_names(c) if "TOKEN" in n}, where
+        spec = o["spec"].get("workflowSpec", o["spec"])
+        for t in spec.get("templates", []):
+            if "container" in t:
+                tokens = {n for n in _env_names(t["container"]) if "TOKEN" in n}
+                assert tokens == expected.get(t["name"], set()), (o["metadata"]["name"], t)
+    git = next(e for o in rendered.manifests() if o["metadata"]["name"] == DAILY_CRON
+               for t in o["spec"]["workflowSpec"]["templates"] if t["name"] == "decide"
+               for e in t["container"]["env"] if e["name"] == "FINMLOPS_GITOPS__TOKEN")
+    assert git["valueFrom"]["secretKeyRef"] == {"name": "finmlops-git", "key": "token"}
+    for where, _, containers in _pods(rendered.manifests()):
+        if where.startswith("Deployment/"):
+            for c in containers:
+                if not where.startswith("Deployment/finmlops-serving"):
+                    assert not {n for n in _env_names(c) if "TOKEN" in n}, where
 
 
 def test_the_ledger_dsn_reaches_serving_and_the_ledger_steps_only(rendered: Rendered) -> None:
@@ -262,14 +312,15 @@ def test_the_ledger_dsn_reaches_serving_and_the_ledger_steps_only(rendered: Rend
     for o in rendered.manifests():
         if o["kind"] in ("WorkflowTemplate", "CronWorkflow"):
             spec = o["spec"].get("workflowSpec", o["spec"])
-            for t in spec["templates"]:
+            for t in spec.get("templates", []):
                 if "container" in t and "FINMLOPS_LEDGER_URL" in _env_names(t["container"]):
                     holders.add(f"{o['metadata']['name']}/{t['name']}")
         elif o["kind"] == "Deployment":
             for c in o["spec"]["template"]["spec"]["containers"]:
                 if "FINMLOPS_LEDGER_URL" in _env_names(c):
                     holders.add(o["metadata"]["name"])
-    assert holders == {"finmlops-serving", f"{DAILY_CRON}/feedback", f"{DAILY_CRON}/decide"}
+    assert holders == {"finmlops-serving", f"{DAILY_CRON}/feedback", f"{DAILY_CRON}/decide",
+                       f"{PROMOTION_TEMPLATE}/apply"}
 
 
 # --- what the Gateway exposes ----------------------------------------------------------------

@@ -22,6 +22,8 @@ from finmlops.cli import (
     evaluate,
     models,
     monitor,
+    predict,
+    promotion,
     serve,
     train,
     universe,
@@ -53,11 +55,16 @@ def _root(
         typer.Option("--config", "-c", envvar="FINMLOPS_CONFIG",
                      help="YAML config file (default: ./finmlops.yaml when present)."),
     ] = None,
+    outputs: Annotated[
+        Path | None,
+        typer.Option("--outputs", help="Also write the command's outputs (dataset version, "
+                                       "run ids, versions, ...) as one file each in this "
+                                       "directory: what a workflow step hands on.")] = None,
     version: Annotated[bool, typer.Option(
         "--version", callback=_print_version, is_eager=True, expose_value=False,
         help="Print the version and exit.")] = False,
 ) -> None:
-    ctx.obj = {"config": config}
+    ctx.obj = {"config": config, "outputs": outputs}
 
 
 _run.register(app)
@@ -69,6 +76,8 @@ evaluate.register(app)
 serve.register(app)
 abtest.register(app)
 monitor.register(app)
+predict.register(app)
+promotion.register(app)
 universe.register(app)
 
 

@@ -71,3 +71,31 @@ def console(stderr: bool = False) -> Any:
 
     stream = sys.stderr if stderr else sys.stdout
     return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
+
+
+def outputs_dir(ctx: typer.Context) -> Path | None:
+    """The root ``--outputs`` directory, when given."""
+    out: Path | None = (ctx.find_root().obj or {}).get("outputs")
+    return out
+
+
+def emit(ctx: typer.Context, values: dict[str, Any]) -> None:
+    """Write each value as the file ``<--outputs>/<name>`` (what Argo reads as an output
+    parameter or uploads as an artifact): a string as it is, anything else as JSON (so a
+    boolean is ``true``/``false``). Nothing without ``--outputs``. Each file is replaced
+    atomically, so a reader never sees half of one."""
+    import os
+    import uuid
+
+    root = outputs_dir(ctx)
+    if root is None:
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    for name, value in values.items():
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"output name {name!r} is not a file name")
+        text = value if isinstance(value, str) else json.dumps(
+            value, indent=2 if name.endswith(".json") else None, sort_keys=True, default=str)
+        tmp = root / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, root / name)

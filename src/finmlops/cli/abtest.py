@@ -6,7 +6,10 @@ running service (``--url``) or writes it straight into the experiment ledger (``
 what the daily CronWorkflow runs. ``status`` and ``decide`` read the ledger (``--ledger-url``;
 default: the latest replay's ledger from the run state when ``ledger.url`` is not set, else
 ``ledger.url``). ``decide --apply`` moves the MLflow aliases and puts the new weights in force
-as a new experiment version in the ledger, which every replica picks up.
+as a new experiment version in the ledger, which every replica picks up; with
+``gitops.enabled`` (the cluster) it hands the same change to Git instead: a commit to the
+environment's promotion record (or a branch for review), which Argo CD applies after its
+sync (``finmlops promotion apply``) and ``git revert`` rolls back.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from finmlops.cli._common import JsonOption, console, print_json, settings_from
+from finmlops.cli._common import JsonOption, console, emit, print_json, settings_from
 
 ABTEST_STAGE = ("abtest", "finmlops.pipeline._abtest:run",
                 "replay the held-out days through the service, then decide the A/B test")
@@ -80,6 +83,12 @@ def register(app: typer.Typer) -> None:
                            "with a known forward return.")] = None,
         tickers: Annotated[str | None, typer.Option(
             "--tickers", help="Comma-separated tickers (default: features.target).")] = None,
+        since: Annotated[str | None, typer.Option(
+            "--since", help="Every as-of date from this one (YYYY-MM-DD) whose return is "
+                            "known (empty: as without it), e.g. after missed days.")] = None,
+        dataset: Annotated[str | None, typer.Option(
+            help="Dataset version to compute the returns from (default: the newest).")]
+        = None,
         as_json: JsonOption = False,
     ) -> None:
         """Record realised one-day returns by routing key (TICKER:DATE): posted to
@@ -89,8 +98,13 @@ def register(app: typer.Typer) -> None:
         if (url is None) == (not ledger):
             raise ConfigError("give exactly one of --url (post to the service) or --ledger "
                               "(write into the ledger)")
+        if date and since:
+            raise ConfigError("give --date or --since, not both")
         settings = settings_from(ctx)
-        out = _post_realised(settings, url, _date(date, "--date"), tickers)
+        out = _post_realised(settings, url, _date(date, "--date"), tickers,
+                             since=_date(since or None, "--since"),
+                             dataset=None if dataset in (None, "", "latest") else dataset)
+        emit(ctx, {"feedback": out["answer"]})
         if as_json:
             print_json(out)
             return
@@ -141,8 +155,13 @@ def register(app: typer.Typer) -> None:
         summary = _analyse(settings, url)
         decision = _chosen(summary, test)
         out: dict[str, Any] = {"test": decision["test"], "decision": decision}
-        if apply:
+        if apply and settings.gitops.enabled:
+            out["proposed"] = _propose(settings, summary, decision, actor or _user(), url)
+        elif apply:
             out["applied"] = _apply(settings, summary, decision, actor or _user(), url)
+        emit(ctx, {"action": decision["action"],
+                   "change": out.get("proposed") or out.get("applied") or {},
+                   "decision.json": out})
         if as_json:
             print_json(out)
             return
@@ -152,8 +171,13 @@ def register(app: typer.Typer) -> None:
         if seq:
             c.print(f"  always-valid p={_num(seq.get('p_value'))}, CS "
                     f"[{_num(seq.get('lower'))}, {_num(seq.get('upper'))}]")
-        if apply:
+        if "applied" in out:
             c.print(f"  applied: {out['applied']}")
+        if "proposed" in out:
+            p = out["proposed"]
+            where = f"{p['repo']} {p['branch']}"
+            c.print(f"  proposed: {', '.join(c_[:12] for c_ in p['commits'])} on {where}"
+                    if p["pushed"] else f"  not proposed: {p.get('note') or 'nothing to do'}")
 
     app.add_typer(group)
 
@@ -248,21 +272,36 @@ def _secret(value: Any) -> str | None:
 
 
 def _post_realised(settings: Any, url: str | None, day: dt.date | None,
-                   tickers: str | None) -> dict[str, Any]:
-    """Compute the outcomes from the newest dataset version and post them in one batch
-    (``url`` None: write them into the ledger)."""
+                   tickers: str | None, *, since: dt.date | None = None,
+                   dataset: str | None = None) -> dict[str, Any]:
+    """Compute the outcomes from the dataset version (default: the newest) and post them in
+    one batch (``url`` None: write them into the ledger)."""
     from finmlops.abtest import realised_outcomes
     from finmlops.data import get_manifest, read_bars
-    from finmlops.errors import ConfigError
+    from finmlops.errors import ConfigError, DataValidationError
 
     names = list(settings.features.target) if tickers is None else [
         t.strip().upper() for t in tickers.split(",") if t.strip()]
     if not names:
         raise ConfigError("--tickers names no ticker")
-    manifest = get_manifest(settings)
+    manifest = get_manifest(settings, dataset)
     bars = read_bars(settings, manifest.version, names)
+    execution = settings.evaluation.execution
     # One-day positions filled as the backtest fills them (the same outcome the replay posts).
-    outcomes = realised_outcomes(bars, names, day, settings.evaluation.execution)
+    if since is None:
+        outcomes = realised_outcomes(bars, names, day, execution)
+    else:
+        outcomes = []
+        for ticker in names:
+            newest = realised_outcomes(bars, [ticker], None, execution)[0].date
+            rows = bars[bars["ticker"] == ticker]
+            days = sorted({d.date() for d in rows["date"]
+                           if since <= d.date() <= newest})
+            for d in days:
+                try:
+                    outcomes += realised_outcomes(bars, [ticker], d, execution)
+                except DataValidationError:  # a gap: that day has no return to record
+                    continue
     if url is None:
         target, answer = _write_feedback(settings, outcomes)
     else:
@@ -413,6 +452,63 @@ def _apply(settings: Any, summary: dict[str, Any], decision: dict[str, Any], act
     result["experiment"] = _publish_weights(settings, ledger_url, action, chal, ref, actor,
                                             decision["reason"])
     return result
+
+
+def _promotion_states(settings: Any, summary: dict[str, Any], decision: dict[str, Any],
+                      actor: str, ledger_url: str) -> tuple[Any, Any]:
+    """``(in force, planned)`` promotion states: the registry's declared aliases and the
+    ledger's experiment now, and what carrying out ``decision`` declares."""
+    import datetime as _dt
+
+    from finmlops import tracking
+    from finmlops.abtest import weights_after
+    from finmlops.config import ExperimentSettings
+    from finmlops.deploy import PromotionState
+    from finmlops.ledger import open_ledger
+
+    action = decision["action"]
+    chal, ref = summary["challenger"], summary["reference"]
+    versions = {arm: tracking.resolve(settings, arm).version for arm in (chal, ref)}
+    ledger = open_ledger(ledger_url, create=False, timeout_s=settings.ledger.write_timeout_s)
+    try:
+        current = ledger.experiment(settings.experiment.name)
+    finally:
+        ledger.close()
+    experiment = current.config if current is not None else settings.experiment
+    aliases = tracking.declared_aliases(settings)
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    in_force = PromotionState(
+        registered_model=settings.registered_model, aliases=aliases, experiment=experiment,
+        versions=versions, action="record", actor=actor, decided_at=now,
+        reason="the state in force before the first promotion through Git")
+    declared, rejected = tracking.planned_aliases(aliases, action, versions[chal],
+                                                  versions[ref])
+    planned_experiment = ExperimentSettings(**{
+        **experiment.model_dump(mode="json"),
+        "candidates": weights_after(action, experiment, chal, ref)})
+    planned = PromotionState(
+        registered_model=settings.registered_model, aliases=declared,
+        experiment=planned_experiment, versions=versions, rejected=rejected, action=action,
+        actor=actor, decided_at=now, reason=decision["reason"],
+        decision={"test": decision["test"], "challenger": chal, "reference": ref,
+                  "sequential": decision["numbers"].get("sequential")})
+    return in_force, planned
+
+
+def _propose(settings: Any, summary: dict[str, Any], decision: dict[str, Any], actor: str,
+             ledger_url: str) -> dict[str, Any]:
+    """The decision as a GitOps change (``gitops.enabled``): a commit to the environment's
+    promotion record, or a branch for review; nothing for ``continue``/``invalid``."""
+    from finmlops.deploy.gitops import propose
+
+    action = decision["action"]
+    if action not in ("promote", "rollback"):
+        return {"action": action, "pushed": False, "commits": [], "branch": "",
+                "repo": "", "note": "nothing to apply"}
+    in_force, planned = _promotion_states(settings, summary, decision, actor, ledger_url)
+    pushed = propose(settings, in_force, planned)
+    return {"action": action, **pushed.to_json(), "declared": planned.aliases,
+            "weights": {c.name: c.weight for c in planned.experiment.candidates}}
 
 
 def _publish_weights(settings: Any, ledger_url: str, action: str, chal: str, ref: str,

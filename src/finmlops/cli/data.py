@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from finmlops.cli._common import JsonOption, console, print_json, settings_from
+from finmlops.cli._common import JsonOption, console, emit, print_json, settings_from
 
 data_app = typer.Typer(name="data", help="Inspect the versioned dataset store.",
                        no_args_is_help=True)
@@ -61,6 +61,7 @@ def ingest_command(
         result = ingest(settings, source=src, tickers=names,
                         progress=reporter.progress)
         reporter.stage_finished("ingest", time.perf_counter() - t0, result.summary())
+    emit(ctx, {"dataset_version": result.version})
     if as_json:
         print_json({"version": result.version, "created": result.created,
                     **result.manifest.summary()})
@@ -116,3 +117,57 @@ def show_command(
         r = manifest.ranges[entry.ticker]
         table.add_row(entry.ticker, r.start, r.end, f"{r.rows:,}", name, entry.sha256[:12] + "…")
     out.print(table)
+
+
+@data_app.command("validate")
+def validate_command(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Version id, a unique prefix, or 'latest'.")]
+    = "latest",
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="The day the data must be fresh for (YYYY-MM-DD; default today, "
+                        "UTC).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check a dataset version beyond the schema: every modelled ticker present, fresh for
+    the as-of date, ending on the same day, no recent calendar gaps, no implausible moves
+    (validation.*). Exits 3 naming each problem."""
+    from finmlops.data import check_bars, get_manifest, read_bars
+    from finmlops.errors import DataValidationError
+
+    settings = settings_from(ctx)
+    day = _as_of(as_of)
+    manifest = get_manifest(settings, None if version == "latest" else version)
+    tickers = list(dict.fromkeys([*settings.features.target, *settings.features.context]))
+    v = settings.validation
+    report = check_bars(read_bars(settings, manifest.version), tickers, day,
+                        max_age_days=v.max_age_days, recent_days=v.recent_days,
+                        max_abs_return=v.max_abs_return)
+    out = {"dataset_version": manifest.version, **report.to_json()}
+    if report.ok:
+        newest = max(report.newest.values())
+        emit(ctx, {"dataset_version": manifest.version, "newest": newest.isoformat(),
+                   "validation.json": out})
+    if as_json:
+        print_json(out)
+    else:
+        c = console()
+        for note in report.notes:
+            c.print(f"note: {note}")
+        if report.ok:
+            c.print(f"dataset {manifest.version}: valid for {day} (newest bar "
+                    f"{max(report.newest.values())}, {len(report.newest)} tickers)")
+    if not report.ok:
+        raise DataValidationError(f"dataset {manifest.version} is not valid for {day}: "
+                                  + "; ".join(report.problems))
+
+
+def _as_of(text: str | None) -> dt.date:
+    from finmlops.errors import ConfigError
+
+    if not text:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--as-of must be a date like 2024-01-31, not {text!r}") from None

@@ -61,11 +61,6 @@ def pinned_versions(settings: Any, arms: list[str],
     return out
 
 
-class Overlay(StrEnum):
-    dev = "dev"
-    prod = "prod"
-
-
 def register(app: typer.Typer) -> None:
     deploy = typer.Typer(help="Render Kubernetes manifests (Argo Workflows, serving, Seldon, "
                               "KServe).",
@@ -76,8 +71,10 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write into.")],
         target: Annotated[Target, typer.Option(help="What to render.")] = Target.kubernetes,
-        overlay: Annotated[Overlay | None, typer.Option(
-            help="Render only this kustomize overlay (default: dev and prod).")] = None,
+        environment: Annotated[list[str] | None, typer.Option(
+            "--environment", "-e", help="kubernetes: render only this environment "
+                                        "(repeatable; default: every deploy.environments "
+                                        "entry).")] = None,
         model_version: Annotated[list[str] | None, typer.Option(
             "--model-version", help="seldon/kserve: arm=N pins an arm to registered version N "
                                     "(default: the version the arm's alias names).")] = None,
@@ -85,13 +82,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write Kubernetes manifests (kustomize base + overlays), Seldon or KServe objects.
 
-        kubernetes: base/, overlays/{dev,prod}/, argocd/, helm/; seldon: Models + Experiment;
+        kubernetes: environments/<env>/ (each environment whole, in its own namespaces),
+        argocd/<env>.yaml, platform/, helm/; seldon: Models + Experiment;
         kserve: the InferenceService with the challenger as canary (and default/ without it).
         Seldon and KServe pin each arm to a registered version published by `finmlops models
         publish`.
         """
         from finmlops.deploy import (
-            OVERLAYS,
             render_kserve,
             render_kubernetes,
             render_seldon,
@@ -112,8 +109,7 @@ def register(app: typer.Typer) -> None:
         elif target is Target.kserve:
             rendered = render_kserve(settings, versions)
         else:
-            chosen = (overlay.value,) if overlay is not None else OVERLAYS
-            rendered = render_kubernetes(settings, overlays=chosen)
+            rendered = render_kubernetes(settings, environments=environment or None)
         paths = write_rendered(rendered, out)
         if as_json:
             print_json({"target": target.value, "out": str(out),
@@ -125,4 +121,37 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"note: {note}", err=True)
         typer.echo(f"wrote {len(paths)} files ({len(rendered.manifests())} objects) to {out}")
 
+    @deploy.command("report-failure")
+    def report_failure(
+        workflow: Annotated[str, typer.Option(help="The workflow's name.")],
+        status: Annotated[str, typer.Option(help="Its status (Failed, Error, ...).")],
+        failures: Annotated[str, typer.Option(
+            help="Argo's {{workflow.failures}}: a JSON list of the failed nodes.")] = "",
+    ) -> None:
+        """One readable line naming what failed, for a workflow's exit handler (which also
+        counts the failure in finmlops_workflow_failures). Always exits 0."""
+        typer.echo(failure_line(workflow, status, failures))
+
     app.add_typer(deploy, name="deploy")
+
+
+def failure_line(workflow: str, status: str, failures: str) -> str:
+    """``workflow NAME ended STATUS: step (phase: message); ...`` from Argo's failures JSON
+    (anything unreadable is quoted as it is)."""
+    import json
+
+    try:
+        nodes = json.loads(failures) if failures.strip() else []
+    except ValueError:
+        nodes = None
+    if not isinstance(nodes, list):
+        return f"workflow {workflow} ended {status}: {failures.strip()[:500]}"
+    parts = []
+    for node in nodes:
+        if not isinstance(node, dict):
+            continue
+        name = node.get("displayName") or node.get("templateName") or "?"
+        message = " ".join(str(node.get("message") or "").split())[:300]
+        parts.append(f"{name} ({node.get('phase', '?')}: {message or 'no message'})")
+    return (f"workflow {workflow} ended {status}: "
+            + ("; ".join(parts) if parts else "no failed step recorded"))

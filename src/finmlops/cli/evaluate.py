@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from finmlops.cli._common import JsonOption, console, print_json, settings_from
+from finmlops.cli._common import JsonOption, console, emit, print_json, settings_from
 
 EVALUATE_STAGE = ("evaluate", "finmlops.pipeline._evaluate:run",
                   "backtest OOS predictions with costs; active return, trials, PSR/DSR")
@@ -43,7 +43,9 @@ def register(app: typer.Typer) -> None:
         exposure-matched benchmark, with active-return statistics, the trial count and the
         break-even cost."""
         state = _run_stage(ctx, EVALUATE_STAGE, as_json)
-        evaluation = json.loads(Path(state["evaluation"]["path"]).read_text("utf-8"))
+        text = Path(state["evaluation"]["path"]).read_text("utf-8")
+        emit(ctx, {"evaluation.json": text})
+        evaluation = json.loads(text)
         if as_json:  # everything but the daily series (they are in the file)
             for e in evaluation["variants"].values():
                 e.pop("series", None)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from finmlops.cli._common import JsonOption, console, print_json, settings_from
+from finmlops.cli._common import JsonOption, console, emit, print_json, settings_from
 
 
 def _actor() -> str:
@@ -158,6 +158,7 @@ def register(app: typer.Typer) -> None:
         root = absolute_root(to) if to else repository_root(settings)
         rows = publish_versions(settings, list(version or []), root,
                                 endpoint_url or settings.data.s3_endpoint_url)
+        emit(ctx, {"published": {r["version"]: r["repository"] for r in rows}})
         if as_json:
             print_json({"registered_model": settings.registered_model, "root": root,
                         "published": rows})
@@ -182,6 +183,8 @@ def register(app: typer.Typer) -> None:
         with ConsoleReporter(console(stderr=as_json)) as reporter:
             state = run_stages(settings, select(STAGES, only=["register"]), reporter)
         registered: dict[str, Any] = state["registered"]
+        emit(ctx, {"registered": registered,
+                   "versions": {v: info["version"] for v, info in registered.items()}})
         if as_json:
             print_json({"registered_model": settings.registered_model,
                         "registered": registered})

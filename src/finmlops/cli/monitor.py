@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from finmlops.cli._common import JsonOption, console, print_json, settings_from
+from finmlops.cli._common import JsonOption, console, emit, print_json, settings_from
 from finmlops.errors import DataValidationError, ModelNotFoundError, StoreError
 
 if TYPE_CHECKING:
@@ -352,6 +352,7 @@ def drift_command(
                                   reference_source=f"registry {model}", **kwargs)
     else:
         report = drift_report(settings, model_dir=model_dir, **kwargs)
+    emit(ctx, {"alarm": bool(report.result.alarm), "drift.json": report.to_json()})
     if as_json:
         print_json(report.to_json())
     else:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from finmlops.cli._common import JsonOption, console, print_json, settings_from
+from finmlops.cli._common import JsonOption, console, emit, print_json, settings_from
 
 FEATURES_STAGE = ("features", "finmlops.pipeline._features:run",
                   "build features and labels from the dataset version")
@@ -49,10 +49,40 @@ def register(app: typer.Typer) -> None:
             state = run_stages(settings, stages, reporter,
                                options={"train": {"variants": chosen}} if variant else None)
         trained: dict[str, Any] = {v: state["trained"][v] for v in chosen}
+        run_ids = {v: info.get("run_id") for v, info in trained.items()}
+        emit(ctx, {"run_ids": run_ids,
+                   **({"run_id": str(run_ids[chosen[0]])} if len(chosen) == 1 else {})})
         if as_json:
             print_json({"trained": trained, "rows": table_rows(trained)})
             return
         console().print(accuracy_table(trained))
+
+
+    @app.command("features")
+    def features(
+        ctx: typer.Context,
+        dataset_version: Annotated[str, typer.Option(
+            "--dataset-version", help="The dataset version to pin (an id, a unique prefix, "
+                                      "or 'latest': the newest in the store).")] = "latest",
+        as_json: JsonOption = False,
+    ) -> None:
+        """Pin a stored dataset version in the run state (no ingest) and build its feature
+        matrix: what the later train, evaluate and register steps use."""
+        from finmlops.cli._progress import ConsoleReporter
+        from finmlops.data import get_manifest
+        from finmlops.pipeline import STAGES, Stage, run_stages
+
+        settings = settings_from(ctx)
+        manifest = get_manifest(settings, None if dataset_version == "latest"
+                                else dataset_version)
+        known = {s.name: s for s in STAGES}
+        stage = known.get(FEATURES_STAGE[0]) or Stage(*FEATURES_STAGE)
+        with ConsoleReporter(console(stderr=as_json)) as reporter:
+            state = run_stages(settings, [stage], reporter,
+                               state={"dataset_version": manifest.version})
+        emit(ctx, {"dataset_version": manifest.version})
+        if as_json:
+            print_json({"dataset_version": manifest.version, "features": state["features"]})
 
 
 def stages_to_run(state: dict[str, Any]) -> list[Any]:

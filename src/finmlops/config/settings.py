@@ -29,6 +29,9 @@ class DataSettings(_Section):
     store_uri: str | None = None
     """``None`` means ``<home>/store``; ``s3://bucket/prefix`` for MinIO/S3."""
     s3_endpoint_url: str | None = None
+    source_url: str | None = None
+    """Base URL of the ``yahoo`` or ``stooq`` endpoint (``None``: the public one), e.g. a
+    mirror or a proxy that records and replays responses."""
     timeout_s: float = Field(20.0, gt=0)
     max_retries: int = Field(4, ge=0, le=10)
     backoff_s: float = Field(1.0, ge=0)
@@ -463,6 +466,47 @@ class MonitoringSettings(_Section):
     bins: int = Field(10, ge=2, le=100)
 
 
+class EnvironmentSettings(_Section):
+    """One deployment environment (``deploy.environments``): its own namespaces, images,
+    cluster, sizes and configuration. What it leaves unset follows the ``deploy`` section."""
+
+    namespace_prefix: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
+    """Its namespaces are ``<prefix>-pipelines``, ``-inference``, ``-monitoring``, ``-ledger``."""
+    image: str | None = None
+    """``None``: ``deploy.image`` with ``image_suffix`` appended."""
+    training_image: str | None = None
+    """``None``: ``deploy.training_image`` with ``image_suffix`` appended."""
+    image_suffix: str = ""
+    hostname_prefix: str = ""
+    """Prepended to ``deploy.hostname`` for this environment's HTTPRoute (``dev.``: its own
+    host, so two environments' routes never claim one name on a shared Gateway)."""
+    cluster: str = "https://kubernetes.default.svc"
+    """The API server Argo CD deploys this environment to; its AppProject allows no other."""
+    replicas: int | None = Field(None, ge=1)
+    max_replicas: int | None = Field(None, ge=1)
+    ledger_instances: int | None = Field(None, ge=1, le=9)
+    daily_suspended: bool = False
+    """Render the daily CronWorkflow suspended (it then runs only when submitted by hand)."""
+    auto_sync: bool = False
+    """Argo CD applies every commit by itself (prune + self-heal); else a human syncs."""
+    promotion: Literal["commit", "branch"] = "commit"
+    """How ``abtest decide --apply`` hands a promotion to this environment: a commit on
+    ``gitops.branch`` (applied at the next sync), or a branch of its own for review."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """Overrides of this environment's ``finmlops.yaml``, nested as in the file (e.g.
+    ``{data: {tickers: [IBB, SPY, QQQ]}}``); validated when the environment is rendered."""
+
+
+def _default_environments() -> dict[str, EnvironmentSettings]:
+    return {
+        "dev": EnvironmentSettings(namespace_prefix="finmlops-dev", image_suffix="-dev",
+                                   hostname_prefix="dev.",
+                                   replicas=1, max_replicas=2, ledger_instances=1,
+                                   daily_suspended=True, auto_sync=True, promotion="commit"),
+        "prod": EnvironmentSettings(namespace_prefix="finmlops", promotion="branch"),
+    }
+
+
 class DeploySettings(_Section):
     image: str = "ghcr.io/finmlops/finmlops:0.1.0"
     training_image: str = "ghcr.io/finmlops/finmlops-train:0.1.0"
@@ -472,10 +516,20 @@ class DeploySettings(_Section):
     """Where ``finmlops models publish`` lays registered versions out as Triton model
     repositories, and what Seldon/KServe manifests point at; ``None`` means
     ``s3://<bucket>/triton``."""
-    s3_endpoint: str = "http://minio.finmlops-pipelines.svc:9000"
-    mlflow_uri: str = "http://mlflow.finmlops-pipelines.svc:5000"
+    source: Literal["yahoo", "stooq"] = "yahoo"
+    """The network source the cluster ingests from when ``data.source`` names a local one
+    (``bundled``, ``csv``): a daily job must see each new bar."""
+    s3_endpoint: str | None = None
+    """``None``: the environment's MinIO, ``http://minio.<prefix>-pipelines.svc:9000``."""
+    mlflow_uri: str | None = None
+    """``None``: the environment's MLflow, ``http://mlflow.<prefix>-pipelines.svc:5000``."""
+    service_url: str | None = None
+    """Where the daily job's ``predict`` step reaches the service; ``None``: the
+    environment's Service, ``http://finmlops-serving.<prefix>-inference.svc:8080``."""
     schedule: str = "30 22 * * 1-5"
     timezone: str = "America/New_York"
+    retrain_schedule: str = "0 6 * * 6"
+    """When the scheduled retraining runs (besides the one a drift alarm starts)."""
     replicas: int = Field(2, ge=1)
     max_replicas: int = Field(6, ge=1)
     prestop_sleep_s: int = Field(5, ge=1, le=60)
@@ -497,11 +551,65 @@ class DeploySettings(_Section):
     inference_token_secret: str = "finmlops-inference-token"  # noqa: S105
     feedback_token_secret: str = "finmlops-feedback-token"  # noqa: S105
     admin_token_secret: str = "finmlops-admin-token"  # noqa: S105
+    git_secret: str = "finmlops-git"  # noqa: S105
+    """Key ``token``: a token that may push to ``git_repo`` (the daily job's promotion)."""
     search_secret: str = "finmlops-search"  # noqa: S105
     """Key ``url``: the Optuna storage (e.g. ``postgresql://...``) the search workers share."""
     hostname: str = "finmlops.example.com"
     gateway: str = "finmlops-gateway"
     git_repo: str = "https://github.com/finmlops/finmlops.git"
+    environments: dict[str, EnvironmentSettings] = Field(default_factory=_default_environments)
+    """Rendered side by side, each in its own namespaces, with its own Argo CD project."""
+
+    @field_validator("environments")
+    @classmethod
+    def _distinct(cls, v: dict[str, EnvironmentSettings]) -> dict[str, EnvironmentSettings]:
+        if not v:
+            raise ValueError("at least one environment is required")
+        for name in v:
+            if not name or not name.replace("-", "").isalnum() or name != name.lower():
+                raise ValueError(f"environment name {name!r}: use lower-case letters, digits "
+                                 "and '-'")
+        prefixes = [e.namespace_prefix for e in v.values()]
+        clash = sorted({p for p in prefixes if prefixes.count(p) > 1})
+        if clash:
+            raise ValueError(f"environments share the namespace prefix {clash[0]!r}")
+        return v
+
+
+class GitOpsSettings(_Section):
+    """Promotion as a change to the config repository that Argo CD syncs. Off locally
+    (``abtest decide --apply`` moves the aliases and the ledger's weights itself); the
+    rendered cluster configuration turns it on for its environment."""
+
+    enabled: bool = False
+    repo: str | None = None
+    """``None``: ``deploy.git_repo``."""
+    branch: str = "main"
+    path: str = "deploy/k8s"
+    """Where the rendered tree lives in the repository."""
+    environment: str = "prod"
+    """Whose ``environments/<name>/promotion.yaml`` a promotion rewrites."""
+    review: bool = False
+    """Push the change to a branch of its own (``finmlops/promote/<environment>/...``) for
+    review instead of onto ``branch``."""
+    author: str = "finmlops <finmlops@users.noreply.github.com>"
+    token: SecretStr | None = None
+    """A token that may push over HTTPS (from a Secret on the cluster); given to git by a
+    credential helper reading the environment, never on a command line."""
+
+
+class ValidationSettings(_Section):
+    """What ``finmlops data validate`` checks beyond the schema every ingest enforces."""
+
+    max_age_days: int = Field(4, ge=0, le=60)
+    """Weekdays the newest bar may lie before the as-of date (weekends never count; 4 covers
+    a holiday and a late vendor)."""
+    recent_days: int = Field(60, ge=1)
+    """Sessions at the end of the dataset in which a calendar gap (a day another ticker has)
+    fails validation: the day's windows need them. Older gaps are reported."""
+    max_abs_return: float = Field(0.5, gt=0)
+    """A larger one-day move of ``adj_close`` is an error (an unadjusted split, a bad print)."""
 
 
 class Settings(BaseSettings):
@@ -527,6 +635,8 @@ class Settings(BaseSettings):
     abtest: ABTestSettings = Field(default_factory=ABTestSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    gitops: GitOpsSettings = Field(default_factory=GitOpsSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
     universe: UniverseSettings = Field(default_factory=UniverseSettings)
 
     @field_validator("home", mode="before")
@@ -607,4 +717,6 @@ def public_dict(settings: Settings) -> dict[str, Any]:
             data["serve"]["tokens"][scope] = "***"
     if settings.ledger.url is not None:
         data["ledger"]["url"] = "***"
+    if settings.gitops.token is not None:
+        data["gitops"]["token"] = "***"  # noqa: S105 - the mask, not a token
     return data

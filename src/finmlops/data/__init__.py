@@ -2,6 +2,7 @@
 
 from finmlops.data.ingest import IngestResult, ingest
 from finmlops.data.manifest import FileEntry, Manifest, TickerRange, content_version
+from finmlops.data.quality import QualityReport, check_bars
 from finmlops.data.schema import (
     BAR_COLUMNS,
     Violation,
@@ -27,10 +28,12 @@ __all__ = [
     "IngestResult",
     "Manifest",
     "PublishResult",
+    "QualityReport",
     "Source",
     "TickerRange",
     "Violation",
     "canonical",
+    "check_bars",
     "content_version",
     "find_violations",
     "get_manifest",

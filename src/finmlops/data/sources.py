@@ -177,7 +177,7 @@ def make_source(settings: Settings, *, ticker: str | None = None,
     if data.source == "yahoo":
         from finmlops.data.yahoo import YahooSource
 
-        return YahooSource(client)
+        return YahooSource(client, data.source_url)
     from finmlops.data.stooq import StooqSource
 
-    return StooqSource(client)
+    return StooqSource(client, data.source_url)

@@ -18,7 +18,8 @@ from finmlops.data.schema import BAR_COLUMNS
 from finmlops.data.sources import filter_dates, parse_file_dates
 from finmlops.errors import SourceError
 
-CSV_URL = "https://stooq.com/q/d/l/"
+BASE_URL = "https://stooq.com"
+CSV_URL = BASE_URL + "/q/d/l/"
 HEADER = ["Date", "Open", "High", "Low", "Close", "Volume"]
 
 
@@ -27,14 +28,17 @@ class StooqSource:
 
     name = "stooq"
 
-    def __init__(self, client: RetryingClient | None = None) -> None:
+    def __init__(self, client: RetryingClient | None = None,
+                 base_url: str | None = None) -> None:
         self.client = client or RetryingClient()
+        self.base_url = base_url
 
     def fetch(self, tickers: Sequence[str], start: dt.date | None,
               end: dt.date | None) -> pd.DataFrame:
         frames = []
         for t in tickers:
-            response = self.client.get(CSV_URL, params={"s": f"{t.lower()}.us", "i": "d"},
+            url = self.base_url.rstrip("/") + "/q/d/l/" if self.base_url else CSV_URL
+            response = self.client.get(url, params={"s": f"{t.lower()}.us", "i": "d"},
                                        what=f"stooq {t.upper()}")
             if response.status_code >= 400:
                 raise SourceError(f"stooq {t.upper()}: HTTP {response.status_code}")

@@ -19,7 +19,9 @@ from finmlops.data.schema import BAR_COLUMNS
 from finmlops.data.sources import filter_dates
 from finmlops.errors import SourceError
 
-CHART_URL = "https://query2.finance.yahoo.com/v8/finance/chart/{ticker}"
+BASE_URL = "https://query2.finance.yahoo.com"
+CHART_PATH = "/v8/finance/chart/{ticker}"
+CHART_URL = BASE_URL + CHART_PATH
 
 
 class YahooSource:
@@ -27,21 +29,27 @@ class YahooSource:
 
     name = "yahoo"
 
-    def __init__(self, client: RetryingClient | None = None) -> None:
+    def __init__(self, client: RetryingClient | None = None,
+                 base_url: str | None = None) -> None:
         self.client = client or RetryingClient()
+        self.base_url = base_url
 
     def fetch(self, tickers: Sequence[str], start: dt.date | None,
               end: dt.date | None) -> pd.DataFrame:
         frames = []
         for t in tickers:
             response = self.client.get(
-                CHART_URL.format(ticker=t.upper()), params=chart_params(start, end),
+                self._url().format(ticker=t.upper()), params=chart_params(start, end),
                 what=f"yahoo {t.upper()}")
             if response.status_code >= 400:
                 raise SourceError(f"yahoo {t.upper()}: HTTP {response.status_code}"
                                   f"{_yahoo_error(response.text)}")
             frames.append(filter_dates(parse_chart(response.text, t.upper()), start, end))
         return pd.concat(frames) if frames else pd.DataFrame(columns=list(BAR_COLUMNS))
+
+    def _url(self) -> str:
+        """``data.source_url`` + the chart path, else the public endpoint."""
+        return self.base_url.rstrip("/") + CHART_PATH if self.base_url else CHART_URL
 
 
 def chart_params(start: dt.date | None, end: dt.date | None) -> dict[str, str | int]:

@@ -1,17 +1,20 @@
 """Kubernetes manifests for finmlops, rendered from the same settings as the laptop run.
 
 Pure builders return plain dicts (Argo via Hera, core kinds, Prometheus Operator, Seldon,
-KServe, Argo CD); :func:`render_kubernetes` / :func:`render_seldon` / :func:`render_kserve` lay
-them out as a kustomize tree and :func:`write_rendered` writes it as deterministic YAML.
-:func:`publish_version` writes a registered version as the Triton model repository that the
-Seldon and KServe objects point at.
+KServe, Argo CD); :func:`render_kubernetes` lays out every environment
+(:func:`environment_settings`) as a kustomize tree, :func:`render_seldon` /
+:func:`render_kserve` the optional serving targets, and :func:`write_rendered` writes them as
+deterministic YAML. :func:`publish_version` writes a registered version as the Triton model
+repository that the Seldon and KServe objects point at. :mod:`finmlops.deploy.gitops` holds
+each environment's promotion record, which ``abtest decide --apply`` commits to Git.
 """
 
 from finmlops.deploy._k8s import K8S_VERSION, Manifest, cluster_config, namespace
+from finmlops.deploy._yaml import dump_yaml
+from finmlops.deploy.environments import environment_names, environment_settings
+from finmlops.deploy.gitops import PromotionFile, PromotionState
 from finmlops.deploy.render import (
-    OVERLAYS,
     Rendered,
-    dump_yaml,
     render_kserve,
     render_kubernetes,
     render_seldon,
@@ -29,13 +32,16 @@ from finmlops.deploy.triton import (
 
 __all__ = [
     "K8S_VERSION",
-    "OVERLAYS",
     "Manifest",
+    "PromotionFile",
+    "PromotionState",
     "Published",
     "Rendered",
     "cluster_config",
     "config_pbtxt",
     "dump_yaml",
+    "environment_names",
+    "environment_settings",
     "model_folder",
     "namespace",
     "publish_version",

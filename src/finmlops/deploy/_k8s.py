@@ -29,24 +29,51 @@ POSTGRES_PORT = 5432
 GATEWAY_NAMESPACE = "envoy-gateway-system"
 """Where the Gateway's data-plane pods run (Envoy Gateway's default); not yet a setting."""
 ARGOCD_NAMESPACE = "argocd"
+ARGO_NAMESPACE = "argo"
+"""Where the Argo Workflows controller runs (its metrics Service is scraped from there)."""
 GITOPS_PATH = "deploy/k8s"
 """Where the rendered tree is committed in ``deploy.git_repo``."""
 GITOPS_REVISION = "main"
+OUTPUTS_DIR = "/tmp/outputs"  # noqa: S108 - an emptyDir, see app_volumes
+"""Where a workflow step's ``finmlops --outputs`` writes the files Argo reads as outputs."""
+PROMOTION_CONFIG_MAP = "finmlops-promotion"
+PROMOTION_DIR = "/etc/finmlops-promotion"
+PROMOTION_FILE = "promotion.json"
 K8S_VERSION = "1.33.0"
 """The Kubernetes API version the core objects are written (and validated) against."""
 
 S3_KEYS = ("access-key-id", "secret-access-key")
 MLFLOW_KEYS = ("backend-store-uri",)
-TOKEN_KEY = "token"  # noqa: S105 - a key name in each token Secret
+TOKEN_KEY = "token"  # noqa: S105 - a key name in each token Secret (and the git Secret)
 LEDGER_URL_KEY = "url"
 """The key of the ledger DSN in ``deploy.ledger_secret``."""
 LEDGER_CLIENT = {"finmlops.io/ledger-client": "true"}
 """The label of the workflow pods that get the ledger DSN (and may reach the database)."""
+INFERENCE_CLIENT = {"finmlops.io/inference-client": "true"}
+"""The label of the workflow pods that call the service (the daily ``predict`` step)."""
 
 
 def namespace(settings: Settings, role: str) -> str:
     """``<prefix>-pipelines`` / ``-inference`` / ``-monitoring`` / ``-ledger``."""
     return f"{settings.deploy.namespace_prefix}-{role}"
+
+
+def s3_endpoint(settings: Settings) -> str:
+    """``deploy.s3_endpoint``, else the environment's MinIO Service."""
+    return settings.deploy.s3_endpoint or (
+        f"http://minio.{namespace(settings, 'pipelines')}.svc:{MINIO_PORT}")
+
+
+def mlflow_uri(settings: Settings) -> str:
+    """``deploy.mlflow_uri``, else the environment's MLflow Service."""
+    return settings.deploy.mlflow_uri or (
+        f"http://mlflow.{namespace(settings, 'pipelines')}.svc:{MLFLOW_PORT}")
+
+
+def service_url(settings: Settings) -> str:
+    """``deploy.service_url``, else the environment's serving Service."""
+    return settings.deploy.service_url or (
+        f"http://{SERVING}.{namespace(settings, 'inference')}.svc:{HTTP_PORT}")
 
 
 def labels(component: str) -> dict[str, str]:
@@ -107,11 +134,12 @@ def secret_env(name: str, secret: str, key: str) -> Manifest:
 def s3_env(settings: Settings) -> list[Manifest]:
     """Where data and artifacts live (MinIO/S3) and the credentials to reach them."""
     d = settings.deploy
+    endpoint = s3_endpoint(settings)
     return [
         {"name": "FINMLOPS_DATA__STORE_URI", "value": f"s3://{d.bucket}/store"},
-        {"name": "FINMLOPS_DATA__S3_ENDPOINT_URL", "value": d.s3_endpoint},
-        {"name": "AWS_ENDPOINT_URL_S3", "value": d.s3_endpoint},
-        {"name": "MLFLOW_S3_ENDPOINT_URL", "value": d.s3_endpoint},
+        {"name": "FINMLOPS_DATA__S3_ENDPOINT_URL", "value": endpoint},
+        {"name": "AWS_ENDPOINT_URL_S3", "value": endpoint},
+        {"name": "MLFLOW_S3_ENDPOINT_URL", "value": endpoint},
         secret_env("AWS_ACCESS_KEY_ID", d.s3_secret, S3_KEYS[0]),
         secret_env("AWS_SECRET_ACCESS_KEY", d.s3_secret, S3_KEYS[1]),
     ]
@@ -127,7 +155,7 @@ def app_env(settings: Settings) -> list[Manifest]:
     return [
         {"name": "FINMLOPS_CONFIG", "value": f"{CONFIG_DIR}/finmlops.yaml"},
         {"name": "FINMLOPS_HOME", "value": HOME},
-        {"name": "FINMLOPS_TRACKING__URI", "value": settings.deploy.mlflow_uri},
+        {"name": "FINMLOPS_TRACKING__URI", "value": mlflow_uri(settings)},
         *s3_env(settings),
         {"name": "HOME", "value": HOME},
         {"name": "TMPDIR", "value": "/tmp"},  # noqa: S108 - an emptyDir, see app_volumes
@@ -153,13 +181,18 @@ def app_volume_mounts() -> list[Manifest]:
 
 def cluster_config(settings: Settings) -> dict[str, Any]:
     """The ``finmlops.yaml`` mounted into every pod: the user's settings minus local paths,
-    secrets (tokens, the ledger DSN: they come from Secrets) and what the environment sets
-    (store, tracking URI, home, the serving address and worker count)."""
+    secrets (tokens, the ledger DSN, the git token: they come from Secrets) and what the
+    environment sets (store, tracking URI, home, the serving address and worker count). A
+    local source (``bundled``, ``csv``) becomes ``deploy.source``: the daily job must see
+    each new bar."""
     data: dict[str, Any] = settings.model_dump(mode="json")
     for key in ("home", "deploy"):
         data.pop(key, None)
     for key in ("store_uri", "s3_endpoint_url", "csv_path"):
         data["data"].pop(key, None)
+    if settings.data.source in ("bundled", "csv"):
+        data["data"]["source"] = settings.deploy.source
+    data["gitops"].pop("token", None)
     data["tracking"].pop("uri", None)
     for key in ("tokens", "model_dir", "host", "port", "workers"):
         data["serve"].pop(key, None)

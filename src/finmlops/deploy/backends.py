@@ -20,6 +20,7 @@ from finmlops.deploy._k8s import (
     Manifest,
     container_security_context,
     meta,
+    mlflow_uri,
     namespace,
     pod_security_context,
     resources,
@@ -38,14 +39,17 @@ def mlflow_image(settings: Settings) -> str:
 
 
 def _allowed_hosts(settings: Settings) -> list[str]:
-    """The service's in-cluster names (with and without the port), the configured URI's host,
-    and private address ranges for the kubelet's probes, which use the pod IP."""
+    """The service's in-cluster names (with and without the port), the configured URI's host
+    (and its host:port, as clients send it in ``Host``), and private address ranges for the
+    kubelet's probes, which use the pod IP."""
     ns = namespace(settings, "pipelines")
     names = ["mlflow", f"mlflow.{ns}", f"mlflow.{ns}.svc", f"mlflow.{ns}.svc.cluster.local"]
-    configured = urlsplit(settings.deploy.mlflow_uri).hostname
-    if configured and configured not in names:
-        names.append(configured)
+    configured = urlsplit(mlflow_uri(settings))
+    if configured.hostname and configured.hostname not in names:
+        names.append(configured.hostname)
     hosts = [h for n in names for h in (n, f"{n}:{MLFLOW_PORT}")]
+    if configured.port and configured.port != MLFLOW_PORT and configured.hostname:
+        hosts.append(f"{configured.hostname}:{configured.port}")
     return [*hosts, "10.*", "172.*", "192.168.*"]
 
 

@@ -12,9 +12,11 @@ import yaml
 
 from finmlops.config import Settings
 from finmlops.deploy._k8s import (
+    ARGO_NAMESPACE,
     CONFIG_MAP,
     GATEWAY_NAMESPACE,
     HTTP_PORT,
+    INFERENCE_CLIENT,
     LEDGER_CLIENT,
     MINIO_PORT,
     MLFLOW_PORT,
@@ -40,6 +42,11 @@ _WORKFLOW_POD = {"matchExpressions": [{"key": "workflows.argoproj.io/workflow",
                                        "operator": "Exists"}]}
 _LEDGER_CLIENT_POD = {**_WORKFLOW_POD, "matchLabels": dict(LEDGER_CLIENT)}
 """The workflow steps that read or write the ledger (see ``workflows.LEDGER_STEPS``)."""
+_INFERENCE_CLIENT_POD = {**_WORKFLOW_POD, "matchLabels": dict(INFERENCE_CLIENT)}
+"""The workflow steps that call the service (see ``workflows.INFERENCE_STEPS``)."""
+ARGO_CONTROLLER = {"app": "workflow-controller"}
+"""The labels of Argo Workflows' controller pods (its metrics on 9090)."""
+ARGO_METRICS_PORT = 9090
 
 
 def namespaces(settings: Settings) -> list[Manifest]:
@@ -111,11 +118,15 @@ def network_policies(settings: Settings) -> list[Manifest]:
                 ingress=[{"from": [_in_ns(i, serving)], "ports": _tcp(MLFLOW_PORT, MINIO_PORT)}]),
         _policy("allow-workflows-to-apiserver-and-sources", p, _WORKFLOW_POD, egress=apiserver),
         _policy("allow-workflows-to-ledger", p, _LEDGER_CLIENT_POD, egress=to_ledger),
+        _policy("allow-workflows-to-serving", p, _INFERENCE_CLIENT_POD,
+                egress=[{"to": [_in_ns(i, serving)], "ports": _tcp(HTTP_PORT)}]),
         _policy("allow-mlflow-to-postgres", p, mlflow, egress=[{"ports": _tcp(POSTGRES_PORT)}]),
         _policy("allow-gateway-to-serving", i, serving,
                 ingress=[{"from": [_in_ns(GATEWAY_NAMESPACE)], "ports": _tcp(HTTP_PORT)}]),
         _policy("allow-monitoring-to-serving", i, serving,
                 ingress=[{"from": [_in_ns(m)], "ports": _tcp(HTTP_PORT)}]),
+        _policy("allow-workflows-to-serving", i, serving,
+                ingress=[{"from": [_in_ns(p, _INFERENCE_CLIENT_POD)], "ports": _tcp(HTTP_PORT)}]),
         _policy("allow-serving-to-mlflow-minio", i, serving,
                 egress=[{"to": [_in_ns(p)], "ports": _tcp(MLFLOW_PORT, MINIO_PORT)}]),
         _policy("allow-serving-to-ledger", i, serving, egress=to_ledger),
@@ -123,6 +134,9 @@ def network_policies(settings: Settings) -> list[Manifest]:
         _policy("allow-scrape-serving", m, {},
                 egress=[{"to": [_in_ns(i, serving)], "ports": _tcp(HTTP_PORT)}]),
         _policy("allow-monitoring-to-apiserver", m, {}, egress=apiserver),
+        _policy("allow-scrape-argo-controller", m, {},
+                egress=[{"to": [_in_ns(ARGO_NAMESPACE, {"matchLabels": dict(ARGO_CONTROLLER)})],
+                         "ports": _tcp(ARGO_METRICS_PORT)}]),
         _policy("allow-clients-to-ledger", lg, ledger,
                 ingress=[{"from": [_in_ns(i, serving), _in_ns(p, _LEDGER_CLIENT_POD)],
                           "ports": _tcp(POSTGRES_PORT)}]),
@@ -139,7 +153,8 @@ def network_policies(settings: Settings) -> list[Manifest]:
 
 
 def rbac(settings: Settings) -> list[Manifest]:
-    """Service accounts; the workflow one may only report step results (Argo's executor)."""
+    """Service accounts. The workflow one may report step results (Argo's executor) and
+    create Workflows (the daily job's retraining on drift), nothing else."""
     p, i = namespace(settings, "pipelines"), namespace(settings, "inference")
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount",
@@ -147,7 +162,9 @@ def rbac(settings: Settings) -> list[Manifest]:
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
          "metadata": meta(WORKFLOW_SA, p, "pipelines"),
          "rules": [{"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"],
-                    "verbs": ["create", "patch"]}]},
+                    "verbs": ["create", "patch"]},
+                   {"apiGroups": ["argoproj.io"], "resources": ["workflows"],
+                    "verbs": ["create", "get"]}]},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": meta(WORKFLOW_SA, p, "pipelines"),
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",

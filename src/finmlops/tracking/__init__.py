@@ -11,6 +11,7 @@ from finmlops.errors import TrackingError
 from finmlops.tracking._client import Tracker, configure
 from finmlops.tracking.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from finmlops.tracking.datasets import DatasetRef
+from finmlops.tracking.declared import DECLARED, declared_aliases, planned_aliases, sync_aliases
 from finmlops.tracking.evaluations import evaluation_figures, log_evaluation
 from finmlops.tracking.logged_model import onnx_signature
 from finmlops.tracking.promotion import history, promote, rollback, set_alias
@@ -44,6 +45,7 @@ from finmlops.tracking.trials import TrialRecord, read_trials, record_trial, tri
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "DECLARED",
     "PREVIOUS_CHAMPION",
     "PUBLISHED_TAG",
     "DatasetRef",
@@ -56,6 +58,7 @@ __all__ = [
     "config_hash",
     "configure",
     "count_trials",
+    "declared_aliases",
     "download_model",
     "end_parent_run",
     "evaluation_figures",
@@ -70,6 +73,7 @@ __all__ = [
     "log_training",
     "mark_published",
     "onnx_signature",
+    "planned_aliases",
     "promote",
     "read_trials",
     "record_trial",
@@ -80,6 +84,7 @@ __all__ = [
     "set_alias",
     "start_parent_run",
     "start_training_run",
+    "sync_aliases",
     "training_run",
     "trial_id",
 ]

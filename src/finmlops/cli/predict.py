@@ -1,0 +1,137 @@
+"""``finmlops predict``: the day's signal of every target ticker, scored through the service.
+
+Each (ticker, as-of day) is one V2 request to the experiment with routing key
+``TICKER:YYYY-MM-DD``, exactly what the replay and live clients send, so the prediction is
+committed in the experiment ledger as experiment traffic (the daily job's ``feedback`` step
+later records its outcome by that key). The answers — arm, registered model version,
+probability and the position the evaluation rule takes — are printed and, with the root
+``--outputs``, written as ``predictions.json`` (the daily job's artifact).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import typer
+
+from finmlops.cli._common import JsonOption, console, emit, print_json, settings_from
+
+
+def signal(probability: float, rule: str, threshold: float, dead_band: float) -> str:
+    """The position the evaluation rule takes from one probability: ``long``, ``flat`` or
+    ``short``; ``hold`` inside the dead band (the previous position stays)."""
+    if abs(probability - threshold) <= dead_band and dead_band > 0:
+        return "hold"
+    if probability > threshold:
+        return "long"
+    return "short" if rule == "long_short" else "flat"
+
+
+def _signature(http: Any, url: str, experiment: str, headers: dict[str, str]) -> list[int]:
+    """The experiment's input shape ``[-1, W, F]`` as the service describes it."""
+    from finmlops.abtest.replay import _raise_for
+    from finmlops.errors import SourceError
+
+    try:
+        resp = http.get(f"{url}/v2/models/{experiment}", headers=headers)
+    except Exception as exc:  # httpx.HTTPError: the service is down or unreachable
+        raise SourceError(f"service at {url} is unreachable: {exc}") from None
+    _raise_for(resp, f"metadata of {experiment} at {url}")
+    shape: list[int] = list(resp.json()["inputs"][0]["shape"])
+    return shape
+
+
+def predict_days(settings: Any, url: str, dataset: str | None, since: dt.date | None,
+                 *, client: Any = None) -> dict[str, Any]:
+    """Score every target ticker's as-of days from ``since`` (default: the newest day only)
+    through the experiment at ``url``; returns the predictions document."""
+    import httpx
+
+    from finmlops.abtest.replay import _raise_for, routing_key
+    from finmlops.data import get_manifest, read_bars
+    from finmlops.errors import SourceError, StageError
+    from finmlops.features import feature_names
+    from finmlops.pipeline._abtest import build_replay_input
+
+    exp = settings.experiment
+    manifest = get_manifest(settings, dataset)
+    window = max(settings.train.variants[c.name].window for c in exp.candidates)
+    names = feature_names("full", settings.features.context)
+    token = settings.serve.tokens.inference
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    base = url.rstrip("/")
+    http = client or httpx.Client(timeout=30.0, trust_env=False)
+    try:
+        shape = _signature(http, base, exp.name, headers)
+        if shape[1:] != [window, len(names)]:
+            raise StageError(f"the service's {exp.name} takes windows {shape[1:]}, the "
+                             f"settings give [{window}, {len(names)}]: deploy the settings "
+                             "the models were trained with")
+        bars = read_bars(settings, manifest.version)
+        newest = max(d.date() for d in bars.loc[bars["ticker"].isin(
+            settings.features.target), "date"])
+        data = build_replay_input(settings, bars, window, names, since or newest, None)
+        rows = []
+        for i in sorted(range(len(data.dates)), key=lambda j: (data.dates[j], data.tickers[j])):
+            day, ticker = data.dates[i], data.tickers[i]
+            key = routing_key(ticker, day)
+            body = {"id": f"predict:{key}", "parameters": {"routing_key": key},
+                    "inputs": [{"name": "features", "datatype": "FP32",
+                                "shape": [1, window, len(names)],
+                                "data": data.windows[i].astype(float).ravel().tolist()}]}
+            try:
+                resp = http.post(f"{base}/v2/models/{exp.name}/infer", json=body,
+                                 headers=headers)
+            except httpx.HTTPError as exc:
+                raise SourceError(f"service at {base} is unreachable: {exc}") from None
+            _raise_for(resp, f"inference for {key}")
+            answer = resp.json()
+            params = answer.get("parameters") or {}
+            prob = float(answer["outputs"][0]["data"][0])
+            ev = settings.evaluation
+            rows.append({"ticker": ticker, "date": day.isoformat(), "routing_key": key,
+                         "prediction_id": params.get("prediction_id"),
+                         "arm": params.get("arm", answer.get("model_name")),
+                         "model_version": answer.get("model_version"),
+                         "experiment_version": params.get("experiment_version"),
+                         "probability": prob,
+                         "signal": signal(prob, ev.rule, ev.threshold, ev.dead_band)})
+    finally:
+        if client is None:
+            http.close()
+    return {"dataset_version": manifest.version, "experiment": exp.name,
+            "as_of": newest.isoformat(), "since": (since or newest).isoformat(),
+            "predictions": rows}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("predict")
+    def predict(
+        ctx: typer.Context,
+        url: Annotated[str, typer.Option(
+            "--url", help="Base URL of the running V2 service (its experiment).")],
+        dataset: Annotated[str | None, typer.Option(
+            help="Dataset version (default: the newest).")] = None,
+        since: Annotated[str | None, typer.Option(
+            help="Also score every as-of day from this one (YYYY-MM-DD; empty or absent: "
+                 "the newest day only), e.g. to catch up after an outage.")] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Score the newest day (or every day --since) of each target ticker through the
+        service's experiment, so it is committed in the ledger as experiment traffic."""
+        from finmlops.cli.abtest import _date
+
+        settings = settings_from(ctx)
+        out = predict_days(settings, url, None if dataset in (None, "", "latest") else dataset,
+                           _date(since or None, "--since"))
+        emit(ctx, {"predicted": len(out["predictions"]), "predictions.json": out})
+        if as_json:
+            print_json(out)
+            return
+        c = console()
+        for r in out["predictions"]:
+            c.print(f"{r['routing_key']}: {r['signal']} (P(up) {r['probability']:.3f}, arm "
+                    f"{r['arm']} v{r['model_version']}, prediction {r['prediction_id']})")
+        c.print(f"{len(out['predictions'])} prediction(s) on dataset "
+                f"{out['dataset_version'][:12]} committed by {url}")
