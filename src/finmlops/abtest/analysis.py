@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from finmlops.abtest.decision import Decision, _clean, arms_of, decide, decide_paired
+from finmlops.abtest.decision import Decision, arms_of, decide, decide_paired
 from finmlops.abtest.paired import PairedStats
 from finmlops.abtest.sequential import N_PLAN
 from finmlops.abtest.sources import Evidence, arm_stats, paired_daily
 from finmlops.abtest.stats import ArmStats
 from finmlops.abtest.timeline import paired_timeline, split_timeline, window_breakdown
 from finmlops.config import Settings
+from finmlops.files import json_safe
 
 
 def _summary(arms: Mapping[str, ArmStats], served: Mapping[str, int],
@@ -88,7 +89,7 @@ def analyse_outcomes(outcomes: pd.DataFrame, served: Mapping[str, int], settings
         if part is not None:
             stress[name] = part
     out["stress_windows"] = stress
-    return dict(_clean(out))
+    return dict(json_safe(out))
 
 
 def analyse_evidence(evidence: Evidence, settings: Settings, *, n_plan: int = N_PLAN,

@@ -52,6 +52,7 @@ from finmlops.abtest.stats import (
     srm_test,
 )
 from finmlops.config import ABTestSettings, ExperimentSettings
+from finmlops.files import json_safe
 
 Action = Literal["promote", "rollback", "continue", "invalid"]
 ACTIONS: tuple[Action, ...] = ("continue", "promote", "rollback", "invalid")
@@ -65,21 +66,8 @@ class Decision:
     numbers: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "reason": self.reason, "numbers": _clean(self.numbers)}
-
-
-def _clean(v: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, inf/nan to None."""
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_clean(x) for x in v]
-    if isinstance(v, float | np.floating):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
+        return {"action": self.action, "reason": self.reason,
+                "numbers": json_safe(self.numbers)}
 
 
 def arms_of(experiment: ExperimentSettings, challenger: str | None = None) -> tuple[str, str]:

@@ -11,7 +11,6 @@ of trials (a benchmark's DSR is its PSR).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +34,7 @@ from finmlops.evaluation.overfitting import Trials, TrialStats, trial_stats
 from finmlops.evaluation.performance import performance_metrics, sharpe_moments
 from finmlops.evaluation.sensitivity import cost_sweep
 from finmlops.evaluation.stress import stress_metrics
+from finmlops.files import json_safe
 
 PREDICTION_COLUMNS = ("date", "ticker", "probability", "label", "forward_return")
 LINES = ("strategy", "buy_and_hold", "always_long", "exposure_matched")
@@ -169,7 +169,7 @@ def evaluate_predictions(
             "tearsheet": rd.tearsheet(runs_v),
             "series": rd.series(runs_v, settings.rolling_days, ppy),
         }
-    out: dict[str, Any] = _finite({
+    out: dict[str, Any] = json_safe({
         "format": 2,
         "settings": settings.model_dump(mode="json"),
         "cost_bps": cost_per_unit(settings.costs) * 1e4,
@@ -257,12 +257,3 @@ def _stress_active(stress: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[st
     return out
 
 
-def _finite(value: Any) -> Any:
-    """The same data with NaN/inf as ``None``, so the JSON is valid for browsers too."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from finmlops.config import Settings
 from finmlops.errors import StageError
+from finmlops.files import write_json
 from finmlops.pipeline.runner import RunContext, StageResult
 
 
@@ -143,13 +143,6 @@ def analyse_ledger(settings: Settings, ledger_url: str) -> dict[str, Any]:
         ledger.close()
 
 
-def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False), "utf-8")
-    os.replace(tmp, path)
-
-
 def run(ctx: RunContext) -> StageResult:
     """Replay, decide, write ``abtest.json``; outputs ``abtest: {decision, path}``."""
     from finmlops.data import read_bars
@@ -179,7 +172,7 @@ def run(ctx: RunContext) -> StageResult:
                         "end": (end.isoformat() if end else None), "ledger": ledger_url,
                         "run_id": run_id, "seconds_total": round(time.perf_counter() - t0, 3)}
     path = run_dir / "abtest.json"
-    write_json(path, result)
+    write_json(path, result, sort_keys=True)
     decision = result["decision"]["action"]
     days = result["days_to_decision"]
     line = (f"{decision} after {summary['requests']} requests over {summary['days']} days: "

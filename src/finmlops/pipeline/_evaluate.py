@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from finmlops.config import Settings
 from finmlops.errors import ConfigError, FinmlopsError, StageError
+from finmlops.files import write_json
 from finmlops.pipeline.runner import RunContext, StageResult
 
 EVALUATE_FORMAT = 3
@@ -76,7 +76,7 @@ def run(ctx: RunContext) -> StageResult:
         evaluation["notes"] = [*notes, *evaluation["notes"]]
         evaluation["predictions"] = {v: str(p) for v, p in paths.items()}
         evaluation["dataset_version"] = ctx.state.get("dataset_version")
-        _write_json(out_path, evaluation)
+        write_json(out_path, evaluation, indent=1)
     summary = summarize(evaluation)
     _log_to_runs(ctx, trained, summary, out_path, key)
     line = "; ".join(
@@ -276,13 +276,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=str), "utf-8")
-    os.replace(tmp, path)
 
 
 def _num(x: float | None) -> str:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from finmlops.config import Settings, public_dict
 from finmlops.errors import FinmlopsError, StageError
+from finmlops.files import write_text
 from finmlops.pipeline.runner import RunContext, StageResult
 
 REPORT_FORMAT = 2
@@ -55,10 +55,7 @@ def run(ctx: RunContext) -> StageResult:
         page = render_report(evaluation, abtest, title=f"finmlops: {context['targets']} direction",
                              context=context, provenance=provenance, plotly_js=bundle.js,
                              plotly_source=bundle.source)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(page, "utf-8")
-        os.replace(tmp, path)
+        write_text(path, page)
     note = _attach(ctx, path, key, provenance) if settings.report.attach_to_mlflow else ""
     size = path.stat().st_size / 1e6
     return StageResult(summary=f"{path.name} ({size:.1f} MB){note}: "

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from finmlops.config import Settings, VariantSettings
 from finmlops.errors import ConfigError, StageError
+from finmlops.files import replace_dir
 from finmlops.models.result import TrainedVariant
 from finmlops.pipeline.runner import RunContext, StageResult
 
@@ -83,36 +81,34 @@ def write_variant(directory: Path, run: Any, settings: Settings, data_version: s
         write_model_json,
     )
 
-    # pid alone is not unique across pods sharing a volume (every container may be pid 1).
-    tmp = directory.with_name(f".{directory.name}.tmp{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    run.oos.to_parquet(tmp / "oos.parquet", index=False)
-    export_onnx(run.model, tmp / "model.onnx", window, len(input_names))
-    cutoff = settings.train.cutoff
-    card = model_card(
-        variant=run.name, target=list(settings.features.target), window=window,
-        feature_names=input_names, data_version=data_version, weights_hash=run.weights_hash,
-        trained_until=(cutoff or run.trained_until).isoformat(),
-        horizon=settings.features.horizon,
-        reference=_reference(run.reference_rows, input_names, settings, run.oos),
-    )
-    card["variant_window"] = run.settings.window
-    card["variant_features"] = run.feature_names
-    write_model_json(tmp / "model.json", card)
-    if example is not None:
-        write_input_example(tmp / INPUT_EXAMPLE, example)
-    result = {
-        "variant": run.name, "settings": run.settings.model_dump(mode="json"),
-        "fold_metrics": run.fold_metrics, "metrics": run.metrics, "baselines": run.baselines,
-        "weights_hash": run.weights_hash, "data_version": data_version,
-        "feature_names": input_names, "seconds": run.seconds, "epochs": run.epochs,
-        "final_epochs": run.final_epochs,
-        "losses": run.losses,
-    }
-    (tmp / "result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    shutil.rmtree(directory, ignore_errors=True)
-    os.replace(tmp, directory)
+    def fill(tmp: Path) -> None:
+        run.oos.to_parquet(tmp / "oos.parquet", index=False)
+        export_onnx(run.model, tmp / "model.onnx", window, len(input_names))
+        cutoff = settings.train.cutoff
+        card = model_card(
+            variant=run.name, target=list(settings.features.target), window=window,
+            feature_names=input_names, data_version=data_version,
+            weights_hash=run.weights_hash,
+            trained_until=(cutoff or run.trained_until).isoformat(),
+            horizon=settings.features.horizon,
+            reference=_reference(run.reference_rows, input_names, settings, run.oos),
+        )
+        card["variant_window"] = run.settings.window
+        card["variant_features"] = run.feature_names
+        write_model_json(tmp / "model.json", card)
+        if example is not None:
+            write_input_example(tmp / INPUT_EXAMPLE, example)
+        result = {
+            "variant": run.name, "settings": run.settings.model_dump(mode="json"),
+            "fold_metrics": run.fold_metrics, "metrics": run.metrics,
+            "baselines": run.baselines, "weights_hash": run.weights_hash,
+            "data_version": data_version, "feature_names": input_names,
+            "seconds": run.seconds, "epochs": run.epochs, "final_epochs": run.final_epochs,
+            "losses": run.losses,
+        }
+        (tmp / "result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+
+    replace_dir(directory, fill)
     return load_variant(directory)
 
 

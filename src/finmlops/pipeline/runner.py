@@ -21,7 +21,6 @@ import importlib
 import json
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any, Protocol
 
 from finmlops.config import Settings, public_dict
 from finmlops.errors import StageError
+from finmlops.files import write_text
 
 
 class Reporter(Protocol):
@@ -196,16 +196,8 @@ def load_state(settings: Settings) -> dict[str, Any]:
 def _write_state(settings: Settings, state: Mapping[str, Any]) -> None:
     """Replace the state file atomically (a reader sees the old or the new, never half);
     paths inside the home are written relative to it."""
-    path = state_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # pid alone is not unique across pods sharing a volume (every container may be pid 1).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        on_disk = _map_strings(dict(state), lambda v: relative_to_home(settings, v))
-        tmp.write_text(json.dumps(on_disk, indent=2, sort_keys=True, default=str), "utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    on_disk = _map_strings(dict(state), lambda v: relative_to_home(settings, v))
+    write_text(state_path(settings), json.dumps(on_disk, indent=2, sort_keys=True, default=str))
 
 
 def save_state(settings: Settings, state: Mapping[str, Any]) -> None:
