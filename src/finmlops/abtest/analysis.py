@@ -38,7 +38,7 @@ def _summary(arms: Mapping[str, ArmStats], served: Mapping[str, int],
         decision = decide(arms, settings.abtest, settings.experiment, served=served,
                           challenger=chal, n_plan=n_plan)
     total = sum(served.values())
-    weights = {c.name: c.weight for c in settings.experiment.candidates}
+    weights = settings.experiment.weights
     wsum = sum(weights.values())
     per_arm = dict(decision.numbers.get("arms", {}))
     for arm in sorted(set(weights) | set(per_arm) | set(served)):

@@ -213,8 +213,8 @@ def _replay_remote(settings: Any, url: str, as_json: bool) -> dict[str, Any]:
 
     state = load_state(settings)
     try:
-        default = settings.experiment.default or settings.experiment.candidates[0].name
-        window, names = input_signature(model_dirs(settings, state)[default])
+        window, names = input_signature(
+            model_dirs(settings, state)[settings.experiment.reference])
     except Exception:
         window = max(settings.train.variants[c.name].window
                      for c in settings.experiment.candidates)

@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         if target is Target.seldon:
             versions = pinned_versions(settings, seldon.arms(settings), _pairs(model_version))
         elif target is Target.kserve:
-            versions = pinned_versions(settings, [c.name for c in settings.experiment.candidates],
+            versions = pinned_versions(settings, settings.experiment.candidate_names,
                                        _pairs(model_version))
         if target is Target.seldon:
             rendered = render_seldon(settings, versions)

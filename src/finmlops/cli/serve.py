@@ -26,12 +26,9 @@ def models_from_registry(settings: Any, refs: dict[str, str]) -> dict[str, Path]
     """Download each arm (and the mirror) by its variant alias into ``<home>/serving/<arm>``."""
     from finmlops.tracking import download_model
 
-    exp = settings.experiment
-    arms = [c.name for c in exp.candidates]
-    if exp.mirror is not None and exp.mirror.name not in arms:
-        arms.append(exp.mirror.name)
     root = (settings.home / "serving").resolve()
-    return {arm: Path(download_model(settings, refs.get(arm, arm), root / arm)) for arm in arms}
+    return {arm: Path(download_model(settings, refs.get(arm, arm), root / arm))
+            for arm in settings.experiment.arms}
 
 
 def _ledger(settings: Any) -> str:

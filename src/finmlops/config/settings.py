@@ -234,9 +234,33 @@ class ExperimentSettings(_Section):
     """Score every candidate on every request, off the hot path, and log all of them: the
     market's outcome is the same whichever arm answered, so the arms can be compared paired."""
 
+    @property
+    def candidate_names(self) -> list[str]:
+        """The candidates' names, in configuration order."""
+        return [c.name for c in self.candidates]
+
+    @property
+    def reference(self) -> str:
+        """The reference (champion) arm the challenger is compared with: ``default``, else
+        the first candidate."""
+        return self.default or self.candidates[0].name
+
+    @property
+    def arms(self) -> list[str]:
+        """Every arm a model is served for: the candidates, then the mirror (once)."""
+        names = self.candidate_names
+        if self.mirror is not None and self.mirror.name not in names:
+            names.append(self.mirror.name)
+        return names
+
+    @property
+    def weights(self) -> dict[str, int]:
+        """Each candidate's configured weight."""
+        return {c.name: c.weight for c in self.candidates}
+
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSettings:
-        names = [c.name for c in self.candidates]
+        names = self.candidate_names
         if len(set(names)) != len(names):
             raise ValueError("candidate names must be unique")
         if sum(c.weight for c in self.candidates) <= 0:

@@ -40,11 +40,8 @@ def model_dirs(settings: Settings, state: dict[str, Any]) -> dict[str, Path]:
     trained = state.get("trained")
     if not trained:
         raise StageError("no 'trained' yet: run `finmlops run --until train` first")
-    arms = [c.name for c in settings.experiment.candidates]
-    if settings.experiment.mirror is not None:
-        arms.append(settings.experiment.mirror.name)
     out: dict[str, Path] = {}
-    for arm in arms:
+    for arm in settings.experiment.arms:
         entry = trained.get(arm)
         if not entry or not Path(entry.get("model_dir", "")).is_dir():
             raise StageError(f"no trained model directory for arm {arm!r}: run the train stage")
@@ -149,8 +146,7 @@ def run(ctx: RunContext) -> StageResult:
 
     s = ctx.settings
     models = model_dirs(s, ctx.state)
-    default = s.experiment.default or s.experiment.candidates[0].name
-    window, names = input_signature(models[default])
+    window, names = input_signature(models[s.experiment.reference])
     start, end = replay_period(s)
     ctx.progress("building replay requests")
     bars = read_bars(s, version=ctx.state.get("dataset_version"))
