@@ -22,19 +22,6 @@ LOSSES = [{"train": [0.71, 0.70], "val": [0.70, 0.69]},      # fold 0
           {"train": [0.70, 0.694, 0.69], "val": [0.697, 0.693, 0.694]}]  # the deployable fit
 
 
-@pytest.fixture(scope="session")
-def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, fully migrated MLflow database."""
-    from finmlops.tracking._client import quiet
-
-    db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    with quiet():
-        from mlflow import MlflowClient
-
-        MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
-    return db
-
-
 @pytest.fixture
 def make_settings(tmp_path: Path, mlflow_template: Path) -> Callable[..., Settings]:
     """Settings for a home (``name`` picks a sub-directory) with a migrated database; the

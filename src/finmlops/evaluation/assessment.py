@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from finmlops.config import EvaluationSettings
+from finmlops.contracts import EvaluationSummary
 from finmlops.errors import DataValidationError
 from finmlops.evaluation import _report_data as rd
 from finmlops.evaluation._direction import direction_summary
@@ -189,15 +190,15 @@ def evaluate_predictions(
     return out
 
 
-def summarize(evaluation: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def summarize(evaluation: Mapping[str, Any]) -> dict[str, EvaluationSummary]:
     """The few headline numbers per variant, for the run state and one-line summaries."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, EvaluationSummary] = {}
     for v, e in evaluation["variants"].items():
         m, bh = e["metrics"]["strategy"], e["metrics"]["buy_and_hold"]
         rel = e.get("relative") or {}
         act = rel.get("buy_and_hold") or {}
         capm = rel.get("capm") or {}
-        out[v] = {
+        out[v] = EvaluationSummary.model_validate({
             "sharpe": m["sharpe"], "total_return": m["total_return"], "dsr": m["dsr"],
             "max_drawdown": m["max_drawdown"], "break_even_bps": e["break_even_bps"],
             "accuracy": e["direction"]["accuracy"],
@@ -208,7 +209,7 @@ def summarize(evaluation: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             "sharpe_difference_p": (act.get("sharpe_difference") or {}).get("p_value"),
             "alpha_t": capm.get("alpha_t"), "beta": capm.get("beta"),
             "n_trials": m["n_trials"],
-        }
+        })
     return out
 
 

@@ -21,7 +21,7 @@ def run(ctx: RunContext) -> StageResult:
 
     settings = ctx.settings
     f = settings.features
-    version = str(ctx.require("dataset_version", "ingest"))
+    version = ctx.run_state("dataset_version").need_dataset_version()
     key = {"format": FEATURES_FORMAT, "dataset_version": version,
            "features": f.model_dump(mode="json")}
     path = ctx.cache_dir("features", key) / "features.parquet"

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from finmlops.config import Settings, public_dict
+from finmlops.contracts import RunState
 from finmlops.errors import StageError
 from finmlops.files import write_text
 
@@ -81,11 +82,10 @@ class RunContext:
                  total: float | None = None) -> None:
         self.reporter.progress(message, completed, total)
 
-    def require(self, key: str, stage: str) -> Any:
-        """An output of an earlier stage, or a clear error naming the stage to run first."""
-        if key not in self.state:
-            raise StageError(f"no {key!r} yet: run `finmlops run --until {stage}` first")
-        return self.state[key]
+    def run_state(self, *sections: str) -> RunState:
+        """The typed view of :attr:`state` (only ``sections``, the stage's inputs, when
+        named); its ``need_*`` accessors name the stage to run when an output is missing."""
+        return RunState.of(self.state, *sections)
 
     def cache_dir(self, stage: str, key: Any) -> Path:
         """A directory named by the hash of ``key`` (any JSON-able value), for ``stage``."""
@@ -191,6 +191,12 @@ def load_state(settings: Settings) -> dict[str, Any]:
                          "(stages run again from cached outputs)")
     resolved: dict[str, Any] = _map_strings(loaded, lambda v: resolve_in_home(settings, v))
     return resolved
+
+
+def load_run_state(settings: Settings, *sections: str) -> RunState:
+    """The typed view of the state on disk (:func:`load_state`), of ``sections`` only when
+    named."""
+    return RunState.of(load_state(settings), *sections)
 
 
 def _write_state(settings: Settings, state: Mapping[str, Any]) -> None:

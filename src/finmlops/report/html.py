@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from finmlops.evaluation.columns import LINES, METRIC_COLUMNS
 from finmlops.files import json_safe
 from finmlops.report import palette, tearsheet
 from finmlops.report._format import fmt, table
@@ -24,16 +25,8 @@ from finmlops.report.glossary import glossary_html
 from finmlops.report.verdict import verdict
 
 Figure = dict[str, Any]
-LINE_NAMES = tearsheet.LINE_NAMES
-TABLE_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("days", "days", "d"), ("total", "total_return", "%"), ("annual", "annual_return", "%"),
-    ("vol", "volatility", "%"), ("Sharpe", "sharpe", "f"), ("Sortino", "sortino", "f"),
-    ("Calmar", "calmar", "f"), ("max DD", "max_drawdown", "%"),
-    ("DD days", "max_drawdown_days", "d"), ("hit", "hit_rate", "%"),
-    ("exposure", "exposure", "%"), ("turnover/yr", "turnover", "f1"),
-    ("cost/yr", "cost_drag", "%"), ("PSR", "psr", "f"), ("MinTRL days", "min_trl", "d"),
-    ("DSR", "dsr", "f"),
-)
+LINE_NAMES = LINES
+TABLE_METRICS = METRIC_COLUMNS
 __all__ = ["LINE_NAMES", "TABLE_METRICS", "fmt", "render_report", "table"]
 
 _CSS = """
