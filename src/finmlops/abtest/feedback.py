@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from finmlops.abtest.replay import routing_key
-from finmlops.errors import DataValidationError
+from finmlops.config import Settings
+from finmlops.errors import ConfigError, DataValidationError
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,36 @@ def realised_outcomes(bars: Any, tickers: Sequence[str], day: dt.date | None = N
                     f"{execution} needs {held} bar(s) after it")
         out.append(RealisedOutcome(ticker, dates[i], dates[i + held], float(values[i])))
     return out
+
+
+def record_realised(settings: Settings, url: str | None, day: dt.date | None,
+                    tickers: Sequence[str] | None, actor: str) -> dict[str, Any]:
+    """The realised outcomes of ``tickers`` (default ``features.target``) from the newest
+    dataset version, filled as ``evaluation.execution`` says (the outcome the replay posts):
+    posted in one batch to the service at ``url``, or, with ``url`` None, written straight
+    into ``ledger.url`` as ``actor``'s. ``{target, dataset_version, posted, answer}``."""
+    from finmlops.abtest.client import ServiceClient
+    from finmlops.data import get_manifest, read_bars
+    from finmlops.ledger import Feedback, open_ledger, redact
+
+    names = list(settings.features.target) if tickers is None else list(tickers)
+    if not names:
+        raise ConfigError("--tickers names no ticker")
+    manifest = get_manifest(settings)
+    bars = read_bars(settings, manifest.version, names)
+    outcomes = realised_outcomes(bars, names, day, settings.evaluation.execution)
+    if url is None:
+        target = settings.ledger_url
+        ledger = open_ledger(target, create=False, timeout_s=settings.ledger.write_timeout_s)
+        try:
+            answer = ledger.apply_feedback(
+                [Feedback(o.forward_return, o.direction, routing_key=o.routing_key)
+                 for o in outcomes], actor, settings.evaluation).to_json()
+        finally:
+            ledger.close()
+        target = redact(target)
+    else:
+        with ServiceClient.of(settings, url) as client:
+            target, answer = url, client.feedback([o.payload() for o in outcomes])
+    return {"target": target, "dataset_version": manifest.version,
+            "posted": [o.to_json() for o in outcomes], "answer": answer}
