@@ -106,3 +106,15 @@ def analyse_evidence(evidence: Evidence, settings: Settings, *, n_plan: int = N_
                           for v, c in sorted(evidence.assignments.items())}
     out["weights"] = {str(v): w for v, w in sorted(evidence.weights.items())}
     return out
+
+
+def analyse_ledger(settings: Settings, ledger_url: str) -> dict[str, Any]:
+    """The summary of everything the ledger at ``ledger_url`` holds for the experiment."""
+    from finmlops.abtest.sources import read_evidence
+    from finmlops.ledger import open_ledger
+
+    ledger = open_ledger(ledger_url, create=False)
+    try:
+        return analyse_evidence(read_evidence(ledger, settings), settings)
+    finally:
+        ledger.close()
