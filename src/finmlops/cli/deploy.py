@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from finmlops.cli._common import JsonOption, print_json, settings_from
+
+if TYPE_CHECKING:
+    from finmlops.config import Settings
 
 
 class Target(StrEnum):
@@ -29,7 +32,7 @@ def _pairs(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def pinned_versions(settings: Any, arms: list[str],
+def pinned_versions(settings: Settings, arms: list[str],
                     overrides: dict[str, str]) -> dict[str, str]:
     """``{arm: version}``: the version each arm's alias names (or ``overrides[arm]``), each one
     published where the manifests will point (else a one-line error naming the command)."""
@@ -66,63 +69,62 @@ class Overlay(StrEnum):
     prod = "prod"
 
 
-def register(app: typer.Typer) -> None:
-    deploy = typer.Typer(help="Render Kubernetes manifests (Argo Workflows, serving, Seldon, "
+deploy_app = typer.Typer(help="Render Kubernetes manifests (Argo Workflows, serving, Seldon, "
                               "KServe).",
                          no_args_is_help=True)
 
-    @deploy.command("render")
-    def render(
-        ctx: typer.Context,
-        out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write into.")],
-        target: Annotated[Target, typer.Option(help="What to render.")] = Target.kubernetes,
-        overlay: Annotated[Overlay | None, typer.Option(
-            help="Render only this kustomize overlay (default: dev and prod).")] = None,
-        model_version: Annotated[list[str] | None, typer.Option(
-            "--model-version", help="seldon/kserve: arm=N pins an arm to registered version N "
-                                    "(default: the version the arm's alias names).")] = None,
-        as_json: JsonOption = False,
-    ) -> None:
-        """Write Kubernetes manifests (kustomize base + overlays), Seldon or KServe objects.
 
-        kubernetes: base/, overlays/{dev,prod}/, argocd/, helm/; seldon: Models + Experiment;
-        kserve: the InferenceService with the challenger as canary (and default/ without it).
-        Seldon and KServe pin each arm to a registered version published by `finmlops models
-        publish`.
-        """
-        from finmlops.deploy import (
-            OVERLAYS,
-            render_kserve,
-            render_kubernetes,
-            render_seldon,
-            write_rendered,
-        )
+@deploy_app.command("render")
+def render_cmd(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write into.")],
+    target: Annotated[Target, typer.Option(help="What to render.")] = Target.kubernetes,
+    overlay: Annotated[Overlay | None, typer.Option(
+        help="Render only this kustomize overlay (default: dev and prod).")] = None,
+    model_version: Annotated[list[str] | None, typer.Option(
+        "--model-version", help="seldon/kserve: arm=N pins an arm to registered version N "
+                                "(default: the version the arm's alias names).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write Kubernetes manifests (kustomize base + overlays), Seldon or KServe objects.
 
-        settings = settings_from(ctx)
-        from finmlops.deploy import seldon
+    kubernetes: base/, overlays/{dev,prod}/, argocd/, helm/; seldon: Models + Experiment;
+    kserve: the InferenceService with the challenger as canary (and default/ without it).
+    Seldon and KServe pin each arm to a registered version published by `finmlops models
+    publish`.
+    """
+    from finmlops.deploy import (
+        OVERLAYS,
+        render_kserve,
+        render_kubernetes,
+        render_seldon,
+        seldon,
+        write_rendered,
+    )
 
-        versions: dict[str, str] = {}
-        if target is Target.seldon:
-            versions = pinned_versions(settings, seldon.arms(settings), _pairs(model_version))
-        elif target is Target.kserve:
-            versions = pinned_versions(settings, settings.experiment.candidate_names,
-                                       _pairs(model_version))
-        if target is Target.seldon:
-            rendered = render_seldon(settings, versions)
-        elif target is Target.kserve:
-            rendered = render_kserve(settings, versions)
-        else:
-            chosen = (overlay.value,) if overlay is not None else OVERLAYS
-            rendered = render_kubernetes(settings, overlays=chosen)
-        paths = write_rendered(rendered, out)
-        if as_json:
-            print_json({"target": target.value, "out": str(out),
-                        "files": [p.relative_to(out).as_posix() for p in paths],
-                        "objects": len(rendered.manifests()), "notes": rendered.notes,
-                        "versions": versions})
-            return
-        for note in rendered.notes:
-            typer.echo(f"note: {note}", err=True)
-        typer.echo(f"wrote {len(paths)} files ({len(rendered.manifests())} objects) to {out}")
+    settings = settings_from(ctx)
+    versions: dict[str, str] = {}
+    if target is Target.seldon:
+        versions = pinned_versions(settings, seldon.arms(settings), _pairs(model_version))
+        rendered = render_seldon(settings, versions)
+    elif target is Target.kserve:
+        versions = pinned_versions(settings, settings.experiment.candidate_names,
+                                   _pairs(model_version))
+        rendered = render_kserve(settings, versions)
+    else:
+        chosen = (overlay.value,) if overlay is not None else OVERLAYS
+        rendered = render_kubernetes(settings, overlays=chosen)
+    paths = write_rendered(rendered, out)
+    if as_json:
+        print_json({"target": target.value, "out": str(out),
+                    "files": [p.relative_to(out).as_posix() for p in paths],
+                    "objects": len(rendered.manifests()), "notes": rendered.notes,
+                    "versions": versions})
+        return
+    for note in rendered.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"wrote {len(paths)} files ({len(rendered.manifests())} objects) to {out}")
 
-    app.add_typer(deploy, name="deploy")
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(deploy_app, name="deploy")
