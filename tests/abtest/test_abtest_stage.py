@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from finmlops.config import Settings
+from finmlops.contracts import AbtestSummary
 from finmlops.errors import StageError
 from finmlops.pipeline import RunContext, SilentReporter
 
@@ -54,6 +55,7 @@ def test_stage_replays_decides_and_writes_abtest_json(
     result = run(ctx)
     out = result.outputs["abtest"]
     data = json.loads(Path(out["path"]).read_text())
+    assert AbtestSummary.model_validate(data).to_json() == data  # the typed contract, exactly
     # ~125 scored days split 70/30: the net-return difference is not significant at alpha
     # (p ~ 0.06 on the bundled history), so the experiment goes on
     assert out["decision"] == data["decision"]["action"] == "continue"

@@ -79,6 +79,14 @@ class ArmNumbers(Contract):
     sd_return: Number = None
 
 
+class ArmSummary(ArmNumbers):
+    """An arm in the summary: its numbers plus traffic against the version in force."""
+
+    served: int
+    share: Number
+    target_share: Number
+
+
 class MdeAtPlan(Contract):
     n: int
     fixed_n: dict[str, Number]
@@ -112,7 +120,7 @@ class DecisionNumbers(Contract):
     min_effect: float
     challenger: str
     reference: str
-    arms: dict[str, ArmNumbers] | None = None
+    arms: dict[str, ArmSummary] | None = None
     srm: SrmNumbers | None = None
     hit_rate: TestNumbers | None = None
     net_return: TestNumbers | None = None
@@ -131,14 +139,6 @@ class DecisionRecord(Contract):
     action: Action
     reason: str
     numbers: DecisionNumbers
-
-
-class ArmSummary(ArmNumbers):
-    """An arm in the summary: its numbers plus traffic against the version in force."""
-
-    served: int
-    share: Number
-    target_share: Number
 
 
 class ArmCumulative(Contract):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from finmlops.config import Settings
-from finmlops.contracts import ModelCard, RunState
+from finmlops.contracts import AbtestSummary, ModelCard, RunState
 from finmlops.errors import StageError
 from finmlops.files import write_json
 from finmlops.pipeline.runner import RunContext, StageResult
@@ -98,6 +98,7 @@ def run(ctx: RunContext) -> StageResult:
     result["replay"] = {**summary, "start": start.isoformat(),
                         "end": (end.isoformat() if end else None), "ledger": ledger_url,
                         "run_id": run_id, "seconds_total": round(time.perf_counter() - t0, 3)}
+    AbtestSummary.model_validate(result)  # what the report and the CLI read, checked here
     path = run_dir / "abtest.json"
     write_json(path, result, sort_keys=True)
     decision = result["decision"]["action"]
