@@ -125,9 +125,11 @@ def wait_ready(url: str, path: str, timeout: float = 60.0) -> None:
 
 
 def start_finmlops(models: Path, home: Path, workers: int, shadow: bool,
-                   ledger_url: str | None = None) -> tuple[subprocess.Popen[str], str]:
+                   ledger_url: str | None = None, grpc_port: int | None = None
+                   ) -> tuple[subprocess.Popen[str], str]:
     cfg = home / "finmlops.yaml"
-    tree: dict[str, Any] = {"home": str(home), "experiment": {"shadow": shadow}}
+    tree: dict[str, Any] = {"home": str(home), "experiment": {"shadow": shadow},
+                            "serve": {"grpc_port": grpc_port}}
     if ledger_url is not None:
         tree["ledger"] = {"url": ledger_url}
     cfg.write_text(json.dumps(tree), "utf-8")
@@ -223,6 +225,93 @@ def lua_script(path: Path) -> None:
     body["parameters"] = {"routing_key": "B%d:2020-01-02"}  # the only % in the body
     text = json.dumps(body)
     path.write_text(f"BODY = [[{text}]]\n" + LUA, encoding="utf-8")
+
+
+BINARY_LUA = """local f = io.open("{tail}", "rb")
+local tail = f:read("*all")
+f:close()
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/octet-stream"
+counter = 0
+request = function()
+  counter = counter + 1
+  local head = string.format(HEAD, counter)
+  wrk.headers["Inference-Header-Content-Length"] = tostring(#head)
+  return wrk.format(nil, nil, nil, head .. tail)
+end
+"""
+
+
+def binary_script(path: Path) -> None:
+    """The binary tensor extension, as tritonclient sends it by default: a JSON header (with a
+    fresh routing key each request) and the raw little-endian FP32 values after it."""
+    x = np.asarray(json.loads(BODY)["inputs"][0]["data"], dtype="<f4")
+    head = {"parameters": {"routing_key": "B%08d:2020-01-02", "binary_data_output": True},
+            "inputs": [{"name": "features", "datatype": "FP32",
+                        "shape": [1, WINDOW, N_FEATURES],
+                        "parameters": {"binary_data_size": x.nbytes}}]}
+    tail = path.with_suffix(".bin")
+    tail.write_bytes(x.tobytes())
+    path.write_text(f"HEAD = [[{json.dumps(head)}]]\n" + BINARY_LUA.format(tail=tail),
+                    encoding="utf-8")
+
+
+def grpc_load(target: str, model: str, concurrency: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks._grpc_load", "load", target, model,
+         str(concurrency), str(DURATION_S)], capture_output=True, text=True, check=True,
+        cwd=ROOT).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def protocol_rows(models: Path, root: Path) -> list[dict[str, Any]]:
+    """JSON, binary and gRPC into the same finmlops server (SQLite ledger, shadow on), beside
+    the floors: bare Starlette + ORT over JSON, bare grpc.aio + ORT over gRPC; c16."""
+    rows: list[dict[str, Any]] = []
+    json_lua, bin_lua = root / "proto-json.lua", root / "proto-bin.lua"
+    lua_script(json_lua)
+    binary_script(bin_lua)
+    path = "/v2/models/direction-ab/infer"
+    proc, url = start_bare(models / "baseline" / "model.onnx")
+    try:
+        wait_ready(url, "/v2/models/baseline/infer")
+        runs = [run_wrk(url, "/v2/models/baseline/infer", json_lua, 16)
+                for _ in range(REPEATS)]
+        rows.append({"protocol": "JSON", "server": "bare starlette+ORT (floor)",
+                     **median_of(runs)})
+    finally:
+        stop(proc)
+    port = free_port()
+    bare = subprocess.Popen([sys.executable, "-m", "benchmarks._grpc_load", "serve",
+                             str(port), str(models / "baseline" / "model.onnx")], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(2.0)
+        runs = [grpc_load(f"127.0.0.1:{port}", "baseline", 16) for _ in range(REPEATS)]
+        rows.append({"protocol": "gRPC", "server": "bare grpc.aio+ORT (floor)",
+                     **median_of(runs)})
+    finally:
+        stop(bare)
+    home = root / "home-protocols"
+    home.mkdir()
+    gport = free_port()
+    proc, url = start_finmlops(models, home, 1, True, f"sqlite:///{home / 'ledger.db'}",
+                               grpc_port=gport)
+    try:
+        wait_ready(url, path)
+        for name, script in (("JSON", json_lua), ("binary", bin_lua)):
+            runs = [run_wrk(url, path, script, 16) for _ in range(REPEATS)]
+            rows.append({"protocol": name, "server": "finmlops, SQLite ledger + shadow",
+                         **median_of(runs)})
+        runs = [grpc_load(f"127.0.0.1:{gport}", "direction-ab", 16) for _ in range(REPEATS)]
+        rows.append({"protocol": "gRPC", "server": "finmlops, SQLite ledger + shadow",
+                     **median_of(runs)})
+    finally:
+        stop(proc)
+    for r in rows:
+        print(r, flush=True)
+    return rows
 
 
 def committed(url: str) -> int:
@@ -362,6 +451,7 @@ def main() -> None:
                       else f"sqlite:///{home / 'ledger.db'}")
             kills.append({"ledger": ledger, **kill_run(models, home, url_db)})
             print(kills[-1], flush=True)
+        protocols = protocol_rows(models, root)
     floor = next(r for r in rows if r["server"].startswith("bare") and r["concurrency"] == 16)
     ratios = {}
     for r in rows:
@@ -380,11 +470,14 @@ def main() -> None:
         "targets": "c16, 1 worker: >= 0.5x the floor's req/s on SQLite, >= 0.4x on "
                    "PostgreSQL, p99 <= 3x the floor's",
         "kill_minus_nine": kills,
+        "protocols_c16": protocols,
         "external_anchors": {"mlserver_1.7.1_default": "~820 req/s, p99 ~31 ms"},
     })
     print("c16 against the floor:", ratios)
     for k in kills:
         print("kill -9:", k)
+    for p in protocols:
+        print(f"{p['protocol']:>6} {p['server']}: {p['rps']} req/s, p99 {p['p99_ms']:.2f} ms")
 
 
 if __name__ == "__main__":

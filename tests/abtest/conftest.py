@@ -89,6 +89,8 @@ class StubV2(LoopbackServer):
         """``(path, Authorization header)`` of every POST."""
         self.issued: dict[str, str] = {}
         """prediction_id -> routing key of every answer."""
+        self.seldon_models: list[str | None] = []
+        """The ``seldon-model`` header of every inference request."""
         stub = self
         total = sum(arms.values())
         cuts = np.cumsum([w / total for w in arms.values()])
@@ -117,6 +119,7 @@ class StubV2(LoopbackServer):
                     self._send(404, {"error": "unknown model"})
                     return
                 stub.requests.append(body)
+                stub.seldon_models.append(self.headers.get("seldon-model"))
                 key = body["parameters"]["routing_key"]
                 digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
                 point = int.from_bytes(digest, "big") / 2**64

@@ -102,6 +102,14 @@ def test_replay_to_a_running_service_by_url(cli: Callable[..., Any], stub_v2: An
     assert all(set(o) == {"prediction_id", "realized_return", "direction"} for o in posted)
     assert {(path.split("/")[-1], auth) for path, auth in stub.auth} == {
         ("infer", "Bearer i-tok"), ("feedback", "Bearer f-tok")}
+    assert set(stub.seldon_models) == {None}
+    with stub_v2({"baseline": 70, "enhanced": 30},
+                 tokens={"infer": "i-tok", "feedback": "f-tok"}) as seldon:
+        result, _ = cli("replay", "--json", "--url", seldon.url, "--end", "2020-01-07",
+                        "--seldon", **config)
+    assert result.exit_code == 0, result.output
+    # a Seldon Core v2 mesh routes by this header to the experiment of that name
+    assert set(seldon.seldon_models) == {"direction-ab.experiment"}
 
 
 def register_two_versions(settings: Settings, tmp_path: Path,

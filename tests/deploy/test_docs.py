@@ -120,6 +120,6 @@ def test_the_documented_figures_are_the_rendered_ones(rendered: Rendered) -> Non
     routes = [m["path"]["value"] for r in next(
         o for o in rendered.manifests() if o["kind"] == "HTTPRoute")["spec"]["rules"]
         for m in r["matches"]]
-    assert routes == ["/v2/models", "/v2/health", "/v2"]
+    assert routes == ["/v2/models", "/v2/health", "/v2", "/v2/repository/index"]
     for gone in ("prometheus-url", "service-url", "FINMLOPS_API_TOKEN", "--source prometheus"):
         assert gone not in text

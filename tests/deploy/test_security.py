@@ -46,7 +46,7 @@ def _env_names(container: dict[str, Any]) -> set[str]:
 
 def test_every_pod_is_restricted_and_limited(rendered: Rendered) -> None:
     pods = list(_pods(rendered.manifests()))
-    assert len(pods) == 5  # serving, mlflow, data, training, daily
+    assert len(pods) == 6  # serving, mlflow, data, training, daily, search
     for where, pod, containers in pods:
         assert pod["runAsNonRoot"] is True and pod["runAsUser"] > 0, where
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, where

@@ -154,3 +154,61 @@ def test_close_commits_what_is_queued() -> None:
     with pytest.raises(LedgerUnavailableError, match="shutting down"):
         asyncio.run(w.submit(9))
     assert refused == {"shutdown": 1}
+
+
+class Inline:
+    """The loop's own commit: records its batches and the thread it ran on; can fail."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.threads: set[int] = set()
+        self.fail: str | None = None
+
+    def commit(self, items: Sequence[int]) -> None:
+        self.threads.add(threading.get_ident())
+        if self.fail:
+            raise LedgerUnavailableError(self.fail)
+        self.batches.append(list(items))
+
+
+def test_inline_commits_one_loop_iteration_in_one_transaction_on_the_loop() -> None:
+    rec, inline = Recorder(), Inline()
+    w, _ = writer(rec, batch_max=8, inline=inline.commit)
+
+    async def main() -> int:
+        loop_thread = threading.get_ident()
+        # 20 submissions started in one iteration: one flush, split at batch_max
+        await asyncio.gather(*(w.submit(i) for i in range(20)))
+        await w.submit(99)  # a later iteration: a batch of its own
+        return loop_thread
+
+    try:
+        loop_thread = asyncio.run(main())
+    finally:
+        w.close()
+    assert inline.batches == [list(range(8)), list(range(8, 16)), list(range(16, 20)), [99]]
+    assert inline.threads == {loop_thread}
+    assert rec.batches == []  # the writer thread had nothing to do
+    assert w.committed == 21
+
+
+def test_an_inline_failure_hands_the_batch_to_the_thread_which_commits_or_refuses() -> None:
+    rec, inline = Recorder(), Inline()
+    w, refused = writer(rec, fail_after=100, inline=inline.commit)
+
+    async def main() -> list[BaseException | None]:
+        inline.fail = "locked elsewhere"
+        await asyncio.gather(*(w.submit(i) for i in range(5)))  # the thread commits them
+        rec.fail = "still locked"
+        out = await asyncio.gather(*(w.submit(i) for i in range(5, 8)),
+                                   return_exceptions=True)
+        return [e if isinstance(e, BaseException) else None for e in out]
+
+    try:
+        errors = asyncio.run(main())
+    finally:
+        w.close()
+    assert inline.batches == [] and rec.batches == [[0, 1, 2, 3, 4]]
+    assert all(isinstance(e, LedgerUnavailableError) for e in errors)
+    assert refused == {"write_failed": 3}
+    assert w.committed == 5

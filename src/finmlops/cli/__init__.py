@@ -14,7 +14,18 @@ from typing import Annotated, Any
 
 import typer
 
-from finmlops.cli import _run, abtest, data, deploy, evaluate, models, monitor, serve, train
+from finmlops.cli import (
+    _run,
+    abtest,
+    data,
+    deploy,
+    evaluate,
+    models,
+    monitor,
+    serve,
+    train,
+    universe,
+)
 from finmlops.errors import FinmlopsError
 
 app = typer.Typer(
@@ -58,6 +69,7 @@ evaluate.register(app)
 serve.register(app)
 abtest.register(app)
 monitor.register(app)
+universe.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,7 +143,8 @@ _EXTRA_OF = {
     **dict.fromkeys(("numpy", "scipy", "onnxruntime", "uvicorn", "orjson", "prometheus_client",
                      "boto3", "psycopg", "psycopg_pool"), "serve"),
     **dict.fromkeys(("torch", "pandas", "pyarrow", "fsspec", "s3fs", "httpx", "onnx", "plotly",
-                     "hera", "sqlalchemy", "alembic", "flask"), "train"),
+                     "hera", "sqlalchemy", "alembic", "flask", "lightgbm", "onnxmltools",
+                     "optuna"), "train"),
 }
 """Which extra of finmlops installs a module (see pyproject.toml); the rest come with dev."""
 

@@ -44,6 +44,9 @@ def replay_cmd(
     url: UrlOption = None,
     start: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")] = None,
     end: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD).")] = None,
+    seldon: Annotated[bool, typer.Option(
+        "--seldon", help="Address a Seldon Core v2 Experiment: send the header "
+                         "seldon-model: <experiment>.experiment (with --url).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Replay held-out days as live traffic (one request per day and ticker, then feedback)."""
@@ -58,7 +61,7 @@ def replay_cmd(
             return
         _print_status(summary)
         return
-    result = _replay_remote(settings, url, as_json)
+    result = _replay_remote(settings, url, as_json, seldon)
     if as_json:
         print_json(result)
         return
@@ -190,7 +193,8 @@ def _load_json(path: str) -> dict[str, Any]:
     return data
 
 
-def _replay_remote(settings: Settings, url: str, as_json: bool) -> dict[str, Any]:
+def _replay_remote(settings: Settings, url: str, as_json: bool,
+                   seldon: bool = False) -> dict[str, Any]:
     """Replay against a running service, with a progress bar on the terminal."""
     from rich.progress import Progress
 
@@ -202,7 +206,7 @@ def _replay_remote(settings: Settings, url: str, as_json: bool) -> dict[str, Any
         def progress(done: int, total: int, day: str) -> None:
             bar.update(task, completed=done, total=total, description=f"replaying {day}")
 
-        return replay_to(settings, url, on_progress=progress)
+        return replay_to(settings, url, on_progress=progress, seldon=seldon)
 
 
 def default_ledger(settings: Settings) -> str:

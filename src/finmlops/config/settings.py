@@ -10,12 +10,20 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from finmlops.config._evaluation import (
+    EvaluationSettings,
+)
+from finmlops.config._section import _Section
+from finmlops.config._serving import (
+    ABTestSettings,
+    DeploySettings,
+    LedgerSettings,
+    MonitoringSettings,
+    ServeSettings,
+)
 
 
 class DataSettings(_Section):
@@ -115,80 +123,135 @@ class TrainSettings(_Section):
         return v
 
 
-class CostSettings(_Section):
-    commission_bps: float = Field(1.0, ge=0)
-    half_spread_bps: float = Field(1.0, ge=0)
-    slippage_bps: float = Field(1.0, ge=0)
-    impact_coefficient: float = Field(0.0, ge=0)
-    """Square-root market impact: coefficient * sigma * sqrt(traded_notional / ADV)."""
-    notional: float = Field(1_000_000.0, gt=0)
+class GBMSettings(_Section):
+    """A gradient-boosted tree variant (LightGBM), exported to ONNX for serving."""
+
+    n_estimators: int = Field(200, ge=1, le=5000)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(15, ge=2, le=1024)
+    min_child_samples: int = Field(200, ge=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    """Share of rows each tree sees (bagging, every iteration)."""
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    reg_lambda: float = Field(1.0, ge=0)
+    lags: int = Field(1, ge=1, le=20)
+    """Days of each feature the trees see: the last ``lags`` rows of the input window."""
+    threads: int = Field(1, ge=1)
 
 
-class StressWindow(_Section):
-    start: dt.date
-    end: dt.date
+def _default_universe_network() -> VariantSettings:
+    return VariantSettings(architecture="lstm", features="full", window=10, hidden=24,
+                           epochs=8, patience=2, batch_size=1024, learning_rate=2e-3)
+
+
+class UniverseVariantSettings(_Section):
+    """One model of a universe study: a pooled network or a gradient-boosted tree."""
+
+    kind: Literal["neural", "gbm"] = "gbm"
+    features: Literal["raw", "cs", "both"] = "cs"
+    """``raw``: each ticker's own and context features as they are; ``cs``: the own features
+    ranked (or z-scored) across the universe each day, with the context features raw;
+    ``both``: the two side by side."""
+    network: VariantSettings = Field(default_factory=_default_universe_network)
+    """Architecture and training of a ``neural`` variant (its ``features`` key is unused)."""
+    gbm: GBMSettings = Field(default_factory=GBMSettings)
+
+
+def _default_universe_variants() -> dict[str, UniverseVariantSettings]:
+    return {"pooled_lstm": UniverseVariantSettings(kind="neural"),
+            "gbm": UniverseVariantSettings(kind="gbm")}
+
+
+class PortfolioSettings(_Section):
+    """The daily ranked long/short book of a universe study (``finmlops.evaluation.portfolio``)."""
+
+    quantile: float = Field(0.2, gt=0, le=0.5)
+    """Long the top, short the bottom ``quantile`` of each day's scores."""
+    weighting: Literal["equal", "volatility"] = "equal"
+    """Equal weights within a leg, or inversely proportional to trailing volatility."""
+    neutral: Literal["dollar", "beta", "sector", "long_only"] = "dollar"
+    """``dollar``: long and short legs of equal gross (benchmark: cash); ``beta``: legs scaled
+    so the book's trailing beta to the market is zero (benchmark: cash); ``sector``: a
+    dollar-neutral book inside every sector (benchmark: cash); ``long_only``: the top
+    quantile only (benchmark: the equal-weight universe)."""
+    capital: float = Field(10_000_000.0, gt=0)
+    """Capital behind the book: sizes the impact and the participation cap."""
+    participation: float = Field(0.05, gt=0, le=1)
+    """Most of a name's trailing average daily traded value one day's trade may take; a
+    larger trade is cut to it (the book then lags its target)."""
+    impact_coefficient: float = Field(0.1, ge=0)
+    """Square-root impact per unit traded: coefficient * sigma * sqrt(traded / ADV)."""
+    capacity_capitals: list[float] = Field(
+        default_factory=lambda: [1e6, 1e7, 1e8, 1e9, 1e10], min_length=1)
+    vol_window: int = Field(20, ge=2, le=250)
+    beta_window: int = Field(60, ge=5, le=500)
+    adv_window: int = Field(20, ge=1, le=250)
+    quantiles: int = Field(5, ge=2, le=20)
+    """Buckets of the quantile spread returns."""
+
+
+class SearchSettings(_Section):
+    """An Optuna search over one universe variant; every trial enters the trial ledger."""
+
+    trials: int = Field(20, ge=1, le=10_000)
+    seed: int = 7
+    variant: str = "gbm"
+    """The ``universe.variants`` entry whose settings the search varies."""
+    storage: str | None = None
+    """Optuna storage; ``None`` means ``sqlite:///<home>/search.db``. Workers of one study on
+    a cluster share a database URL (e.g. ``postgresql://...``)."""
+    study: str = "universe"
+
+
+class UniverseSettings(_Section):
+    """A cross-sectional study over many tickers (``finmlops universe``, ``finmlops search``)."""
+
+    files: list[Path] = Field(default_factory=list)
+    """Bar CSVs: multi-ticker files with a ``ticker`` column, or per-ticker ``TICKER.csv``."""
+    tickers: list[str] = Field(default_factory=list)
+    """The universe; empty means every ticker in ``files`` but the context."""
+    context: list[str] = Field(default_factory=lambda: ["SPY"])
+    """Market context tickers (also the market of beta and of the HAC regressions)."""
+    sectors_path: Path | None = None
+    """A constituents CSV with ``Symbol`` and ``GICS Sector`` columns (sector-neutral books
+    and labels); tickers it lacks form the sector ``Unknown``."""
+    start: dt.date | None = None
+    end: dt.date | None = None
+    label: Literal["market_neutral", "sector_neutral", "rank"] = "market_neutral"
+    """What a model learns: the next-day return above the universe's (or its sector's) mean
+    that day, or in the top half of that day's ranks."""
+    label_quantile: float = Field(0.5, gt=0, le=0.5)
+    """For ``rank``: train on the top and bottom ``label_quantile`` of each day only."""
+    cross_section: Literal["rank", "zscore"] = "rank"
+    """How a feature is made cross-sectional: centred percentile rank or z-score per day."""
+    min_train_years: int = Field(1, ge=1)
+    test_block_years: int = Field(1, ge=1)
+    embargo_days: int = Field(5, ge=0)
+    validation_fraction: float = Field(0.15, gt=0, lt=0.5)
+    cutoff: dt.date | None = None
+    """Deployable models see data up to this date (``None``: everything)."""
+    variants: dict[str, UniverseVariantSettings] = Field(
+        default_factory=_default_universe_variants)
+    portfolio: PortfolioSettings = Field(default_factory=PortfolioSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+
+    @field_validator("tickers", "context")
+    @classmethod
+    def _upper(cls, v: list[str]) -> list[str]:
+        out = [t.strip().upper() for t in v if t.strip()]
+        if len(set(out)) != len(out):
+            raise ValueError("tickers must be unique")
+        return out
 
     @model_validator(mode="after")
-    def _ordered(self) -> StressWindow:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
+    def _consistent(self) -> UniverseSettings:
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        if not self.variants:
+            raise ValueError("at least one variant is required")
+        if self.search.variant not in self.variants:
+            raise ValueError(f"search.variant {self.search.variant!r} is not a variants entry")
         return self
-
-
-def _default_windows() -> dict[str, StressWindow]:
-    return {
-        "gfc_2008": StressWindow(start=dt.date(2007, 10, 9), end=dt.date(2009, 3, 9)),
-        "covid_crash": StressWindow(start=dt.date(2020, 2, 19), end=dt.date(2020, 3, 23)),
-        "bear_2022": StressWindow(start=dt.date(2022, 1, 3), end=dt.date(2022, 10, 12)),
-    }
-
-
-class EvaluationSettings(_Section):
-    rule: Literal["long_flat", "long_short"] = "long_flat"
-    threshold: float = Field(0.5, gt=0, lt=1)
-    dead_band: float = Field(0.0, ge=0, lt=0.5)
-    """Probabilities within threshold ± dead_band keep the previous position (flat at start)."""
-    execution: Literal["same_close", "next_open", "next_close"] = "next_open"
-    """When a position decided from the bars of day t (features use its close) is filled:
-    ``same_close`` at the close of t itself (the price the features already used: only a
-    market-on-close order placed just before the bell gets near it, so it flatters),
-    ``next_open`` at the open of t+1 (an order sent overnight; the default, because it is the
-    first price a strategy computed from the close can really trade at), ``next_close`` at the
-    close of t+1 (a full day late). See :func:`finmlops.evaluation.execution_returns`."""
-    risk_free_rate: float = Field(0.0, ge=-0.05, le=0.5)
-    """Annual risk-free rate earned by the un-invested part of the capital (1 - position) and
-    subtracted for Sharpe ratios. 0 by default: no rate series ships with the data."""
-    risk_free_path: Path | None = None
-    """CSV ``date,rate`` (annualised rate as a fraction, e.g. 0.0525) used instead of
-    ``risk_free_rate``: forward-filled to trading days, it must start on or before the first
-    evaluated day."""
-    costs: CostSettings = Field(default_factory=CostSettings)
-    stress_windows: dict[str, StressWindow] = Field(default_factory=_default_windows)
-    cost_sweep_bps: list[float] = Field(
-        default_factory=lambda: [0.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0]
-    )
-    periods_per_year: int = Field(252, ge=1)
-    alpha: float = Field(0.05, gt=0, lt=0.5)
-    """Significance level of the tests the verdict needs (Sharpe difference, alpha, forecasts)."""
-    hac_lags: int | None = Field(None, ge=0, le=250)
-    """Newey-West lags for alpha/beta and the Sharpe-difference test; ``None`` means
-    floor(4 (n/100)^(2/9)) (9 lags for 20 years of days)."""
-    prior_trials: int = Field(0, ge=0)
-    """Configurations backtested outside this tracking store (notebooks, another home, the
-    system this one replaced): added to the ledger's count for the deflated Sharpe ratio."""
-    pbo_splits: int = Field(16, ge=4, le=20)
-    """Blocks of the combinatorially symmetric cross-validation (even; C(S, S/2) splits)."""
-    pbo_min_trials: int = Field(4, ge=2)
-    """Fewer trials with daily returns on common days than this give no PBO."""
-    rolling_days: int = Field(126, ge=20, le=1000)
-    """Window of the report's rolling Sharpe, volatility and beta (126 days: half a year)."""
-
-    @field_validator("pbo_splits")
-    @classmethod
-    def _even(cls, v: int) -> int:
-        if v % 2:
-            raise ValueError("must be even")
-        return v
 
 
 class ReportSettings(_Section):
@@ -270,131 +333,6 @@ class ExperimentSettings(_Section):
         return self
 
 
-class TokenSettings(_Section):
-    """One bearer token per scope: ``inference`` (infer and model metadata), ``feedback``
-    (outcomes) and ``admin`` (experiment weights, reload). With none set, the service is open
-    (loopback only is advised); once any is set, every scope needs its own token and a scope
-    without one refuses every caller."""
-
-    inference: SecretStr | None = None
-    feedback: SecretStr | None = None
-    admin: SecretStr | None = None
-
-
-class ServeSettings(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
-    workers: int = Field(1, ge=1)
-    tokens: TokenSettings = Field(default_factory=TokenSettings)
-    cors_origins: list[str] = Field(default_factory=list)
-    max_body_bytes: int = Field(1_048_576, ge=1024)
-    request_timeout_s: float = Field(10.0, gt=0)
-    model_dir: Path | None = None
-    """Serve from a local directory of exported models instead of the MLflow registry."""
-    grpc_port: int | None = Field(None, ge=0, le=65535)
-    """Also serve the Open Inference Protocol V2 over gRPC on this port (``None``: REST only;
-    0 picks a free port, for one worker)."""
-
-
-class LedgerSettings(_Section):
-    """The experiment ledger: every answered prediction, every score and every outcome."""
-
-    url: SecretStr | None = None
-    """``None`` means ``sqlite:///<home>/ledger.db`` (WAL; shared by the workers of one host);
-    ``postgresql://user:password@host:5432/db`` for several pods (a secret: it may hold a
-    password, so it is masked wherever settings are shown)."""
-    max_queue: int = Field(4096, ge=1)
-    """Predictions waiting for their commit; beyond it, infer answers 503."""
-    batch_max: int = Field(256, ge=1)
-    """Most predictions committed in one transaction (group commit)."""
-    linger_ms: float = Field(0.0, ge=0, le=5)
-    """How long the writer waits for more predictions before a commit that is not full."""
-    write_timeout_s: float = Field(2.0, gt=0, le=60)
-    """Longest wait for the database (SQLite busy timeout, PostgreSQL statement and pool
-    timeouts); a commit that takes longer fails and its requests get 503."""
-    fail_after: int = Field(3, ge=1)
-    """Consecutive failed commits after which readiness goes false (it comes back when a
-    probe write succeeds)."""
-    probe_interval_s: float = Field(1.0, gt=0)
-    poll_interval_s: float = Field(1.0, gt=0)
-    """How often every worker and pod checks the ledger for a new experiment version."""
-    summary_interval_s: float = Field(30.0, gt=0)
-    """How often the service re-reads the experiment's outcomes from the ledger for the
-    ``finmlops_ledger_*`` gauges (what alerts and dashboards read)."""
-    pool_size: int = Field(4, ge=1, le=64)
-    """PostgreSQL connections per process."""
-    writers: int | None = Field(None, ge=1, le=8)
-    """Writer threads committing in parallel; ``None``: 1 on SQLite (one write lock), 2 on
-    PostgreSQL (two commits in flight share the server's WAL flushes)."""
-
-
-class ABTestSettings(_Section):
-    alpha: float = Field(0.05, gt=0, lt=0.5)
-    min_effect: float = Field(0.0, ge=0)
-    """Smallest improvement in mean daily net return worth promoting for."""
-    min_samples: int = Field(100, ge=2)
-    srm_alpha: float = Field(0.001, gt=0, lt=0.5)
-    """Level of the always-valid sample-ratio test (``finmlops.abtest.srm_test``): its
-    false-alarm rate over a whole experiment checked every day, per experiment version."""
-    metric: Literal["net_return", "hit_rate"] = "net_return"
-    replay_start: dt.date | None = None
-    """``None`` means the day after ``train.cutoff``."""
-    replay_end: dt.date | None = None
-
-
-class MonitoringSettings(_Section):
-    """Drift against a null calibrated on windows of each model's own reference period."""
-
-    psi_threshold: float = Field(0.2, gt=0)
-    """A feature or the prediction alarms only when its PSI is also above this (materiality)."""
-    ks_alpha: float = Field(0.01, gt=0, lt=1)
-    """False-alarm rate per live window of each drift alarm (the aggregate, any one feature,
-    the prediction): the share of the reference's own windows that would alarm."""
-    drift_window_days: int = Field(20, ge=10, le=250)
-    """Days in the service's live drift window (and ``monitor drift``'s default). Longer
-    windows dilute a sudden shift; 10 is the shortest calibrated length."""
-    bins: int = Field(10, ge=2, le=100)
-
-
-class DeploySettings(_Section):
-    image: str = "ghcr.io/finmlops/finmlops:0.1.0"
-    training_image: str = "ghcr.io/finmlops/finmlops-train:0.1.0"
-    namespace_prefix: str = "finmlops"
-    bucket: str = "finmlops"
-    model_repository: str | None = None
-    """Where ``finmlops models publish`` lays registered versions out as Triton model
-    repositories, and what Seldon/KServe manifests point at; ``None`` means
-    ``s3://<bucket>/triton``."""
-    s3_endpoint: str = "http://minio.finmlops-pipelines.svc:9000"
-    mlflow_uri: str = "http://mlflow.finmlops-pipelines.svc:5000"
-    schedule: str = "30 22 * * 1-5"
-    timezone: str = "America/New_York"
-    replicas: int = Field(2, ge=1)
-    max_replicas: int = Field(6, ge=1)
-    prestop_sleep_s: int = Field(5, ge=1, le=60)
-    """How long a terminating serving pod keeps answering before SIGTERM, so every proxy has
-    dropped it from its endpoints first (the grace period adds the drain on top)."""
-    ledger_instances: int = Field(3, ge=1, le=9)
-    """PostgreSQL instances of the ledger (CloudNativePG): a primary and synchronous
-    standbys, so a failover loses no committed prediction."""
-    ledger_storage: str = Field("20Gi", pattern=r"^[0-9]+(\.[0-9]+)?([KMGTPE]i|[kMGTPE])?$")
-    """The volume of each ledger instance (the cluster's default storage class)."""
-    # Names of Kubernetes Secrets to reference; never their values.
-    s3_secret: str = "finmlops-s3"  # noqa: S105
-    mlflow_secret: str = "finmlops-mlflow"  # noqa: S105
-    ledger_secret: str = "finmlops-ledger"  # noqa: S105
-    """Key ``url``: the ledger's ``postgresql://`` DSN, for the serving and workflow pods."""
-    ledger_owner_secret: str = "finmlops-ledger-owner"  # noqa: S105
-    """``kubernetes.io/basic-auth`` (``username``, ``password``): the database owner that
-    CloudNativePG creates at bootstrap."""
-    inference_token_secret: str = "finmlops-inference-token"  # noqa: S105
-    feedback_token_secret: str = "finmlops-feedback-token"  # noqa: S105
-    admin_token_secret: str = "finmlops-admin-token"  # noqa: S105
-    hostname: str = "finmlops.example.com"
-    gateway: str = "finmlops-gateway"
-    git_repo: str = "https://github.com/finmlops/finmlops.git"
-
-
 class Settings(BaseSettings):
     """Everything configurable. Load with :func:`finmlops.config.load_settings`."""
 
@@ -418,6 +356,7 @@ class Settings(BaseSettings):
     abtest: ABTestSettings = Field(default_factory=ABTestSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    universe: UniverseSettings = Field(default_factory=UniverseSettings)
 
     @field_validator("home", mode="before")
     @classmethod

@@ -40,6 +40,10 @@ class ModelCard(Contract):
     horizon: int
     reference: dict[str, Any] | None = None
     """The drift reference (:func:`finmlops.monitoring.build_reference`), or ``None``."""
+    kind: str | None = None
+    """The model family of a universe study's export (``neural`` or ``gbm``)."""
+    study: str | None = None
+    """The universe study an export belongs to."""
     registered_model: str | None = None
     model_version: str | None = None
     aliases: list[str] | None = None

@@ -130,7 +130,8 @@ def render_kubernetes(settings: Settings, overlays: Sequence[str] = OVERLAYS,
         "httproute.yaml": [serving.http_route(settings)],
         "servicemonitor.yaml": [observability.service_monitor(settings)],
         "workflow-templates.yaml": [workflows.data_template(settings),
-                                    workflows.training_template(settings)],
+                                    workflows.training_template(settings),
+                                    workflows.search_template(settings)],
         "cronworkflow.yaml": [workflows.daily_cron(settings)],
     }
     rule = observability.prometheus_rule(settings, assets)

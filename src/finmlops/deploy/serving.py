@@ -50,10 +50,11 @@ PUBLIC_PATHS: tuple[tuple[str, str], ...] = (
     ("PathPrefix", "/v2/models"),
     ("PathPrefix", "/v2/health"),
     ("Exact", "/v2"),
+    ("Exact", "/v2/repository/index"),
 )
-"""What the Gateway routes to the service: inference and model metadata, health, and the V2
-server metadata. ``/v2/feedback``, ``/admin/*``, ``/metrics`` and ``/openapi.json`` stay
-inside the cluster."""
+"""What the Gateway routes to the service: inference and model metadata, health, the V2
+server metadata and the model repository index (inference scope, what V2 clients list).
+``/v2/feedback``, ``/admin/*``, ``/metrics`` and ``/openapi.json`` stay inside the cluster."""
 
 
 def token_env(settings: Settings) -> list[Manifest]:

@@ -38,6 +38,9 @@ from finmlops.deploy._k8s import (
 DATA_TEMPLATE = "finmlops-data"
 TRAINING_TEMPLATE = "finmlops-training"
 DAILY_CRON = "finmlops-daily"
+SEARCH_TEMPLATE = "finmlops-search"
+SEARCH_STORAGE_KEY = "url"
+"""Key of ``deploy.search_secret``: the Optuna storage URL every search worker shares."""
 
 USER_ERROR_EXIT_CODES = (2, 3, 6, 7, 9)
 """ConfigError, DataValidationError, ModelNotFoundError, BadRequestError, StageError."""
@@ -68,8 +71,12 @@ COMMANDS: dict[str, list[str]] = {
     "feedback": ["abtest", "feedback", "--ledger"],
     "drift": ["monitor", "drift"],
     "decide": ["abtest", "decide"],
+    "search": ["search", "--trials", "{{workflow.parameters.trials_per_worker}}"],
+    "search-summary": ["search", "--trials", "0"],
 }
 LEDGER_STEPS = frozenset({"feedback", "decide"})
+SEARCH_STEPS = frozenset({"search", "search-summary"})
+"""The steps of a universe search: they share one Optuna study through its storage URL."""
 """The steps whose command reads or writes ``ledger.url``: they get ``FINMLOPS_LEDGER_URL``
 and the ``LEDGER_CLIENT`` label the NetworkPolicies admit to the database."""
 
@@ -88,6 +95,11 @@ def _step(settings: Settings, name: str, *, image: str, res: Manifest, deadline:
     m = _models()
     client = name in LEDGER_STEPS
     extra_env = [ledger_env(settings)] if client else []
+    if name in SEARCH_STEPS:
+        from finmlops.deploy._k8s import secret_env
+
+        extra_env.append(secret_env("FINMLOPS_UNIVERSE__SEARCH__STORAGE",
+                                    settings.deploy.search_secret, SEARCH_STORAGE_KEY))
     return Container(
         name=name,
         image=image,
@@ -218,6 +230,31 @@ def daily_cron(settings: Settings) -> Manifest:
     return _to_dict(cw)
 
 
+def search_template(settings: Settings, workers: int = 4) -> Manifest:
+    """A universe search fanned out: ``workers`` pods (``withParam`` over a JSON list) each
+    run ``trials_per_worker`` trials of one Optuna study (its storage URL from
+    ``deploy.search_secret``), every trial a child run in MLflow's trial ledger; then one
+    step summarises every trial of the universe (DSR over all of them, PBO). The universe's
+    bar files (``universe.files``) must be readable in the training image."""
+    from hera.workflows import DAG, WorkflowTemplate
+
+    image = settings.deploy.training_image
+    per = max(1, -(-settings.universe.search.trials // workers))
+    params = {"workers": json.dumps([str(i) for i in range(workers)]),
+              "trials_per_worker": str(per)}
+    with WorkflowTemplate(name=SEARCH_TEMPLATE,
+                          **_workflow_kwargs(settings, "pipelines", 24 * 3600, params)) as wt:
+        search = _step(settings, "search", image=image, res=TRAINING, deadline=12 * 3600,
+                       inputs=["worker"])
+        summary = _step(settings, "search-summary", image=image, res=TRAINING,
+                        deadline=2 * 3600)
+        with DAG(name="main"):
+            (search(name="search", arguments={"worker": "{{item}}"},
+                    with_param="{{workflow.parameters.workers}}")
+             >> summary())
+    return _to_dict(wt)
+
+
 def _to_dict(workflow: Any) -> Manifest:
     out: Manifest = workflow.to_dict()
     spec = out["spec"].get("workflowSpec", out["spec"])
@@ -229,4 +266,5 @@ def _to_dict(workflow: Any) -> Manifest:
 
 
 def workflow_objects(settings: Settings) -> list[Manifest]:
-    return [data_template(settings), training_template(settings), daily_cron(settings)]
+    return [data_template(settings), training_template(settings), daily_cron(settings),
+            search_template(settings)]

@@ -182,4 +182,37 @@ _RELATIVE_ALL: list[str] = [
     "trials_from_returns",
 ]
 
-__all__ = [*_SPLITS_ALL, *_BACKTEST_ALL, *_RELATIVE_ALL]
+# --- universe books: ranked long/short portfolios, IC, quantile spreads, capacity ---
+from finmlops.evaluation.book import (  # noqa: E402, I001
+    BookReport as BookReport,
+    evaluate_book as evaluate_book,
+)
+from finmlops.evaluation.portfolio import (  # noqa: E402
+    BENCHMARKS as BENCHMARKS,
+    Book as Book,
+    benchmark_returns as benchmark_returns,
+    capacity_curve as capacity_curve,
+    information_coefficient as information_coefficient,
+    information_coefficient_summary as information_coefficient_summary,
+    quantile_returns as quantile_returns,
+    quantile_summary as quantile_summary,
+    simulate as simulate,
+    target_weights as target_weights,
+)
+
+_PORTFOLIO_ALL: list[str] = [
+    "BENCHMARKS",
+    "Book",
+    "BookReport",
+    "benchmark_returns",
+    "capacity_curve",
+    "evaluate_book",
+    "information_coefficient",
+    "information_coefficient_summary",
+    "quantile_returns",
+    "quantile_summary",
+    "simulate",
+    "target_weights",
+]
+
+__all__ = [*_SPLITS_ALL, *_BACKTEST_ALL, *_RELATIVE_ALL, *_PORTFOLIO_ALL]

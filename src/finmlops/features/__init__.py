@@ -2,6 +2,16 @@
 no look-ahead."""
 
 from finmlops.features.calendar import SESSION, align, find_gaps, master_calendar
+from finmlops.features.crosssection import (
+    CS_PREFIX,
+    RAW_TARGET,
+    all_universe_features,
+    average_ranks,
+    cross_sectional,
+    neutral_target,
+    universe_feature_names,
+    universe_frame,
+)
 from finmlops.features.matrix import (
     CONTEXT_FEATURES,
     CORE_FEATURES,
@@ -22,21 +32,29 @@ from finmlops.features.windows import make_windows, window_ends
 __all__ = [
     "CONTEXT_FEATURES",
     "CORE_FEATURES",
+    "CS_PREFIX",
     "KEY_COLUMNS",
     "LABEL_COLUMNS",
     "OWN_FEATURES",
+    "RAW_TARGET",
     "SESSION",
     "FeatureMatrix",
     "FeatureSet",
     "align",
+    "all_universe_features",
+    "average_ranks",
     "build_features",
+    "cross_sectional",
     "feature_matrix",
     "feature_names",
     "find_gaps",
     "gap_warning",
     "make_windows",
     "master_calendar",
+    "neutral_target",
     "own_features",
     "training_mask",
+    "universe_feature_names",
+    "universe_frame",
     "window_ends",
 ]

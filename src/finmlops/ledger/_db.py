@@ -8,9 +8,11 @@ Every database error leaves this module as :class:`~finmlops.errors.LedgerUnavai
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from finmlops.errors import ConfigError, LedgerUnavailableError, StoreError
+
+log = logging.getLogger("finmlops.ledger")
 
 Params = Sequence[Any]
 
@@ -66,7 +70,9 @@ class Database:
     """The dialect's double-precision type, for the DDL."""
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:  # pragma: no cover - interface
+    def transaction(self, *, wait: bool = True) -> Iterator[Cursor]:  # pragma: no cover
+        """A write transaction; ``wait=False`` fails at once instead of waiting for another
+        writer's lock (where the backend can tell)."""
         raise NotImplementedError
         yield
 
@@ -77,6 +83,11 @@ class Database:
 
     def lock_schema(self, cur: Cursor) -> None:
         """Serialise schema migrations across processes (inside a write transaction)."""
+
+    def recover(self) -> bool:
+        """After failures: start afresh if the database answers again (True when it did
+        anything). Nothing to do for a file."""
+        return False
 
     def close(self) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -119,14 +130,18 @@ class SQLiteDatabase(Database):
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
 
-    def _connection(self) -> sqlite3.Connection:
-        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+    def _connection(self, wait: bool = True) -> sqlite3.Connection:
+        """This thread's connection; ``wait=False``: a second one that never waits for
+        another writer's lock (``busy_timeout=0``)."""
+        attr = "con" if wait else "nowait"
+        con: sqlite3.Connection | None = getattr(self._local, attr, None)
         if con is None:
-            con = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None,
+            timeout = self.timeout_s if wait else 0.0
+            con = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
                                   check_same_thread=False)
-            con.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
+            con.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             con.execute("PRAGMA synchronous=NORMAL")
-            self._local.con = con
+            setattr(self._local, attr, con)
             with self._lock:
                 self._all.append(con)
         return con
@@ -140,9 +155,9 @@ class SQLiteDatabase(Database):
             raise (StoreError(msg) if reading else LedgerUnavailableError(msg)) from None
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def transaction(self, *, wait: bool = True) -> Iterator[Cursor]:
         with self._guard("write"):
-            con = self._connection()
+            con = self._connection(wait)
             con.execute("BEGIN IMMEDIATE")
             try:
                 yield Cursor(con.cursor())
@@ -184,24 +199,51 @@ class PostgresDatabase(Database):
     real = "DOUBLE PRECISION"
 
     def __init__(self, url: str, timeout_s: float, pool_size: int) -> None:
-        from psycopg_pool import ConnectionPool
-
         self.url = url
         self.timeout_s = timeout_s
+        self.pool_size = pool_size
         ms = int(timeout_s * 1000)
-        self._pool = ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, timeout=timeout_s,
-            check=ConnectionPool.check_connection, name="finmlops-ledger",
-            kwargs={"autocommit": False, "connect_timeout": max(1, int(timeout_s)),
-                    "options": f"-c synchronous_commit=on -c statement_timeout={ms} "
-                               f"-c lock_timeout={ms}",
-                    "application_name": "finmlops"})
+        self._kwargs: dict[str, Any] = {
+            "autocommit": False, "connect_timeout": max(1, int(timeout_s)),
+            "options": f"-c synchronous_commit=on -c statement_timeout={ms} "
+                       f"-c lock_timeout={ms}",
+            "application_name": "finmlops"}
         try:
-            self._pool.open(wait=True, timeout=max(timeout_s, 5.0))
+            self._pool = self._open_pool(max(timeout_s, 5.0))
         except Exception as exc:
-            self._pool.close()
             raise StoreError(f"ledger {redact(url)}: cannot connect: {_first_line(exc)}"
                              ) from None
+
+    def _open_pool(self, wait_s: float) -> Any:
+        from psycopg_pool import ConnectionPool
+
+        pool = ConnectionPool(
+            self.url, min_size=1, max_size=self.pool_size, open=False, timeout=self.timeout_s,
+            check=_check_if_idle, reset=_returned, name="finmlops-ledger",
+            kwargs=self._kwargs)
+        try:
+            pool.open(wait=True, timeout=wait_s)
+        except BaseException:
+            pool.close()
+            raise
+        return pool
+
+    def recover(self) -> bool:
+        """A fresh pool once the server accepts a connection again: after an outage the
+        pool's own reconnection backs off exponentially (up to 32 s after a 30 s outage), so
+        the writer's probe replaces it rather than wait. A quick direct connection decides
+        whether to try; False while the server is still unreachable."""
+        import psycopg
+
+        try:
+            psycopg.connect(self.url, **self._kwargs).close()
+            fresh = self._open_pool(self.timeout_s)
+        except Exception:
+            return False
+        old, self._pool = self._pool, fresh
+        old.close(timeout=0)
+        log.info("ledger %s: reconnected with a fresh connection pool", redact(self.url))
+        return True
 
     def describe(self) -> str:
         return redact(self.url)
@@ -222,7 +264,7 @@ class PostgresDatabase(Database):
             raise (StoreError(msg) if reading else LedgerUnavailableError(msg)) from None
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def transaction(self, *, wait: bool = True) -> Iterator[Cursor]:
         with self._session(reading=False) as cur:
             yield cur
 
@@ -236,6 +278,23 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self._pool.close()
+
+
+IDLE_CHECK_S = 1.0
+"""A pooled connection idle longer than this is checked (a round trip) before it is lent; a
+busy writer's connection goes straight back to work (a broken one fails that batch, visibly,
+and the pool discards it)."""
+
+
+def _returned(con: Any) -> None:
+    con.info_returned_at = time.monotonic()
+
+
+def _check_if_idle(con: Any) -> None:
+    from psycopg_pool import ConnectionPool
+
+    if time.monotonic() - getattr(con, "info_returned_at", 0.0) > IDLE_CHECK_S:
+        ConnectionPool.check_connection(con)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from finmlops.config import EvaluationSettings, ExperimentSettings
-from finmlops.errors import ConflictError, StoreError
+from finmlops.errors import ConflictError, LedgerUnavailableError, StoreError
 from finmlops.ledger import pnl
 from finmlops.ledger._db import Cursor, Database, connect
 from finmlops.ledger.records import (
@@ -42,6 +42,22 @@ MAX_LISTED = 20
 
 ScoreMap = Mapping[tuple[int, str], tuple[str, np.ndarray]]
 """``(index of the Served in the batch, arm) -> (model_version, probabilities)``."""
+
+
+_INSERT_PREDICTIONS = (
+    "INSERT INTO predictions(prediction_id, client_id, ts, experiment, config_version, arm, "
+    "model_version, routing_key, entity, day, assignment, propensity, inputs_digest, "
+    "probability, server) ")
+_INSERT_SCORES = ("INSERT INTO scores(prediction_id, arm, model_version, probability, served, "
+                  "experiment, entity, day, ts, pinned) ")
+_PG_RECORD = "".join((  # constant text only
+    "WITH p AS (", _INSERT_PREDICTIONS, "SELECT * FROM unnest("
+    "?::text[], ?::text[], ?::float8[], ?::text[], ?::int[], ?::text[], ?::text[], ?::text[], "
+    "?::text[], ?::text[], ?::text[], ?::float8[], ?::text[], ?::float8[], ?::text[])) ",
+    _INSERT_SCORES, "SELECT * FROM unnest(?::text[], ?::text[], "
+    "?::text[], ?::float8[], ?::int[], ?::text[], ?::text[], ?::text[], ?::float8[], ?::int[])"))
+"""PostgreSQL: a batch's predictions and scores in one statement (a data-modifying WITH runs
+whether or not the outer statement reads it)."""
 
 
 def _digest(row: np.ndarray) -> str:
@@ -72,9 +88,11 @@ class Ledger:
 
     # -- writes: predictions ---------------------------------------------------------------
 
-    def record(self, batch: Sequence[Served], extra: ScoreMap | None = None) -> int:
+    def record(self, batch: Sequence[Served], extra: ScoreMap | None = None, *,
+               wait: bool = True) -> int:
         """Commit the predictions of ``batch`` and every score (served and ``extra``) in one
-        transaction; returns the number of prediction rows."""
+        transaction; returns the number of prediction rows. ``wait=False`` fails at once
+        when another writer holds the lock (SQLite) instead of waiting for it."""
         preds: list[tuple[Any, ...]] = []
         scores: list[tuple[Any, ...]] = []
         extra = extra or {}
@@ -96,15 +114,15 @@ class Ledger:
                     if got is not None:
                         scores.append((pid, arm, got[0], float(got[1][j]), 0, item.experiment,
                                        entity, day, item.ts, pinned))
-        with self.db.transaction() as cur:
-            cur.executemany(
-                "INSERT INTO predictions(prediction_id, client_id, ts, experiment, "
-                "config_version, arm, model_version, routing_key, entity, day, assignment, "
-                "propensity, inputs_digest, probability, server) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", preds)
-            cur.executemany(
-                "INSERT INTO scores(prediction_id, arm, model_version, probability, served, "
-                "experiment, entity, day, ts, pinned) VALUES (?,?,?,?,?,?,?,?,?,?)", scores)
+        with self.db.transaction(wait=wait) as cur:
+            if self.db.dialect == "postgresql":
+                # one statement, one round trip: both tables from column arrays
+                cur.execute(_PG_RECORD, [list(c) for c in zip(*preds, strict=True)]
+                            + [list(c) for c in zip(*scores, strict=True)])
+            else:
+                cur.executemany(_INSERT_PREDICTIONS + "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                preds)
+                cur.executemany(_INSERT_SCORES + "VALUES (?,?,?,?,?,?,?,?,?,?)", scores)
         return len(preds)
 
     def ping(self) -> None:
@@ -113,7 +131,17 @@ class Ledger:
             cur.execute("SELECT value FROM ledger_meta WHERE key = 'schema_version'").fetchone()
 
     def probe(self) -> None:
-        """A tiny write that fails the way a real one would (locked, full, unreachable)."""
+        """A tiny write that fails the way a real one would (locked, full, unreachable);
+        after a failure the database may start afresh (a new pool) and the write is tried
+        once more."""
+        try:
+            self._heartbeat()
+        except LedgerUnavailableError:
+            if not self.db.recover():
+                raise
+            self._heartbeat()
+
+    def _heartbeat(self) -> None:
         with self.db.transaction() as cur:
             cur.execute("UPDATE ledger_meta SET value = ? WHERE key = 'heartbeat'",
                         (repr(time.time()),))

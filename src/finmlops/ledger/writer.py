@@ -9,6 +9,14 @@ at once with :class:`~finmlops.errors.LedgerUnavailableError` (the service's 503
 commit fails every request in its batch the same way. Nothing is dropped without its caller
 being told. While idle the writer pings the database every ``probe_interval_s`` (a failed ping
 counts as a failed commit), so readiness follows the database without traffic too.
+
+With ``inline`` (SQLite), the event loop commits for itself: every record queued during one
+iteration of the loop is committed in one transaction by a callback at the start of the next
+iteration, in the loop's thread, with a commit that never waits for another writer's lock.
+Handing each batch to a thread and back costs more than a local SQLite commit (the GIL changes
+hands at least twice per batch), so this is the fast path; whenever it cannot commit at once
+(a lock held elsewhere, a failure, a backlog in the thread) the batch goes to the writer
+thread, which waits, retries and refuses exactly as above.
 """
 
 from __future__ import annotations
@@ -75,8 +83,10 @@ class GroupCommitWriter(Generic[T]):
                  probe: Callable[[], None] | None = None,
                  ping: Callable[[], None] | None = None, probe_interval_s: float = 1.0,
                  events: WriterEvents | None = None, name: str = "finmlops-ledger",
-                 threads: int = 1) -> None:
+                 threads: int = 1, inline: Commit[T] | None = None) -> None:
         self._commit = commit
+        self._inline = inline
+        self._looped: dict[asyncio.AbstractEventLoop, list[tuple[T, _Waiter]]] = {}
         self.max_queue = max_queue
         self.batch_max = batch_max
         self.linger_s = linger_s
@@ -137,6 +147,14 @@ class GroupCommitWriter(Generic[T]):
             self._count_refused("unavailable", 1)
             raise LedgerUnavailableError(UNAVAILABLE)
         waiter = _Waiter(loop)
+        if self._inline is not None and not self._stopping and self._threads:
+            queued = self._looped.get(loop)
+            if queued is None:
+                queued = self._looped[loop] = []
+                loop.call_soon(self._flush_inline, loop)
+            if len(queued) < self.max_queue:
+                queued.append((item, waiter))
+                return waiter.future
         with self._cond:
             if self._stopping or not self._threads:
                 reason, msg = "shutdown", "the service is shutting down"
@@ -150,6 +168,39 @@ class GroupCommitWriter(Generic[T]):
                 return waiter.future
         self._count_refused(reason, 1)
         raise LedgerUnavailableError(msg)
+
+    def _flush_inline(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Commit what this loop queued during its last iteration, here; on any failure hand
+        it to the writer thread (see the module docstring)."""
+        batch = self._looped.pop(loop, [])
+        inline = self._inline
+        if not batch or inline is None:
+            return
+        if self.healthy and not self._pending:
+            for start in range(0, len(batch), self.batch_max):
+                part = batch[start:start + self.batch_max]
+                t0 = time.perf_counter()
+                try:
+                    inline([item for item, _ in part])
+                except Exception as exc:  # the thread retries it, waiting, and reports
+                    log.debug("ledger: inline commit deferred to the writer thread: %s", exc)
+                    batch = batch[start:]
+                    break
+                self.committed += len(part)
+                self._succeeded()
+                if self.events.committed is not None:
+                    self.events.committed(len(part), time.perf_counter() - t0)
+                _settle([w for _, w in part], None)
+            else:
+                return
+        with self._cond:
+            if self._stopping or not self._threads:
+                waiters = [w for _, w in batch]
+            else:
+                self._pending.extend(batch)
+                self._cond.notify()
+                return
+        self._refuse(waiters, "shutdown", LedgerUnavailableError("the service is shutting down"))
 
     def commit_now(self, items: Sequence[T]) -> None:
         """Commit ``items`` in the calling thread (no writer needed), raising on failure."""

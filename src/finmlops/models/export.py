@@ -8,7 +8,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from finmlops.contracts import INPUT_NAME, MODEL_FORMAT, OUTPUT_NAME, ModelCard
+from finmlops.contracts import INPUT_NAME as INPUT_NAME  # re-exported: the graph's names
+from finmlops.contracts import MODEL_FORMAT, ModelCard
+from finmlops.contracts import OUTPUT_NAME as OUTPUT_NAME
 
 OPSET = 17
 INPUT_EXAMPLE = "input_example.json"

@@ -137,10 +137,11 @@ class _Trainer:
     """One variant's slicing, normalisation and fitting on a shared :class:`Samples`."""
 
     def __init__(self, samples: Samples, variant: VariantSettings, context: Sequence[str],
-                 seed: int) -> None:
+                 seed: int, names: Sequence[str] | None = None) -> None:
         self.variant = variant
         self.seed = seed
-        self.names = feature_names(variant.features, context)
+        self.names = list(names) if names is not None else feature_names(variant.features,
+                                                                          context)
         missing = [n for n in self.names if n not in samples.feature_names]
         if missing:
             raise DataValidationError(f"feature frame lacks {', '.join(missing)}")
@@ -170,15 +171,17 @@ class _Trainer:
 
 def train_variant(samples: Samples, name: str, variant: VariantSettings,
                   train: TrainSettings, *, context: Sequence[str], horizon: int = 1,
-                  dead_band: float = 0.0, progress: Progress | None = None) -> VariantRun:
+                  dead_band: float = 0.0, progress: Progress | None = None,
+                  names: Sequence[str] | None = None) -> VariantRun:
     """Walk-forward out-of-sample predictions and metrics, then the model refitted on every
-    row up to ``train.cutoff``; deterministic for ``train.seed``."""
+    row up to ``train.cutoff``; deterministic for ``train.seed``. ``names`` overrides the
+    variant's feature list (a universe study's cross-sectional features)."""
     from finmlops.models._modules import DirectionModel, Preprocess
     from finmlops.models.training import fit, fit_epochs, predict, set_determinism, weights_hash
 
     t0 = time.perf_counter()
     set_determinism(train.seed, train.torch_threads)
-    tr = _Trainer(samples, variant, context, train.seed)
+    tr = _Trainer(samples, variant, context, train.seed, names)
     trainable = training_mask(pd.DataFrame({"forward_return": samples.forward_return}),
                               dead_band)
     known = np.isfinite(samples.label)

@@ -128,9 +128,12 @@ def default_ledger(settings: Settings) -> str:
     return str(settings.ledger_url)
 
 
-def replay_to(settings: Settings, url: str, on_progress: Any = None) -> dict[str, Any]:
+def replay_to(settings: Settings, url: str, on_progress: Any = None,
+              seldon: bool = False) -> dict[str, Any]:
     """Replay the held-out days against the running service at ``url``: windows of the
-    trained reference arm's input signature (run state), else of the configured variants'."""
+    trained reference arm's input signature (run state), else of the configured variants'.
+    ``seldon``: address a Seldon Core v2 Experiment (``seldon-model: <experiment>.experiment``).
+    """
     from finmlops.abtest import build_replay_input, configured_signature, replay, replay_period
     from finmlops.abtest.client import ServiceClient
     from finmlops.data import read_bars
@@ -146,7 +149,7 @@ def replay_to(settings: Settings, url: str, on_progress: Any = None) -> dict[str
     start, end = replay_period(settings)
     data = build_replay_input(settings, read_bars(settings, state.dataset_version), window,
                               names, start, end)
-    with ServiceClient.of(settings, url) as client:
+    with ServiceClient.of(settings, url, seldon=seldon) as client:
         result = replay(client, data, experiment=settings.experiment.name,
                         id_prefix=f"replay-{uuid.uuid4().hex[:8]}", on_progress=on_progress)
     return result.summary()

@@ -116,7 +116,8 @@ class DataPlane:
             ping=self._ping, probe_interval_s=lg.probe_interval_s,
             events=WriterEvents(committed=self._committed, refused=self._refused,
                                 health=self._health),
-            threads=lg.writers or (2 if settings.ledger_url.startswith("postgres") else 1))
+            threads=lg.writers or (2 if settings.ledger_url.startswith("postgres") else 1),
+            inline=self._commit_inline if settings.ledger_url.startswith("sqlite") else None)
         # Prediction ids: a random per-process prefix and a counter (unique across workers and
         # pods without coordination). Keyless routing draws from a generator seeded from
         # os.urandom, so no two processes (or restarts) replay the same sequence.
@@ -359,13 +360,17 @@ class DataPlane:
 
     # -- the writer's side (writer thread) -------------------------------------------------
 
-    def _commit(self, batch: Sequence[Served]) -> None:
+    def _commit(self, batch: Sequence[Served], *, wait: bool = True) -> None:
         ledger = self.ledger
         if ledger is None:  # pragma: no cover - the writer starts after the ledger opens
             raise LedgerUnavailableError("the ledger is not open")
         extra = self._extra_scores(batch)
-        ledger.record(batch, extra)
+        ledger.record(batch, extra, wait=wait)
         self._observe(batch)
+
+    def _commit_inline(self, batch: Sequence[Served]) -> None:
+        """The loop's own commit (SQLite): never waits for a lock held elsewhere."""
+        self._commit(batch, wait=False)
 
     def _extra_scores(self, batch: Sequence[Served]
                       ) -> dict[tuple[int, str], tuple[str, np.ndarray]]:

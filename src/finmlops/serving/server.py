@@ -153,7 +153,8 @@ def serve(settings: Settings, models: Mapping[str, Path] | None = None, *,
     config = uvicorn.Config(
         "finmlops.serving.factory:app_from_env", factory=True, host=s.host, port=s.port,
         workers=n, lifespan="on", http="httptools", loop="uvloop", log_level="warning",
-        access_log=False, timeout_graceful_shutdown=int(s.request_timeout_s) + 5,
+        access_log=False, proxy_headers=False, server_header=False,
+        timeout_graceful_shutdown=int(s.request_timeout_s) + 5,
         backlog=2048)
     sock = bind(s.host, s.port)
     port = sock.getsockname()[1]

@@ -39,6 +39,7 @@ from finmlops.tracking.runs import (
     start_training_run,
     training_run,
 )
+from finmlops.tracking.studies import end_parent_run, start_parent_run
 from finmlops.tracking.trials import TrialRecord, read_trials, record_trial, trial_id
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "count_trials",
     "download_arms",
     "download_model",
+    "end_parent_run",
     "evaluation_figures",
     "find_training_run",
     "git_commit",
@@ -78,6 +80,7 @@ __all__ = [
     "rollback",
     "run_metrics",
     "set_alias",
+    "start_parent_run",
     "start_training_run",
     "training_run",
     "trial_id",
