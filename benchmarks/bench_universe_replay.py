@@ -31,6 +31,21 @@ DAYS = int(os.environ.get("BENCH_REPLAY_DAYS", "250"))
 GROUPS = 8
 
 
+def wait_ready(url: str, timeout: float = 60.0) -> None:
+    """Until the service's readiness probe answers 200 (both arms loaded, ledger open)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} never became ready")
+
+
 def main() -> int:
     if not available():
         print(skip_message())
@@ -70,6 +85,7 @@ def main() -> int:
             home.mkdir()
             proc, url = start_finmlops(root / "models", home, workers=1, shadow=True)
             try:
+                wait_ready(url)
                 t0 = time.perf_counter()
                 base = url
                 if mode == "sequential":
