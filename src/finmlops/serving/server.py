@@ -157,6 +157,7 @@ def serve(settings: Settings, models: Mapping[str, Path] | None = None, *,
         timeout_graceful_shutdown=int(s.request_timeout_s) + 5,
         backlog=2048)
     sock = bind(s.host, s.port)
+    sock.listen(config.backlog)  # connections made once the URL is announced wait, not fail
     port = sock.getsockname()[1]
     url_host = f"[{s.host}]" if ":" in s.host else s.host
     if announce is not None:
