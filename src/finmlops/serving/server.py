@@ -49,6 +49,9 @@ def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # listening now: a client that connects once the URL is announced waits in the backlog
+    # until uvicorn accepts, instead of being refused
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
@@ -157,7 +160,6 @@ def serve(settings: Settings, models: Mapping[str, Path] | None = None, *,
         timeout_graceful_shutdown=int(s.request_timeout_s) + 5,
         backlog=2048)
     sock = bind(s.host, s.port)
-    sock.listen(config.backlog)  # connections made once the URL is announced wait, not fail
     port = sock.getsockname()[1]
     url_host = f"[{s.host}]" if ":" in s.host else s.host
     if announce is not None:
