@@ -19,7 +19,7 @@ MLSERVER_STAMP := $(MLSERVER_VENV)/.installed
 help:
 	@echo "make run    set up .venv and run the whole pipeline on the bundled data"
 	@echo "make test   set up .venv and run the test suite"
-	@echo "make lint   ruff + mypy --strict"
+	@echo "make lint   ruff + mypy --strict + lint-imports (the layering)"
 	@echo "make bench  run the benchmarks (JSON under benchmarks/results/; needs wrk)"
 	@echo "make lock   re-resolve every dependency into $(LOCK) after editing pyproject.toml"
 
@@ -59,6 +59,7 @@ test: $(STAMP) $(PLOTLY_JS) $(MLSERVER_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { echo "make bench: the serving benchmark needs wrk (Debian/Ubuntu: apt-get install wrk; macOS: brew install wrk)" >&2; exit 1; }

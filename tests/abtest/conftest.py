@@ -17,6 +17,7 @@ import pytest
 from abtest_support import Row, simulate_rows, write_ledger
 
 from finmlops.config import Settings
+from finmlops.contracts import ModelCard
 
 
 @pytest.fixture
@@ -164,11 +165,9 @@ def write_tiny_model(dest: Path, arm: str, window: int, names: Sequence[str],
     onnx.checker.check_model(model)
     dest.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(dest / "model.onnx"))
-    meta = {"format": 1, "variant": arm, "target": ["IBB"], "input_name": "features",
-            "output_name": "probability", "window": window, "feature_names": list(names),
-            "data_version": "test", "weights_hash": f"hash-{arm}",
-            "trained_until": "2019-12-31", "horizon": 1, "model_version": "1"}
-    (dest / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    ModelCard(variant=arm, target=["IBB"], window=window, feature_names=list(names),
+              data_version="test", weights_hash=f"hash-{arm}", trained_until="2019-12-31",
+              horizon=1, model_version="1").write(dest)
     return dest
 
 

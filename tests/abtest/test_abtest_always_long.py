@@ -40,11 +40,11 @@ def next_open_returns(settings: Settings) -> dict[str, float]:
 def test_always_long_earns_buy_and_hold_less_one_entry_cost(
         shadow: bool, tmp_path: Path, settings: Callable[..., Settings],
         tiny_model: Callable[..., Path]) -> None:
-    from finmlops.abtest import replay
+    from finmlops.abtest import analyse_ledger, build_replay_input, replay, replay_period
+    from finmlops.abtest.client import ServiceClient
     from finmlops.data import ingest, read_bars
     from finmlops.evaluation import buy_and_hold, cost_per_unit
     from finmlops.features import feature_names
-    from finmlops.pipeline._abtest import analyse_ledger, build_replay_input, replay_period
     from finmlops.serving import create_app, run_in_thread
 
     s = settings(data__start=dt.date(2019, 1, 1), data__end=dt.date(2020, 6, 30),
@@ -59,7 +59,8 @@ def test_always_long_earns_buy_and_hold_less_one_entry_cost(
     data = build_replay_input(s, read_bars(s), 20, names, start, end)
     handle = run_in_thread(create_app(s, models), "127.0.0.1", 0)
     try:
-        res = replay(handle.url, data, experiment=s.experiment.name, id_prefix="bh")
+        res = replay(ServiceClient.of(s, handle.url), data, experiment=s.experiment.name,
+                     id_prefix="bh")
     finally:
         handle.stop()
     summary = analyse_ledger(s, s.ledger_url)

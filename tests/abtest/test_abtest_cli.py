@@ -206,7 +206,8 @@ def test_bad_dates_are_config_errors(cli: Callable[..., Any]) -> None:
 
 @pytest.mark.integration
 def test_in_process_replay_then_status_reads_that_replays_ledger(
-        cli: Callable[..., Any], tmp_path: Path, tiny_model: Callable[..., Path]) -> None:
+        cli: Callable[..., Any], tmp_path: Path, tiny_model: Callable[..., Path],
+        registered_arms: Callable[..., dict[str, Any]]) -> None:
     """Without --url the stage runs (service in-process, a ledger of its own); status then
     finds that ledger through the run state."""
     from finmlops.data import ingest
@@ -218,9 +219,10 @@ def test_in_process_replay_then_status_reads_that_replays_ledger(
     _, cfg = cli("--help", **config)
     settings = load_settings(cfg, environ={})
     names = feature_names("full", settings.features.context)
-    trained = {arm: {"model_dir": str(tiny_model(tmp_path / "m" / arm, arm, 20, names, w))}
-               for arm, w in (("baseline", 60.0), ("enhanced", -60.0))}
-    save_state(settings, {"dataset_version": ingest(settings).version, "trained": trained})
+    dirs = {arm: tiny_model(tmp_path / "m" / arm, arm, 20, names, w)
+            for arm, w in (("baseline", 60.0), ("enhanced", -60.0))}
+    save_state(settings, {"dataset_version": ingest(settings).version,
+                          **registered_arms(settings, dirs)})
     result, _ = cli("replay", "--json", **config)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)  # progress goes to stderr

@@ -208,9 +208,9 @@ def test_feedback_cli_posts_realised_returns_to_the_real_service(
 def test_feedback_cli_errors_are_one_line_and_5xx_is_retried(
         cli: Callable[..., Any], ingested: Any, stub_v2: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import finmlops.cli.abtest as shell
+    import finmlops.abtest.client as service
 
-    monkeypatch.setattr(shell, "FEEDBACK_BACKOFF_S", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(service, "RETRY_BACKOFF_S", 0.0)
     with stub_v2({"baseline": 1}, fail_status=503) as stub:
         result, _ = cli("feedback", "--url", stub.url, **CONFIG)
     assert isinstance(result.exception, NotReadyError) and len(stub.auth) == 4

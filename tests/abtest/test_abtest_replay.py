@@ -18,6 +18,7 @@ from finmlops.abtest import (
     read_evidence,
     replay,
 )
+from finmlops.abtest.client import ServiceClient
 from finmlops.config import Settings
 from finmlops.errors import ModelNotFoundError, UnauthorizedError
 from finmlops.ledger import open_ledger
@@ -37,13 +38,18 @@ def replay_input(days: int = 30, tickers: tuple[str, ...] = ("IBB", "XBI"),
                        forward_returns=fwd)
 
 
+def client(url: str, inference: str | None = None,
+           feedback: str | None = None) -> ServiceClient:
+    return ServiceClient(url, {"inference": inference, "feedback": feedback})
+
+
 def test_replay_sends_keyed_requests_and_daily_feedback_by_prediction_id(stub_v2: Any) -> None:
     data = replay_input()
     seen: list[tuple[int, int, str]] = []
     with stub_v2({"baseline": 70, "enhanced": 30},
                  tokens={"infer": "i-s3cret", "feedback": "f-s3cret"}) as stub:
-        res = replay(stub.url, data, experiment="direction-ab", inference_token="i-s3cret",
-                     feedback_token="f-s3cret", id_prefix="t1",
+        res = replay(client(stub.url, "i-s3cret", "f-s3cret"), data,
+                     experiment="direction-ab", id_prefix="t1",
                      on_progress=lambda *a: seen.append(a))
     assert res.requests == 60 and res.days == 30 and res.feedback == 58
     assert sum(res.served.values()) == 60 and set(res.served) <= {"baseline", "enhanced"}
@@ -66,8 +72,8 @@ def test_replay_sends_keyed_requests_and_daily_feedback_by_prediction_id(stub_v2
 def test_routing_is_reproducible(stub_v2: Any) -> None:
     data = replay_input(days=10)
     with stub_v2({"baseline": 50, "enhanced": 50}) as stub:
-        a = replay(stub.url, data, experiment="direction-ab", id_prefix="a")
-        b = replay(stub.url, data, experiment="direction-ab", id_prefix="b")
+        a = replay(client(stub.url), data, experiment="direction-ab", id_prefix="a")
+        b = replay(client(stub.url), data, experiment="direction-ab", id_prefix="b")
     assert [r["arm"] for r in a.records] == [r["arm"] for r in b.records]
 
 
@@ -75,13 +81,12 @@ def test_replay_errors_are_typed(stub_v2: Any) -> None:
     data = replay_input(days=2)
     with stub_v2({"baseline": 1}, tokens={"infer": "right", "feedback": "fb"}) as stub:
         with pytest.raises(UnauthorizedError, match="401"):
-            replay(stub.url, data, experiment="direction-ab", inference_token="wrong")
+            replay(client(stub.url, "wrong"), data, experiment="direction-ab")
         with pytest.raises(ModelNotFoundError, match="404"):
-            replay(stub.url, data, experiment="nope", inference_token="right")
+            replay(client(stub.url, "right"), data, experiment="nope")
         # the inference token is not the feedback token
         with pytest.raises(UnauthorizedError, match="feedback for 2020-01-01 answered 401"):
-            replay(stub.url, data, experiment="direction-ab", inference_token="right",
-                   feedback_token="right")
+            replay(client(stub.url, "right", "right"), data, experiment="direction-ab")
 
 
 @pytest.mark.integration
@@ -102,8 +107,8 @@ def test_replay_against_the_real_service_with_shadow_scoring(
     data = replay_input(days=40, seed=3)
     handle = run_in_thread(create_app(s, models), "127.0.0.1", 0)
     try:
-        res = replay(handle.url, data, experiment="direction-ab", inference_token="i-tok",
-                     feedback_token="f-tok", id_prefix="real")
+        res = replay(ServiceClient.of(s, handle.url), data, experiment="direction-ab",
+                     id_prefix="real")
     finally:
         handle.stop()
     assert res.requests == 80 and res.feedback == 78

@@ -110,9 +110,9 @@ def test_days_and_entities_come_from_the_routing_key_else_the_serving_time(
 
 def test_a_missing_or_foreign_ledger_is_a_store_error(tmp_path: Path,
                                                       settings: Callable[..., Settings]) -> None:
-    from finmlops.pipeline._abtest import analyse_ledger
+    from finmlops.abtest import analyse_ledger
 
-    with pytest.raises(StoreError, match="ledger not found"):
+    with pytest.raises(StoreError, match="no experiment ledger at "):
         analyse_ledger(settings(), f"sqlite:///{tmp_path / 'nope.db'}")
     (tmp_path / "empty.db").write_bytes(b"")
     with pytest.raises(StoreError, match=r"not a finmlops ledger .* \(found none\)"):
@@ -122,7 +122,7 @@ def test_a_missing_or_foreign_ledger_is_a_store_error(tmp_path: Path,
 @pytest.mark.integration
 def test_an_empty_postgresql_database_is_not_a_ledger(pg_url: str,
                                                       settings: Callable[..., Settings]) -> None:
-    from finmlops.pipeline._abtest import analyse_ledger
+    from finmlops.abtest import analyse_ledger
 
     with pytest.raises(StoreError, match=r"not a finmlops ledger .* \(found none\)"):
         analyse_ledger(settings(), pg_url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from finmlops.config import Settings
+from finmlops.contracts import AbtestSummary
 from finmlops.errors import StageError
 from finmlops.pipeline import RunContext, SilentReporter
 
@@ -24,29 +26,42 @@ def stage_settings(settings: Callable[..., Settings], **extra: Any) -> Settings:
                     abtest__min_samples=20, **extra)
 
 
-def prepared(s: Settings, tmp_path: Path, tiny_model: Callable[..., Path]) -> dict[str, Any]:
+def prepared(s: Settings, tmp_path: Path, tiny_model: Callable[..., Path],
+             registered_arms: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """Ingested bars and two tiny models registered by the register stage, after an older
+    baseline: baseline is v2, enhanced v3."""
     from finmlops.data import ingest
     from finmlops.features import feature_names
 
     version = ingest(s).version
     names = feature_names("full", s.features.context)
-    trained = {arm: {"model_dir": str(tiny_model(tmp_path / "models" / arm, arm, 20, names, w))}
-               for arm, w in (("baseline", 60.0), ("enhanced", -60.0))}
-    return {"dataset_version": version, "trained": trained}
+    dirs = {arm: tiny_model(tmp_path / "models" / arm, arm, 20, names, w)
+            for arm, w in (("baseline", 60.0), ("enhanced", -60.0))}
+    return {"dataset_version": version,
+            **registered_arms(s, dirs, earlier=("baseline",))}
 
 
 def test_stage_replays_decides_and_writes_abtest_json(
-        tmp_path: Path, settings: Callable[..., Settings],
-        tiny_model: Callable[..., Path]) -> None:
+        tmp_path: Path, settings: Callable[..., Settings], tiny_model: Callable[..., Path],
+        registered_arms: Callable[..., dict[str, Any]]) -> None:
     from finmlops.pipeline._abtest import run
 
     s = stage_settings(settings)
     reporter = SilentReporter()
-    ctx = RunContext(settings=s, reporter=reporter, state=prepared(s, tmp_path, tiny_model))
+    state = prepared(s, tmp_path, tiny_model, registered_arms)
+    assert {a: r["version"] for a, r in state["registered"].items()} == {"baseline": "2",
+                                                                         "enhanced": "3"}
+    ctx = RunContext(settings=s, reporter=reporter, state=state)
     result = run(ctx)
     out = result.outputs["abtest"]
-    assert out["decision"] in {"promote", "rollback", "continue", "invalid"}
     data = json.loads(Path(out["path"]).read_text())
+    assert AbtestSummary.model_validate(data).to_json() == data  # the typed contract, exactly
+    # ~125 scored days split 70/30: the net-return difference is not significant at alpha
+    # (p ~ 0.06 on the bundled history), so the experiment goes on
+    assert out["decision"] == data["decision"]["action"] == "continue"
+    numbers = data["decision"]["numbers"]
+    assert numbers["metric"] == "net_return"
+    assert numbers["net_return"]["p_value"] > numbers["alpha"]
     assert Path(out["path"]).parent.parent == (tmp_path / "abtest").resolve()
     replay = data["replay"]
     assert replay["start"] == "2020-01-01" and replay["days"] == replay["requests"] > 100
@@ -77,20 +92,37 @@ def test_stage_replays_decides_and_writes_abtest_json(
         assert ledger.counts() == {"predictions": replay["requests"],
                                    "scores": 2 * replay["requests"],
                                    "feedback": replay["feedback"]}
+        predictions = ledger.predictions("direction-ab")
     finally:
         ledger.close()
+    # served from the registry: each prediction under the version register created
+    assert {(p["arm"], p["model_version"]) for p in predictions} == {("baseline", "2"),
+                                                                     ("enhanced", "3")}
 
 
-def test_stage_needs_trained_models(settings: Callable[..., Settings]) -> None:
+def test_stage_needs_registered_versions_of_every_arm(
+        tmp_path: Path, settings: Callable[..., Settings], tiny_model: Callable[..., Path],
+        registered_arms: Callable[..., dict[str, Any]]) -> None:
+    from finmlops.pipeline._abtest import run
+
+    s = stage_settings(settings)
+    state = prepared(s, tmp_path, tiny_model, registered_arms)
+    del state["registered"]["enhanced"]
+    with pytest.raises(StageError, match=re.escape(
+            "no registered version of arm(s) enhanced: run `finmlops run --until register`")):
+        run(RunContext(settings=s, reporter=SilentReporter(), state=state))
+
+
+def test_stage_needs_registered_models(settings: Callable[..., Settings]) -> None:
     from finmlops.pipeline._abtest import run
 
     ctx = RunContext(settings=stage_settings(settings), reporter=SilentReporter(), state={})
-    with pytest.raises(StageError, match="train"):
+    with pytest.raises(StageError, match="finmlops run --until register"):
         run(ctx)
 
 
 def test_replay_period_defaults_and_errors(settings: Callable[..., Settings]) -> None:
-    from finmlops.pipeline._abtest import replay_period
+    from finmlops.abtest import replay_period
 
     assert replay_period(settings()) == (dt.date(2019, 1, 1), None)
     with pytest.raises(StageError, match="replay_start"):
@@ -108,9 +140,9 @@ def test_replay_windows_use_only_bars_up_to_their_day(
     open fill)."""
     import numpy as np
 
+    from finmlops.abtest import build_replay_input
     from finmlops.data import ingest, read_bars
     from finmlops.features import feature_names
-    from finmlops.pipeline._abtest import build_replay_input
 
     s = settings(data__start=dt.date(2019, 1, 1), data__end=dt.date(2019, 12, 31))
     ingest(s)

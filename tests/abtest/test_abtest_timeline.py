@@ -171,8 +171,8 @@ def test_sample_ratio_timeline_per_version() -> None:
 
 @pytest.mark.integration
 def test_stage_output_carries_the_per_arm_timelines_and_renders(
-        tmp_path: Path, settings: Callable[..., Settings],
-        tiny_model: Callable[..., Path]) -> None:
+        tmp_path: Path, settings: Callable[..., Settings], tiny_model: Callable[..., Path],
+        registered_arms: Callable[..., dict[str, Any]]) -> None:
     from finmlops.data import ingest
     from finmlops.features import feature_names
     from finmlops.pipeline import RunContext, SilentReporter
@@ -183,9 +183,9 @@ def test_stage_output_carries_the_per_arm_timelines_and_renders(
                  train__cutoff=dt.date(2019, 12, 31), experiment__shadow=True,
                  abtest__min_samples=20)
     names = feature_names("full", s.features.context)
-    trained = {arm: {"model_dir": str(tiny_model(tmp_path / "models" / arm, arm, 20, names, w))}
-               for arm, w in (("baseline", 60.0), ("enhanced", -60.0))}
-    state = {"dataset_version": ingest(s).version, "trained": trained}
+    dirs = {arm: tiny_model(tmp_path / "models" / arm, arm, 20, names, w)
+            for arm, w in (("baseline", 60.0), ("enhanced", -60.0))}
+    state = {"dataset_version": ingest(s).version, **registered_arms(s, dirs)}
     path = Path(run(RunContext(s, SilentReporter(), state)).outputs["abtest"]["path"])
     data = json.loads(path.read_text())
     assert data["min_samples"] == 20 and data["min_effect"] == 0.0

@@ -40,25 +40,31 @@ def test_readme_shows_the_two_commands_and_ci_runs_the_test_one() -> None:
 
 @pytest.mark.parametrize("line", FINMLOPS)
 def test_readme_command_resolves(line: str) -> None:
+    """click's own parser: each group parses its options (``-c FILE`` before a command too),
+    then resolves the next command; an unknown command or option is click's error."""
     import typer.main
+    from typer._click import exceptions as click  # typer vendors click: the CLI's parser
 
     from finmlops.cli import app
 
     cmd: Any = typer.main.get_command(app)
     args = shlex.split(line)[1:]
-    path = []
-    root = {opt: p for p in cmd.params for opt in (*p.opts, *p.secondary_opts)}
-    while args and args[0] in root:  # root options before the command (-c FILE, --outputs DIR)
-        option = root[args.pop(0)]
-        if not option.is_flag:
-            args.pop(0)
-    while hasattr(cmd, "commands") and args and not args[0].startswith("-"):
-        name = args.pop(0)
-        sub = cmd.commands.get(name)
-        assert sub is not None, f"{line!r}: no command {' '.join([*path, name])!r}"
-        path.append(name)
-        cmd = sub
-    known = {opt for p in cmd.params for opt in (*p.opts, *p.secondary_opts)}
-    for a in args:
-        if a.startswith("-"):
-            assert a.split("=", 1)[0] in known, f"{line!r}: {' '.join(path)} has no option {a}"
+    def rest(ctx: Any) -> list[str]:
+        # a group keeps the command and what follows it (click < 8.2: ``protected_args``)
+        head = getattr(ctx, "_protected_args", None) or getattr(ctx, "protected_args", [])
+        return [*head, *ctx.args]
+
+    try:
+        ctx = cmd.make_context("finmlops", args)
+        while hasattr(ctx.command, "resolve_command") and rest(ctx):
+            name, sub, tail = ctx.command.resolve_command(ctx, rest(ctx))
+            assert name is not None and sub is not None
+            ctx = sub.make_context(name, tail, parent=ctx)
+    except click.UsageError as exc:
+        pytest.fail(f"{line!r}: {exc.format_message()}")
+
+
+def test_an_unknown_option_or_command_is_caught() -> None:
+    for line in ("finmlops -c x.yaml search --no-such-flag", "finmlops no-such-command"):
+        with pytest.raises(pytest.fail.Exception):
+            test_readme_command_resolves(line)

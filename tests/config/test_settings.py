@@ -240,3 +240,18 @@ def test_an_override_without_a_flag_names_the_key() -> None:
         load_settings(environ={}, overrides={"serve.port": 70000})
     assert str(err.value) == ("invalid configuration: serve.port: Input should be less than "
                               "or equal to 65535")
+
+
+def test_the_experiment_names_its_arms_once() -> None:
+    """The arms served, the reference and the weights come from the experiment section alone:
+    candidates in order, then the mirror unless it is a candidate too."""
+    from finmlops.config import ExperimentSettings
+
+    exp = ExperimentSettings(default="b", candidates=[{"name": "a", "weight": 20},
+                                                      {"name": "b", "weight": 80}],
+                             mirror={"name": "c", "percent": 10})
+    assert (exp.candidate_names, exp.arms, exp.reference) == (["a", "b"], ["a", "b", "c"], "b")
+    assert exp.weights == {"a": 20, "b": 80}
+    mirrored = ExperimentSettings.model_validate(
+        {**exp.model_dump(), "default": None, "mirror": {"name": "a"}})
+    assert (mirrored.arms, mirrored.reference) == (["a", "b"], "a")

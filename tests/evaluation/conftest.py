@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from finmlops.config import CostSettings, EvaluationSettings, Settings
+from trained_support import trained_entry
 
 
 def make_predictions(n: int = 600, seed: int = 0, start: str = "2007-06-01",
@@ -70,6 +71,5 @@ def run_state(tmp_path: Path) -> tuple[Settings, dict[str, Any]]:
     for i, variant in enumerate(["baseline", "enhanced"]):
         path = tmp_path / f"{variant}_oos.parquet"
         bundled_predictions(seed=i, skill=0.02 * (i + 1)).to_parquet(path)
-        trained[variant] = {"model_dir": str(tmp_path), "oos_path": str(path),
-                            "metrics": {}, "weights_hash": "x"}
+        trained[variant] = trained_entry(variant, path, model_dir=tmp_path)
     return settings, {"trained": trained, "dataset_version": "v-test"}

@@ -121,8 +121,8 @@ def test_ledger_trials_deflate_more(predictions):
     a2 = two["variants"]["a"]["relative"]["buy_and_hold"]
     a50 = many["variants"]["a"]["relative"]["buy_and_hold"]
     assert a50["dsr"] < a2["dsr"] <= a2["psr"] and a50["n_trials"] == 50
-    assert summarize(many)["a"]["dsr"] == m50["dsr"]
-    assert summarize(many)["a"]["active_dsr"] == a50["dsr"]
+    assert summarize(many)["a"].dsr == m50["dsr"]
+    assert summarize(many)["a"].active_dsr == a50["dsr"]
     bh = many["variants"]["a"]["metrics"]["buy_and_hold"]
     assert bh["dsr"] == bh["psr"] and bh["n_trials"] == 1  # benchmarks are not trials
     gfc = many["variants"]["a"]["stress"]["gfc_2008"]

@@ -41,7 +41,7 @@ def test_opening_twice_migrates_once_and_readers_need_an_existing_ledger(
     reader = open_ledger(ledger_url, create=False)
     reader.close()
     missing = tmp_path / "nothing-here.db"
-    with pytest.raises(StoreError, match="ledger not found"):
+    with pytest.raises(StoreError, match="no experiment ledger at "):
         open_ledger(f"sqlite:///{missing}", create=False)
     assert not missing.exists()
 

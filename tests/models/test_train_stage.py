@@ -183,7 +183,7 @@ def test_the_features_stage_reports_a_calendar_gap(settings: Callable[..., Setti
 
 def test_folds_that_never_improved_are_named_in_the_train_summary(
         stage_settings: Settings) -> None:
-    from finmlops.models.result import TrainedVariant
+    from finmlops.models import TrainedVariant
     from finmlops.pipeline._train import not_improved_lines
 
     def trained(improved: list[float]) -> TrainedVariant:

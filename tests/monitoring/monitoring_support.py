@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from finmlops.contracts import ModelCard
+
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "src" / "finmlops" / "deploy" / "assets"
 RULES = ASSETS / "monitoring" / "alerts.yml"
@@ -82,16 +84,12 @@ def write_model(dest: Path, arm: str, version: str) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(dest / "model.onnx"))
     rng = np.random.default_rng(0)
-    meta = {
-        "format": 1, "variant": arm, "target": ["IBB"], "input_name": "features",
-        "output_name": "probability", "window": WINDOW, "feature_names": FEATURES,
-        "data_version": "test", "weights_hash": f"hash-{arm}", "trained_until": "2018-12-31",
-        "horizon": 1, "model_version": version,
-        "aliases": ["champion"] if arm == "baseline" else ["challenger"],
-        "reference": build_reference(rng.normal(size=(400, len(FEATURES))), FEATURES,
-                                     predictions=rng.uniform(size=400)),
-    }
-    (dest / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+    ModelCard(variant=arm, target=["IBB"], window=WINDOW, feature_names=FEATURES,
+              data_version="test", weights_hash=f"hash-{arm}", trained_until="2018-12-31",
+              horizon=1, model_version=version,
+              aliases=["champion"] if arm == "baseline" else ["challenger"],
+              reference=build_reference(rng.normal(size=(400, len(FEATURES))), FEATURES,
+                                        predictions=rng.uniform(size=400))).write(dest)
     return dest
 
 

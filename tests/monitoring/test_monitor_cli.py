@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from finmlops.cli import monitor
 from finmlops.errors import DataValidationError, ModelNotFoundError
+from finmlops.models.export import model_card
 
 COVID = ["--start", "2020-02-19", "--end", "2020-03-23"]
 
@@ -167,7 +168,9 @@ def test_user_errors_are_typed(cli: Any, tmp_path: Path) -> None:
     empty.mkdir()
     res = cli("--model-dir", str(empty))
     assert isinstance(res.exception, ModelNotFoundError)
-    (empty / "model.json").write_text('{"reference": null}')
+    model_card(variant="baseline", target=["IBB"], window=2, feature_names=["ret_1"],
+               data_version="d", weights_hash="h", trained_until="2018-12-31", horizon=1,
+               reference=None).write(empty)  # a card from before drift references
     res = cli("--model-dir", str(empty))
     assert isinstance(res.exception, DataValidationError)
     assert "no drift reference" in str(res.exception)

@@ -25,17 +25,17 @@ CALLS: list[str] = []
 
 def first(ctx: RunContext) -> StageResult:
     CALLS.append("first")
-    return StageResult("made x", {"x": 1})
+    return StageResult("made x", {"dataset_version": "1"})
 
 
 def second(ctx: RunContext) -> StageResult:
     CALLS.append("second")
-    return StageResult("used x", {"y": ctx.require("x", "first") + 1})
+    return StageResult("used x", {"y": int(ctx.run_state().need_dataset_version()) + 1})
 
 
 TOY = (
-    Stage("first", f"{__name__}:first", "makes x"),
-    Stage("second", f"{__name__}:second", "needs x"),
+    Stage("first", f"{__name__}:first", "makes a dataset version"),
+    Stage("second", f"{__name__}:second", "needs it"),
 )
 
 
@@ -59,7 +59,7 @@ def test_stages_run_in_order_and_state_persists(tmp_path: Path) -> None:
 
 def test_missing_input_names_the_stage_to_run(tmp_path: Path) -> None:
     s = load_settings(environ={"FINMLOPS_HOME": str(tmp_path)})
-    with pytest.raises(StageError, match="--until first"):
+    with pytest.raises(StageError, match="--until ingest"):
         run_stages(s, TOY[1:], SilentReporter())
     assert load_state(s).get("y") is None
 

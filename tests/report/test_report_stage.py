@@ -18,6 +18,7 @@ from finmlops.config import Settings
 from finmlops.errors import StageError
 from finmlops.pipeline import RunContext, SilentReporter, save_state
 from finmlops.pipeline._report import run
+from trained_support import trained_entry
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -32,7 +33,9 @@ def state(tmp_path, evaluation, abtest_full):
     return settings, {"evaluation": {"path": str(ev_path), "summary": {}},
                       "abtest": {"decision": "continue", "path": str(ab_path)},
                       "dataset_version": "v-test",
-                      "trained": {"baseline": {"run_id": "a" * 32, "weights_hash": "b" * 64}},
+                      "trained": {"baseline": trained_entry(
+                          "baseline", tmp_path / "oos.parquet", run_id="a" * 32,
+                          weights_hash="b" * 64)},
                       "registered": {"baseline": {"version": "7", "aliases": ["champion"]}}}
 
 

@@ -4,7 +4,6 @@ A module of its own (not conftest) so test modules can import it by a unique nam
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from finmlops.config import Settings, load_settings
+from finmlops.contracts import ModelCard
 
 WINDOW = 4
 FEATURES = ["ret_1", "vol_5", "spy_ret_1"]
@@ -48,18 +48,15 @@ def write_model(dest: Path, arm: str, version: str = "1", reference: bool = Fals
     onnx.checker.check_model(model)
     dest.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(dest / "model.onnx"))
-    meta: dict[str, Any] = {
-        "format": 1, "variant": arm, "target": ["IBB"], "input_name": "features",
-        "output_name": "probability", "window": WINDOW, "feature_names": FEATURES,
-        "data_version": "test", "weights_hash": f"hash-{arm}", "trained_until": "2018-12-31",
-        "horizon": 1, "model_version": version,
-    }
+    extra: dict[str, Any] = {}
     if reference:
         from finmlops.monitoring.drift import build_reference
 
         rng = np.random.default_rng(0)
-        meta["reference"] = build_reference(rng.normal(size=(500, len(FEATURES))), FEATURES)
-    (dest / "model.json").write_text(json.dumps(meta), encoding="utf-8")
+        extra["reference"] = build_reference(rng.normal(size=(500, len(FEATURES))), FEATURES)
+    ModelCard(variant=arm, target=["IBB"], window=WINDOW, feature_names=FEATURES,
+              data_version="test", weights_hash=f"hash-{arm}", trained_until="2018-12-31",
+              horizon=1, model_version=version, **extra).write(dest)
     return dest
 
 

@@ -26,6 +26,7 @@ from replica_support import (
 from serving_support import FEATURES, WINDOW, infer_body, make_settings, write_model, zeros
 
 from finmlops.abtest import ReplayInput, analyse_evidence, read_evidence, replay
+from finmlops.abtest.client import ServiceClient
 from finmlops.config import Settings
 from finmlops.ledger import open_ledger
 
@@ -77,7 +78,8 @@ def test_a_replay_through_the_balancer_equals_a_single_process_run(
         cluster: dict[str, Any], start_server: Callable[..., Any], tmp_path: Path) -> None:
     data = replay_input(150)
     balancer: Balancer = cluster["balancer"]
-    result = replay(balancer.url, data, experiment="direction-ab", id_prefix="lb")
+    result = replay(ServiceClient(balancer.url), data, experiment="direction-ab",
+                    id_prefix="lb")
     assert result.requests == result.feedback == 150
     settings = make_settings(tmp_path)
     # every replica answered some of the traffic
@@ -95,7 +97,7 @@ def test_a_replay_through_the_balancer_equals_a_single_process_run(
         led.close()
     # the same traffic through one process on SQLite gives the same A/B summary
     single = start_server(settings)
-    replay(single.url, data, experiment="direction-ab", id_prefix="single")
+    replay(ServiceClient(single.url), data, experiment="direction-ab", id_prefix="single")
     single.stop()
     assert summary_of(cluster["url"], settings) == summary_of(settings.ledger_url, settings)
 
@@ -329,7 +331,7 @@ def test_an_aa_experiment_through_three_replicas_never_promotes(
     balancer = start_balancer(tmp_path / "nginx", replicas)
     try:
         data = replay_input(400, seed=5)
-        replay(balancer.url, data, experiment="direction-ab", id_prefix="aa")
+        replay(ServiceClient(balancer.url), data, experiment="direction-ab", id_prefix="aa")
     finally:
         balancer.stop()
         for r in replicas:

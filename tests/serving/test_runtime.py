@@ -68,25 +68,6 @@ def test_an_arm_without_a_model_keeps_the_service_unready(tmp_path: Path,
         app.stop()
 
 
-def test_registry_download_uses_variant_aliases(tmp_path: Path, models: dict[str, Path],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import finmlops.tracking
-    from finmlops.cli.serve import models_from_registry
-
-    calls: list[tuple[str, Path]] = []
-
-    def fake_download(settings: object, ref: str, dest: Path) -> Path:
-        calls.append((ref, dest))
-        shutil.copytree(models["baseline"], dest, dirs_exist_ok=True)
-        return dest
-
-    monkeypatch.setattr(finmlops.tracking, "download_model", fake_download)
-    got = models_from_registry(make_settings(tmp_path), {"enhanced": "challenger"})
-    assert [r for r, _ in calls] == ["baseline", "challenger"]
-    assert got == {"baseline": (tmp_path / "serving" / "baseline").resolve(),
-                   "enhanced": (tmp_path / "serving" / "enhanced").resolve()}
-
-
 def test_importing_serving_and_the_cli_command_stays_light() -> None:
     code = ("import sys, finmlops.serving, finmlops.cli.serve; "
             "heavy = [m for m in ('mlflow', 'onnxruntime', 'onnx', 'torch') if m in sys.modules]; "

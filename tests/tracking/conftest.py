@@ -4,7 +4,6 @@ real exported network (an LSTM DirectionModel through the project's own ONNX exp
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from finmlops.config import Settings, VariantSettings
+from finmlops.contracts import ModelCard
 from finmlops.models import TrainedVariant
 
 WINDOW, N_FEATURES = 4, 3
@@ -20,19 +20,6 @@ FEATURES = [f"f{i}" for i in range(N_FEATURES)]
 LOSSES = [{"train": [0.71, 0.70], "val": [0.70, 0.69]},      # fold 0
           {"train": [0.69], "val": [0.695]},                 # fold 1
           {"train": [0.70, 0.694, 0.69], "val": [0.697, 0.693, 0.694]}]  # the deployable fit
-
-
-@pytest.fixture(scope="session")
-def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, fully migrated MLflow database."""
-    from finmlops.tracking._client import quiet
-
-    db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    with quiet():
-        from mlflow import MlflowClient
-
-        MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
-    return db
 
 
 @pytest.fixture
@@ -76,11 +63,9 @@ def write_model_dir(path: Path, variant: str, bias: float = 0.0) -> Path:
     model.ir_version = 8
     onnx.checker.check_model(model)
     onnx.save(model, str(path / "model.onnx"))
-    meta = {"format": 1, "variant": variant, "target": ["IBB"], "input_name": "features",
-            "output_name": "probability", "window": WINDOW, "feature_names": FEATURES,
-            "data_version": "d" * 12, "weights_hash": f"w-{variant}-{bias}",
-            "trained_until": "2018-12-31", "horizon": 1}
-    (path / "model.json").write_text(json.dumps(meta), "utf-8")
+    ModelCard(variant=variant, target=["IBB"], window=WINDOW, feature_names=FEATURES,
+              data_version="d" * 12, weights_hash=f"w-{variant}-{bias}",
+              trained_until="2018-12-31", horizon=1).write(path)
     return path
 
 

@@ -34,10 +34,9 @@ def test_register_prints_versions_and_aliases(cli_home: Settings, make_trained: 
     run_ids = log_trained_variants(settings, trained)
     # As two parallel train pods leave it: one merge per variant.
     for t in trained:
-        merge_state(settings, {"dataset_version": t.data_version, "trained": {t.variant: {
-            "run_id": run_ids[t.variant], "model_dir": str(t.model_dir),
-            "oos_path": str(t.oos_path), "metrics": t.metrics,
-            "weights_hash": t.weights_hash}}})
+        entry = t.model_copy(update={"run_id": run_ids[t.variant]}).to_json()
+        merge_state(settings, {"dataset_version": t.data_version,
+                               "trained": {t.variant: entry}})
     assert main(["register", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["registered_model"] == "ibb-direction"

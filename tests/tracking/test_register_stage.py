@@ -20,9 +20,7 @@ REGISTER = Stage("register", "finmlops.pipeline._register:run", "register models
 def _state(trained: list[TrainedVariant], run_ids: dict[str, str]) -> dict[str, Any]:
     return {
         "dataset_version": trained[0].data_version,
-        "trained": {t.variant: {"run_id": run_ids.get(t.variant, ""),
-                                "model_dir": str(t.model_dir), "oos_path": str(t.oos_path),
-                                "metrics": t.metrics, "weights_hash": t.weights_hash}
+        "trained": {t.variant: t.model_copy(update={"run_id": run_ids.get(t.variant)}).to_json()
                     for t in trained},
     }
 

@@ -14,6 +14,7 @@ from finmlops.errors import ConfigError, ModelNotFoundError
 from finmlops.models import TrainedVariant
 from finmlops.tracking import (
     configure,
+    download_arms,
     download_model,
     list_models,
     log_training,
@@ -176,3 +177,23 @@ def test_two_homes_in_one_process_do_not_see_each_other(make_settings: Callable[
     assert [r["version"] for r in list_models(one)] == ["2", "1"]
     assert resolve(one, "champion").variant == "baseline"
     assert (two.home / "mlartifacts").is_dir() and (one.home / "mlartifacts").is_dir()
+
+
+def test_every_arm_downloads_the_version_its_alias_or_ref_names(
+        settings: Settings, make_trained: MakeTrained, tmp_path: Path) -> None:
+    """``finmlops serve`` and the abtest stage download arms the same way: each arm's variant
+    alias by default (a retrained baseline is v3), another alias or a version when asked; the
+    card of each carries the version it is."""
+    from finmlops.contracts import ModelCard
+
+    for variant, bias in (("baseline", 0.0), ("enhanced", 1.0), ("baseline", 0.5)):
+        _register(settings, make_trained, variant, bias=bias)
+    got = download_arms(settings, tmp_path / "serving")
+    assert got == {"baseline": tmp_path / "serving" / "baseline",
+                   "enhanced": tmp_path / "serving" / "enhanced"}
+    assert {a: ModelCard.read(d).version for a, d in got.items()} == {"baseline": "3",
+                                                                      "enhanced": "2"}
+    pinned = download_arms(settings, tmp_path / "pinned", {"baseline": "champion",
+                                                            "enhanced": "2"})
+    assert {a: ModelCard.read(d).version for a, d in pinned.items()} == {"baseline": "1",
+                                                                         "enhanced": "2"}

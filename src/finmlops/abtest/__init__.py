@@ -2,7 +2,7 @@
 statistics, the decision, a traffic replay against any V2 endpoint, and the realised outcomes
 a scheduled job posts as feedback. The evidence comes from the experiment ledger."""
 
-from finmlops.abtest.analysis import analyse_evidence, analyse_outcomes
+from finmlops.abtest.analysis import analyse_evidence, analyse_ledger, analyse_outcomes
 from finmlops.abtest.decision import (
     ACTIONS,
     PAIRED_DAILY_BASIS,
@@ -15,7 +15,7 @@ from finmlops.abtest.decision import (
     split_estimate,
     weights_after,
 )
-from finmlops.abtest.feedback import RealisedOutcome, realised_outcomes
+from finmlops.abtest.feedback import RealisedOutcome, realised_outcomes, record_realised
 from finmlops.abtest.hac import (
     HAC_METHODS,
     HACEstimate,
@@ -32,6 +32,7 @@ from finmlops.abtest.paired import (
     mcnemar,
 )
 from finmlops.abtest.replay import ReplayInput, ReplayResult, replay, routing_key
+from finmlops.abtest.replay_input import build_replay_input, configured_signature, replay_period
 from finmlops.abtest.sequential import (
     N_PLAN,
     SequentialResult,
@@ -83,9 +84,12 @@ __all__ = [
     "action_codes",
     "always_valid_mde",
     "analyse_evidence",
+    "analyse_ledger",
     "analyse_outcomes",
     "arm_stats",
     "arms_of",
+    "build_replay_input",
+    "configured_signature",
     "daily_diff_test",
     "decide",
     "decide_paired",
@@ -108,7 +112,9 @@ __all__ = [
     "paired_timeline",
     "read_evidence",
     "realised_outcomes",
+    "record_realised",
     "replay",
+    "replay_period",
     "routing_key",
     "running_min",
     "split_estimate",

@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from finmlops.abtest.decision import Decision, _clean, arms_of, decide, decide_paired
+from finmlops.abtest.decision import Decision, arms_of, decide, decide_paired
 from finmlops.abtest.paired import PairedStats
 from finmlops.abtest.sequential import N_PLAN
 from finmlops.abtest.sources import Evidence, arm_stats, paired_daily
 from finmlops.abtest.stats import ArmStats
 from finmlops.abtest.timeline import paired_timeline, split_timeline, window_breakdown
 from finmlops.config import Settings
+from finmlops.files import json_safe
 
 
 def _summary(arms: Mapping[str, ArmStats], served: Mapping[str, int],
@@ -37,7 +38,7 @@ def _summary(arms: Mapping[str, ArmStats], served: Mapping[str, int],
         decision = decide(arms, settings.abtest, settings.experiment, served=served,
                           challenger=chal, n_plan=n_plan)
     total = sum(served.values())
-    weights = {c.name: c.weight for c in settings.experiment.candidates}
+    weights = settings.experiment.weights
     wsum = sum(weights.values())
     per_arm = dict(decision.numbers.get("arms", {}))
     for arm in sorted(set(weights) | set(per_arm) | set(served)):
@@ -88,7 +89,7 @@ def analyse_outcomes(outcomes: pd.DataFrame, served: Mapping[str, int], settings
         if part is not None:
             stress[name] = part
     out["stress_windows"] = stress
-    return dict(_clean(out))
+    return dict(json_safe(out))
 
 
 def analyse_evidence(evidence: Evidence, settings: Settings, *, n_plan: int = N_PLAN,
@@ -105,3 +106,15 @@ def analyse_evidence(evidence: Evidence, settings: Settings, *, n_plan: int = N_
                           for v, c in sorted(evidence.assignments.items())}
     out["weights"] = {str(v): w for v, w in sorted(evidence.weights.items())}
     return out
+
+
+def analyse_ledger(settings: Settings, ledger_url: str) -> dict[str, Any]:
+    """The summary of everything the ledger at ``ledger_url`` holds for the experiment."""
+    from finmlops.abtest.sources import read_evidence
+    from finmlops.ledger import open_ledger
+
+    ledger = open_ledger(ledger_url, create=False)
+    try:
+        return analyse_evidence(read_evidence(ledger, settings), settings)
+    finally:
+        ledger.close()

@@ -52,6 +52,7 @@ from finmlops.abtest.stats import (
     srm_test,
 )
 from finmlops.config import ABTestSettings, ExperimentSettings
+from finmlops.files import json_safe
 
 Action = Literal["promote", "rollback", "continue", "invalid"]
 ACTIONS: tuple[Action, ...] = ("continue", "promote", "rollback", "invalid")
@@ -65,29 +66,15 @@ class Decision:
     numbers: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "reason": self.reason, "numbers": _clean(self.numbers)}
-
-
-def _clean(v: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, inf/nan to None."""
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_clean(x) for x in v]
-    if isinstance(v, float | np.floating):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
+        return {"action": self.action, "reason": self.reason,
+                "numbers": json_safe(self.numbers)}
 
 
 def arms_of(experiment: ExperimentSettings, challenger: str | None = None) -> tuple[str, str]:
     """``(challenger, reference)``: the reference is the default (champion) arm."""
-    names = [c.name for c in experiment.candidates]
-    reference = experiment.default or names[0]
+    reference = experiment.reference
     if challenger is None:
-        others = [n for n in names if n != reference]
+        others = [n for n in experiment.candidate_names if n != reference]
         if not others:
             raise ValueError("the experiment has no challenger arm")
         challenger = others[0]
@@ -159,7 +146,7 @@ def _srm(abtest: ABTestSettings, experiment: ExperimentSettings,
          counts: Mapping[str, int], served_by_version: Mapping[Any, Mapping[str, int]] | None,
          weights_by_version: Mapping[Any, Mapping[str, float]] | None, n_plan: int
          ) -> SRMResult:
-    weights = {c.name: float(c.weight) for c in experiment.candidates}
+    weights = {name: float(w) for name, w in experiment.weights.items()}
     if served_by_version is None:
         return srm_test(counts, weights, abtest.srm_alpha, n_plan=n_plan)
     by_version = (weights_by_version if weights_by_version is not None
@@ -310,7 +297,7 @@ def weights_after(action: str, experiment: ExperimentSettings, challenger: str,
                   reference: str) -> list[dict[str, Any]]:
     """Traffic after acting on a decision: a promoted challenger takes the champion's share
     (the arms swap weights); a rolled-back challenger gets nothing and the champion all."""
-    current = {c.name: c.weight for c in experiment.candidates}
+    current = experiment.weights
     if action == "promote":
         current[challenger], current[reference] = current[reference], current[challenger]
     elif action == "rollback":

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from finmlops.abtest.replay import routing_key
-from finmlops.errors import DataValidationError
+from finmlops.config import Settings
+from finmlops.errors import ConfigError, DataValidationError
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,60 @@ def realised_outcomes(bars: Any, tickers: Sequence[str], day: dt.date | None = N
                     f"{execution} needs {held} bar(s) after it")
         out.append(RealisedOutcome(ticker, dates[i], dates[i + held], float(values[i])))
     return out
+
+
+def record_realised(settings: Settings, url: str | None, day: dt.date | None,
+                    tickers: Sequence[str] | None, actor: str, *,
+                    since: dt.date | None = None,
+                    dataset: str | None = None) -> dict[str, Any]:
+    """The realised outcomes of ``tickers`` (default ``features.target``) from ``dataset``
+    (default: the newest version), filled as ``evaluation.execution`` says (the outcome the
+    replay posts) — of ``day``, or with ``since`` of every as-of date from it whose return is
+    known: posted in one batch to the service at ``url``, or, with ``url`` None, written
+    straight into ``ledger.url`` as ``actor``'s. ``{target, dataset_version, posted,
+    answer}``."""
+    from finmlops.abtest.client import ServiceClient
+    from finmlops.data import get_manifest, read_bars
+    from finmlops.ledger import Feedback, open_ledger, redact
+
+    names = list(settings.features.target) if tickers is None else list(tickers)
+    if not names:
+        raise ConfigError("--tickers names no ticker")
+    manifest = get_manifest(settings, dataset)
+    bars = read_bars(settings, manifest.version, names)
+    execution = settings.evaluation.execution
+    if since is None:
+        outcomes = realised_outcomes(bars, names, day, execution)
+    else:
+        outcomes = _realised_since(bars, names, since, execution)
+    if url is None:
+        target = settings.ledger_url
+        ledger = open_ledger(target, create=False, timeout_s=settings.ledger.write_timeout_s)
+        try:
+            answer = ledger.apply_feedback(
+                [Feedback(o.forward_return, o.direction, routing_key=o.routing_key)
+                 for o in outcomes], actor, settings.evaluation).to_json()
+        finally:
+            ledger.close()
+        target = redact(target)
+    else:
+        with ServiceClient.of(settings, url) as client:
+            target, answer = url, client.feedback([o.payload() for o in outcomes])
+    return {"target": target, "dataset_version": manifest.version,
+            "posted": [o.to_json() for o in outcomes], "answer": answer}
+
+
+def _realised_since(bars: Any, names: Sequence[str], since: dt.date,
+                    execution: str) -> list[RealisedOutcome]:
+    """Every as-of date from ``since`` to each ticker's newest known outcome (a day without a
+    return, at a gap, is left out): what a daily job posts after missed days."""
+    outcomes: list[RealisedOutcome] = []
+    for ticker in names:
+        newest = realised_outcomes(bars, [ticker], None, execution)[0].date
+        rows = bars[bars["ticker"] == ticker]
+        for d in sorted({d.date() for d in rows["date"] if since <= d.date() <= newest}):
+            try:
+                outcomes += realised_outcomes(bars, [ticker], d, execution)
+            except DataValidationError:  # a gap: that day has no return to record
+                continue
+    return outcomes

@@ -4,9 +4,9 @@ Each day and ticker is one request to the experiment with ``parameters.routing_k
 "<ticker>:<YYYY-MM-DD>"``, so the arm that serves it is a pure function of the key and the
 experiment version (the same on every replica). After a day's requests, the realised one-day
 return of each (known once the next bar exists) is posted as one feedback batch, addressed by
-the ``prediction_id`` each answer carried. ``seldon=True`` also sends
-``seldon-model: <experiment>.experiment``, so the same replay drives a Seldon Core v2
-Experiment behind its mesh.
+the ``prediction_id`` each answer carried. The requests go through a
+:class:`~finmlops.abtest.client.ServiceClient` (its ``seldon=True`` drives a Seldon Core v2
+Experiment behind its mesh with the same replay).
 """
 
 from __future__ import annotations
@@ -15,19 +15,13 @@ import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from finmlops.errors import (
-    BadRequestError,
-    ModelNotFoundError,
-    NotReadyError,
-    PayloadTooLargeError,
-    SourceError,
-    UnauthorizedError,
-)
+if TYPE_CHECKING:
+    from finmlops.abtest.client import ServiceClient
 
 ProgressFn = Callable[[int, int, str], None]
 """``(days_done, days_total, day)`` after each replayed day."""
@@ -70,70 +64,14 @@ def routing_key(ticker: str, day: dt.date) -> str:
     return f"{ticker}:{day.isoformat()}"
 
 
-def _raise_for(resp: Any, what: str) -> None:
-    if resp.status_code < 400:
-        return
-    try:
-        msg = resp.json().get("error", resp.text)
-    except ValueError:
-        msg = resp.text
-    text = f"{what} answered {resp.status_code}: {msg}"
-    if resp.status_code == 404:
-        raise ModelNotFoundError(text)
-    if resp.status_code == 503:
-        raise NotReadyError(text)
-    if resp.status_code == 401:
-        raise UnauthorizedError(text)
-    if resp.status_code == 413:
-        raise PayloadTooLargeError(text)
-    if resp.status_code == 400:
-        raise BadRequestError(text)
-    raise SourceError(text)
-
-
-def _arm_of(body: dict[str, Any], headers: Any) -> str:
-    params = body.get("parameters") or {}
-    arm = params.get("arm")
-    if isinstance(arm, str) and arm:
-        return arm
-    route = headers.get("x-seldon-route", "")
-    parts = [p for p in route.split(":") if p]
-    if parts:
-        return str(parts[-1])
-    return str(body.get("model_name", "unknown"))
-
-
-def _bearer(token: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
-def _prediction_id(answer: dict[str, Any], headers: Any) -> str:
-    params = answer.get("parameters") or {}
-    pid = params.get("prediction_id") or headers.get("x-prediction-id")
-    if not isinstance(pid, str) or not pid:
-        raise SourceError("the service's answer carries no prediction_id (is it finmlops?)")
-    return pid
-
-
-def replay(url: str, data: ReplayInput, *, experiment: str,
-           inference_token: str | None = None, feedback_token: str | None = None,
-           id_prefix: str = "replay", input_name: str = "features", timeout: float = 30.0,
-           on_progress: ProgressFn | None = None, client: Any = None,
-           seldon: bool = False) -> ReplayResult:
+def replay(client: ServiceClient, data: ReplayInput, *, experiment: str,
+           id_prefix: str = "replay", input_name: str = "features",
+           on_progress: ProgressFn | None = None) -> ReplayResult:
     """Send every (day, ticker) as a V2 request, then that day's outcomes as feedback.
 
     ``id_prefix`` prefixes the client ids sent (kept beside each prediction in the ledger).
+    The client's connections stay open for the whole replay.
     """
-    import httpx
-
-    own = client is None
-    headers = _bearer(inference_token)
-    if seldon:
-        headers["seldon-model"] = f"{experiment}.experiment"
-    fb_headers = _bearer(feedback_token)
-    http = client or httpx.Client(timeout=timeout, trust_env=False)
-    base = url.rstrip("/")
-    infer_url = f"{base}/v2/models/{experiment}/infer"
     order = sorted(range(len(data.dates)), key=lambda i: (data.dates[i], data.tickers[i]))
     days = sorted(set(data.dates))
     by_day: dict[dt.date, list[int]] = {}
@@ -143,44 +81,31 @@ def replay(url: str, data: ReplayInput, *, experiment: str,
     t0 = time.perf_counter()
     w, f = int(data.windows.shape[1]), int(data.windows.shape[2])
     try:
-        for d_i, day in enumerate(days):
-            outcomes = []
-            for i in by_day[day]:
-                key = routing_key(data.tickers[i], day)
-                body = {"id": f"{id_prefix}:{key}", "parameters": {"routing_key": key},
-                        "inputs": [{"name": input_name, "datatype": "FP32", "shape": [1, w, f],
-                                    "data": data.windows[i].astype(float).ravel().tolist()}]}
-                try:
-                    resp = http.post(infer_url, json=body, headers=headers)
-                except httpx.HTTPError as exc:
-                    raise SourceError(f"service at {base} is unreachable: {exc}") from None
-                _raise_for(resp, f"inference for {key}")
-                answer = resp.json()
-                pid = _prediction_id(answer, resp.headers)
-                arm = _arm_of(answer, resp.headers)
-                outputs = answer.get("outputs") or [{}]
-                prob = (outputs[0].get("data") or [None])[0]
-                result.requests += 1
-                result.served[arm] = result.served.get(arm, 0) + 1
-                result.records.append({"prediction_id": pid, "routing_key": key, "arm": arm,
-                                       "probability": prob})
-                fwd = float(data.forward_returns[i])
-                if np.isfinite(fwd):
-                    outcomes.append({"prediction_id": pid, "realized_return": fwd,
-                                     "direction": int(fwd > 0)})
-            if outcomes:
-                try:
-                    resp = http.post(f"{base}/v2/feedback", json={"outcomes": outcomes},
-                                     headers=fb_headers)
-                except httpx.HTTPError as exc:
-                    raise SourceError(f"service at {base} is unreachable: {exc}") from None
-                _raise_for(resp, f"feedback for {day}")
-                result.feedback += len(outcomes)
-            result.days += 1
-            if on_progress is not None:
-                on_progress(d_i + 1, len(days), day.isoformat())
+        with client:
+            for d_i, day in enumerate(days):
+                outcomes = []
+                for i in by_day[day]:
+                    key = routing_key(data.tickers[i], day)
+                    body = {"id": f"{id_prefix}:{key}", "parameters": {"routing_key": key},
+                            "inputs": [{"name": input_name, "datatype": "FP32",
+                                        "shape": [1, w, f],
+                                        "data": data.windows[i].astype(float).ravel().tolist()}]}
+                    answer = client.infer(experiment, body, what=f"inference for {key}")
+                    pid, arm = answer.prediction_id, answer.arm
+                    result.requests += 1
+                    result.served[arm] = result.served.get(arm, 0) + 1
+                    result.records.append({"prediction_id": pid, "routing_key": key,
+                                           "arm": arm, "probability": answer.probability})
+                    fwd = float(data.forward_returns[i])
+                    if np.isfinite(fwd):
+                        outcomes.append({"prediction_id": pid, "realized_return": fwd,
+                                         "direction": int(fwd > 0)})
+                if outcomes:
+                    client.feedback(outcomes, what=f"feedback for {day}")
+                    result.feedback += len(outcomes)
+                result.days += 1
+                if on_progress is not None:
+                    on_progress(d_i + 1, len(days), day.isoformat())
     finally:
         result.seconds = time.perf_counter() - t0
-        if own:
-            http.close()
     return result

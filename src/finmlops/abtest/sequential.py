@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from finmlops.files import json_safe
+
 N_PLAN = 500
 """Default sample size (outcomes, or days for the paired test) the mixture is tuned for."""
 
@@ -44,7 +46,7 @@ class SequentialResult:
     upper: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (v if math.isfinite(v) else None) for k, v in asdict(self).items()}
+        return dict(json_safe(asdict(self)))
 
 
 def mixture_tau2(variance: ArrayLike, n: ArrayLike, n_plan: int = N_PLAN,

@@ -17,6 +17,7 @@ from scipy import stats as sps
 from scipy.special import gammaln
 
 from finmlops.abtest.sequential import N_PLAN
+from finmlops.files import json_safe
 
 POWER = 0.8
 """Power at which minimum detectable effects are quoted."""
@@ -77,14 +78,7 @@ class TestResult:
     df: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _finite(v) for k, v in asdict(self).items()}
-
-
-def _finite(v: Any) -> Any:
-    """JSON has no inf/nan: such values become ``None``."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+        return dict(json_safe(asdict(self)))
 
 
 def _z(alpha: float) -> float:
@@ -163,13 +157,7 @@ class SRMResult:
     versions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _clean_floats(v) for k, v in asdict(self).items()}
-
-
-def _clean_floats(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _clean_floats(x) for k, x in v.items()}
-    return _finite(v) if isinstance(v, float) else v
+        return dict(json_safe(asdict(self)))
 
 
 def srm_concentration(n_plan: int = N_PLAN, alpha: float = 0.001) -> float:

@@ -98,7 +98,7 @@ def split_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings,
     days = sorted(set(served["day"]))
     if not days:
         return {"days": [], "days_to_decision": None}
-    live = [c.name for c in experiment.candidates if c.weight > 0]
+    live = [name for name, w in experiment.weights.items() if w > 0]
     arms = sorted(set(served["arm"]) | set(live))
     g = served.assign(r2=served["net_return"] ** 2).groupby(["day", "arm"]).agg(
         n=("hit", "size"), h=("hit", "sum"), s=("net_return", "sum"), q=("r2", "sum"))

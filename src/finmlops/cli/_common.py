@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from finmlops.config import Settings
+    from finmlops.contracts import RunState
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -59,6 +62,32 @@ def _same_value(raw: Any, value: Any) -> bool:
     if isinstance(raw, dt.datetime) and isinstance(value, dt.date):
         raw = raw.date() if not isinstance(value, dt.datetime) else raw
     return bool(raw == value or str(raw) == str(value))
+
+
+def run_stage(settings: Settings, names: str | Sequence[str], as_json: bool = False,
+              options: Mapping[str, Mapping[str, Any]] | None = None) -> RunState:
+    """Run the named stages of :data:`finmlops.pipeline.STAGES` (in pipeline order) with a
+    progress display, on stderr when the command prints JSON; the merged run state."""
+    from finmlops.cli._progress import ConsoleReporter
+    from finmlops.contracts import WRITER, RunState
+    from finmlops.pipeline import STAGES, run_stages, select
+
+    chosen = select(STAGES, only=[names] if isinstance(names, str) else list(names))
+    with ConsoleReporter(console(stderr=as_json)) as reporter:
+        state = run_stages(settings, chosen, reporter, options=options)
+    written = {s.name for s in chosen}
+    return RunState.of(state, *(k for k, stage in WRITER.items() if stage in written))
+
+
+def current_user() -> str:
+    """Who runs the command, for audit trails: ``$USER``, else the login name."""
+    import getpass
+    import os
+
+    try:
+        return os.environ.get("USER") or getpass.getuser() or "unknown"
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def print_json(data: Any) -> None:

@@ -15,122 +15,130 @@ sync (``finmlops promotion apply``) and ``git revert`` rolls back.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from finmlops.cli._common import JsonOption, console, emit, print_json, settings_from
+from finmlops.cli._common import (
+    JsonOption,
+    console,
+    current_user,
+    emit,
+    print_json,
+    run_stage,
+    settings_from,
+)
 
-ABTEST_STAGE = ("abtest", "finmlops.pipeline._abtest:run",
-                "replay the held-out days through the service, then decide the A/B test")
+if TYPE_CHECKING:
+    from finmlops.config import Settings
 
 UrlOption = Annotated[str | None, typer.Option(
     "--url", help="Base URL of a running V2 service (default: start one in-process).")]
-FEEDBACK_BACKOFF_S = (0.5, 1.0, 2.0)
-"""Waits before the retries of a feedback post that met a 5xx or a transport error."""
-
 LedgerOption = Annotated[str | None, typer.Option(
     "--ledger-url", help="Experiment ledger to read (sqlite:///... or postgresql://...); "
                          "default: the latest replay's, else ledger.url.")]
 
+group = typer.Typer(name="abtest", no_args_is_help=True,
+                    help="Replay traffic, watch and decide the A/B experiment.")
 
-def register(app: typer.Typer) -> None:
-    group = typer.Typer(name="abtest", no_args_is_help=True,
-                        help="Replay traffic, watch and decide the A/B experiment.")
 
-    @group.command("replay")
-    def replay_cmd(
-        ctx: typer.Context,
-        url: UrlOption = None,
-        start: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")] = None,
-        end: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD).")] = None,
-        seldon: Annotated[bool, typer.Option(
-            "--seldon", help="Address a Seldon Core v2 Experiment: send the header "
-                             "seldon-model: <experiment>.experiment (with --url).")] = False,
-        as_json: JsonOption = False,
-    ) -> None:
-        """Replay held-out days as live traffic (one request per day and ticker, then feedback)."""
-        overrides = {"abtest.replay_start": _date(start, "--start"),
-                     "abtest.replay_end": _date(end, "--end")}
-        settings = settings_from(ctx, overrides)
-        if url is None:
-            state = _run_stage(settings, as_json)
-            summary = _load_json(Path(state["abtest"]["path"]))
-            if as_json:
-                print_json(summary)
-                return
-            _print_status(summary)
-            return
-        result = _replay_remote(settings, url, as_json, seldon)
-        if as_json:
-            print_json(result)
-            return
-        console().print(f"replayed {result['requests']} requests over {result['days']} days "
-                        f"to {url} ({result['feedback']} outcomes); served {result['served']}")
-
-    @group.command("feedback")
-    def feedback_cmd(
-        ctx: typer.Context,
-        url: Annotated[str | None, typer.Option(
-            "--url", help="Base URL of the running V2 service to post to.")] = None,
-        ledger: Annotated[bool, typer.Option(
-            "--ledger", help="Write the outcomes straight into the experiment ledger "
-                             "(ledger.url) instead of posting them.")] = False,
-        date: Annotated[str | None, typer.Option(
-            "--date", help="As-of date (YYYY-MM-DD); default: each ticker's newest date "
-                           "with a known forward return.")] = None,
-        tickers: Annotated[str | None, typer.Option(
-            "--tickers", help="Comma-separated tickers (default: features.target).")] = None,
-        since: Annotated[str | None, typer.Option(
-            "--since", help="Every as-of date from this one (YYYY-MM-DD) whose return is "
-                            "known (empty: as without it), e.g. after missed days.")] = None,
-        dataset: Annotated[str | None, typer.Option(
-            help="Dataset version to compute the returns from (default: the newest).")]
-        = None,
-        as_json: JsonOption = False,
-    ) -> None:
-        """Record realised one-day returns by routing key (TICKER:DATE): posted to
-        /v2/feedback (--url) or written into the ledger (--ledger)."""
-        from finmlops.errors import ConfigError
-
-        if (url is None) == (not ledger):
-            raise ConfigError("give exactly one of --url (post to the service) or --ledger "
-                              "(write into the ledger)")
-        if date and since:
-            raise ConfigError("give --date or --since, not both")
-        settings = settings_from(ctx)
-        out = _post_realised(settings, url, _date(date, "--date"), tickers,
-                             since=_date(since or None, "--since"),
-                             dataset=None if dataset in (None, "", "latest") else dataset)
-        emit(ctx, {"feedback": out["answer"]})
-        if as_json:
-            print_json(out)
-            return
-        c = console()
-        for o in out["posted"]:
-            c.print(f"posted {o['routing_key']}: realized_return {o['realized_return']:+.6f} "
-                    f"(close {o['date']} -> {o['until']}, direction {o['direction']})")
-        a = out["answer"]
-        unknown = ", ".join(a.get("unknown") or []) or "none"
-        c.print(f"{out['target']}: accepted {a.get('accepted')}, duplicates "
-                f"{a.get('duplicates')}, unknown {unknown}")
-
-    @group.command("status")
-    def status_cmd(
-        ctx: typer.Context,
-        ledger_url: LedgerOption = None,
-        as_json: JsonOption = False,
-    ) -> None:
-        """Per-arm numbers with CIs, comparisons, the sequential test, MDE and split vs paired."""
-        settings = settings_from(ctx)
-        summary = _analyse(settings, ledger_url)
+@group.command("replay")
+def replay_cmd(
+    ctx: typer.Context,
+    url: UrlOption = None,
+    start: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD).")] = None,
+    seldon: Annotated[bool, typer.Option(
+        "--seldon", help="Address a Seldon Core v2 Experiment: send the header "
+                         "seldon-model: <experiment>.experiment (with --url).")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay held-out days as live traffic (one request per day and ticker, then feedback)."""
+    overrides = {"abtest.replay_start": _date(start, "--start"),
+                 "abtest.replay_end": _date(end, "--end")}
+    settings = settings_from(ctx, overrides)
+    if url is None:
+        state = run_stage(settings, "abtest", as_json)
+        summary = _load_json(state.abtest.path if state.abtest else "")
         if as_json:
             print_json(summary)
             return
         _print_status(summary)
+        return
+    result = _replay_remote(settings, url, as_json, seldon)
+    if as_json:
+        print_json(result)
+        return
+    console().print(f"replayed {result['requests']} requests over {result['days']} days "
+                    f"to {url} ({result['feedback']} outcomes); served {result['served']}")
 
+
+@group.command("feedback")
+def feedback_cmd(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option(
+        "--url", help="Base URL of the running V2 service to post to.")] = None,
+    ledger: Annotated[bool, typer.Option(
+        "--ledger", help="Write the outcomes straight into the experiment ledger "
+                         "(ledger.url) instead of posting them.")] = False,
+    date: Annotated[str | None, typer.Option(
+        "--date", help="As-of date (YYYY-MM-DD); default: each ticker's newest date "
+                       "with a known forward return.")] = None,
+    tickers: Annotated[str | None, typer.Option(
+        "--tickers", help="Comma-separated tickers (default: features.target).")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Every as-of date from this one (YYYY-MM-DD) whose return is "
+                        "known (empty: as without it), e.g. after missed days.")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="Dataset version to compute the returns from (default: the newest).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record realised one-day returns by routing key (TICKER:DATE): posted to
+    /v2/feedback (--url) or written into the ledger (--ledger)."""
+    from finmlops.abtest import record_realised
+    from finmlops.errors import ConfigError
+
+    if (url is None) == (not ledger):
+        raise ConfigError("give exactly one of --url (post to the service) or --ledger "
+                          "(write into the ledger)")
+    if date and since:
+        raise ConfigError("give --date or --since, not both")
+    settings = settings_from(ctx)
+    names = None if tickers is None else [t.strip().upper() for t in tickers.split(",")
+                                          if t.strip()]
+    out = record_realised(settings, url, _date(date, "--date"), names, f"cli:{_user()}",
+                          since=_date(since or None, "--since"),
+                          dataset=None if dataset in (None, "", "latest") else dataset)
+    emit(ctx, {"feedback": out["answer"]})
+    if as_json:
+        print_json(out)
+        return
+    c = console()
+    for o in out["posted"]:
+        c.print(f"posted {o['routing_key']}: realized_return {o['realized_return']:+.6f} "
+                f"(close {o['date']} -> {o['until']}, direction {o['direction']})")
+    a = out["answer"]
+    unknown = ", ".join(a.get("unknown") or []) or "none"
+    c.print(f"{out['target']}: accepted {a.get('accepted')}, duplicates "
+            f"{a.get('duplicates')}, unknown {unknown}")
+
+
+@group.command("status")
+def status_cmd(
+    ctx: typer.Context,
+    ledger_url: LedgerOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per-arm numbers with CIs, comparisons, the sequential test, MDE and split vs paired."""
+    settings = settings_from(ctx)
+    summary = _analyse(settings, ledger_url)
+    if as_json:
+        print_json(summary)
+        return
+    _print_status(summary)
+
+
+def register(app: typer.Typer) -> None:
     @group.command("decide")
     def decide_cmd(
         ctx: typer.Context,
@@ -193,207 +201,50 @@ def _date(text: str | None, flag: str) -> dt.date | None:
         raise ConfigError(f"{flag} must be a date like 2020-01-31, not {text!r}") from None
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+_user = current_user
 
 
-def _load_json(path: Path) -> dict[str, Any]:
+def _load_json(path: str) -> dict[str, Any]:
     import json
+    from pathlib import Path
 
     from finmlops.errors import StoreError
 
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise StoreError(f"cannot read {path}: {exc}") from None
     return data
 
 
-def _run_stage(settings: Any, as_json: bool) -> dict[str, Any]:
-
-    from finmlops.cli._progress import ConsoleReporter
-    from finmlops.pipeline import Stage, run_stages
-
-    out = console(stderr=as_json)
-    with ConsoleReporter(out) as reporter:
-        return run_stages(settings, [Stage(*ABTEST_STAGE)], reporter)
-
-
-def _replay_remote(settings: Any, url: str, as_json: bool, seldon: bool = False
-                   ) -> dict[str, Any]:
-    """Replay against a running service: the input signature comes from the trained models
-    in the run state, else from the settings (longest window, full feature list)."""
-    import uuid
-
-    from finmlops.abtest import replay
-    from finmlops.data import read_bars
-    from finmlops.features import feature_names
-    from finmlops.pipeline import load_state
-    from finmlops.pipeline._abtest import (
-        build_replay_input,
-        input_signature,
-        model_dirs,
-        replay_period,
-    )
-
-    state = load_state(settings)
-    try:
-        default = settings.experiment.default or settings.experiment.candidates[0].name
-        window, names = input_signature(model_dirs(settings, state)[default])
-    except Exception:
-        window = max(settings.train.variants[c.name].window
-                     for c in settings.experiment.candidates)
-        names = feature_names("full", settings.features.context)
-    start, end = replay_period(settings)
-    data = build_replay_input(settings, read_bars(settings, state.get("dataset_version")),
-                              window, names, start, end)
-    tokens = settings.serve.tokens
+def _replay_remote(settings: Settings, url: str, as_json: bool,
+                   seldon: bool = False) -> dict[str, Any]:
+    """Replay against a running service, with a progress bar on the terminal."""
     from rich.progress import Progress
 
+    from finmlops.pipeline import replay_to
+
     with Progress(console=console(), transient=True, disable=as_json) as bar:
-        task = bar.add_task("replaying", total=len(set(data.dates)))
+        task = bar.add_task("replaying", total=None)
 
         def progress(done: int, total: int, day: str) -> None:
-            bar.update(task, completed=done, description=f"replaying {day}")
+            bar.update(task, completed=done, total=total, description=f"replaying {day}")
 
-        result = replay(url, data, experiment=settings.experiment.name,
-                        inference_token=_secret(tokens.inference),
-                        feedback_token=_secret(tokens.feedback),
-                        id_prefix=f"replay-{uuid.uuid4().hex[:8]}", on_progress=progress,
-                        seldon=seldon)
-    return result.summary()
+        return replay_to(settings, url, on_progress=progress, seldon=seldon)
 
 
-def _secret(value: Any) -> str | None:
-    return value.get_secret_value() if value is not None else None
+def default_ledger(settings: Settings) -> str:
+    """The ledger ``status`` and ``decide`` read (:func:`finmlops.pipeline.default_ledger`)."""
+    from finmlops.pipeline import default_ledger as of_home
+
+    return of_home(settings)
 
 
-def _post_realised(settings: Any, url: str | None, day: dt.date | None,
-                   tickers: str | None, *, since: dt.date | None = None,
-                   dataset: str | None = None) -> dict[str, Any]:
-    """Compute the outcomes from the dataset version (default: the newest) and post them in
-    one batch (``url`` None: write them into the ledger)."""
-    from finmlops.abtest import realised_outcomes
-    from finmlops.data import get_manifest, read_bars
-    from finmlops.errors import ConfigError, DataValidationError
-
-    names = list(settings.features.target) if tickers is None else [
-        t.strip().upper() for t in tickers.split(",") if t.strip()]
-    if not names:
-        raise ConfigError("--tickers names no ticker")
-    manifest = get_manifest(settings, dataset)
-    bars = read_bars(settings, manifest.version, names)
-    execution = settings.evaluation.execution
-    # One-day positions filled as the backtest fills them (the same outcome the replay posts).
-    if since is None:
-        outcomes = realised_outcomes(bars, names, day, execution)
-    else:
-        outcomes = []
-        for ticker in names:
-            newest = realised_outcomes(bars, [ticker], None, execution)[0].date
-            rows = bars[bars["ticker"] == ticker]
-            days = sorted({d.date() for d in rows["date"]
-                           if since <= d.date() <= newest})
-            for d in days:
-                try:
-                    outcomes += realised_outcomes(bars, [ticker], d, execution)
-                except DataValidationError:  # a gap: that day has no return to record
-                    continue
-    if url is None:
-        target, answer = _write_feedback(settings, outcomes)
-    else:
-        target, answer = url, _post_feedback(settings, url, [o.payload() for o in outcomes])
-    return {"target": target, "dataset_version": manifest.version,
-            "posted": [o.to_json() for o in outcomes], "answer": answer}
-
-
-def _write_feedback(settings: Any, outcomes: list[Any]) -> tuple[str, dict[str, Any]]:
-    """The outcomes into the ledger directly, recorded as this user's."""
-    from finmlops.ledger import Feedback, open_ledger, redact
-
-    url = settings.ledger_url
-    _require_ledger(url)
-    ledger = open_ledger(url, create=False, timeout_s=settings.ledger.write_timeout_s)
-    try:
-        result = ledger.apply_feedback(
-            [Feedback(o.forward_return, o.direction, routing_key=o.routing_key)
-             for o in outcomes], f"cli:{_user()}", settings.evaluation)
-    finally:
-        ledger.close()
-    return redact(url), result.to_json()
-
-
-def _post_feedback(settings: Any, url: str, outcomes: list[dict[str, Any]]) -> Any:
-    """POST ``{"outcomes": [...]}``; retried on 5xx and transport errors (feedback is
-    idempotent, so a retry after a lost answer counts nothing twice)."""
-    import time
-
-    import httpx
-
-    from finmlops.abtest.replay import _raise_for
-    from finmlops.errors import SourceError
-
-    token = settings.serve.tokens.feedback
-    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
-    target = f"{url.rstrip('/')}/v2/feedback"
-    waits = [*FEEDBACK_BACKOFF_S, None]
-    with httpx.Client(timeout=30.0, trust_env=False) as http:
-        for wait in waits:
-            try:
-                resp = http.post(target, json={"outcomes": outcomes}, headers=headers)
-            except httpx.TransportError as exc:
-                if wait is None:
-                    raise SourceError(f"service at {url} is unreachable: {exc}") from None
-                time.sleep(wait)
-                continue
-            if resp.status_code >= 500 and wait is not None:
-                time.sleep(wait)
-                continue
-            _raise_for(resp, f"feedback to {url}")
-            try:
-                return resp.json()
-            except ValueError:
-                raise SourceError(f"feedback to {url} answered {resp.status_code} with "
-                                  f"non-JSON: {resp.text[:200]}") from None
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def default_ledger(settings: Any) -> str:
-    """The latest replay's ledger (run state) when ``ledger.url`` is not set and a replay
-    ran, else ``ledger.url`` (default ``<home>/ledger.db``)."""
-    from finmlops.pipeline import load_state
-    from finmlops.pipeline._abtest import run_ledger
-
-    if settings.ledger.url is None:
-        path = (load_state(settings).get("abtest") or {}).get("path")
-        if path and (Path(path).parent / "ledger.db").is_file():
-            return run_ledger(Path(path).parent)
-    return str(settings.ledger_url)
-
-
-def _require_ledger(url: str) -> None:
-    """A SQLite ledger that nothing has written yet: one line saying what creates it."""
-    from urllib.parse import unquote, urlsplit
-
-    from finmlops.errors import StoreError
-
-    if not url.lower().startswith("sqlite:"):
-        return
-    path = Path(unquote(urlsplit(url).path)[1:])
-    if path.name and not path.is_file():
-        raise StoreError(f"no experiment ledger at {path}: run `finmlops run` (or "
-                         "`finmlops serve`) first")
-
-
-def _analyse(settings: Any, ledger_url: str | None) -> dict[str, Any]:
+def _analyse(settings: Settings, ledger_url: str | None) -> dict[str, Any]:
+    from finmlops.abtest import analyse_ledger
     from finmlops.ledger import redact
-    from finmlops.pipeline._abtest import analyse_ledger
 
     url = ledger_url or default_ledger(settings)
-    _require_ledger(url)
     summary = analyse_ledger(settings, url)
     summary["source"] = {"kind": "ledger", "url": redact(url)}
     return summary

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from finmlops.cli._common import JsonOption, print_json, settings_from
+
+if TYPE_CHECKING:
+    from finmlops.config import Settings
 
 
 class Target(StrEnum):
@@ -29,7 +32,7 @@ def _pairs(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def pinned_versions(settings: Any, arms: list[str],
+def pinned_versions(settings: Settings, arms: list[str],
                     overrides: dict[str, str]) -> dict[str, str]:
     """``{arm: version}``: the version each arm's alias names (or ``overrides[arm]``), each one
     published where the manifests will point (else a one-line error naming the command)."""
@@ -61,78 +64,78 @@ def pinned_versions(settings: Any, arms: list[str],
     return out
 
 
-def register(app: typer.Typer) -> None:
-    deploy = typer.Typer(help="Render Kubernetes manifests (Argo Workflows, serving, Seldon, "
+deploy_app = typer.Typer(help="Render Kubernetes manifests (Argo Workflows, serving, Seldon, "
                               "KServe).",
                          no_args_is_help=True)
 
-    @deploy.command("render")
-    def render(
-        ctx: typer.Context,
-        out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write into.")],
-        target: Annotated[Target, typer.Option(help="What to render.")] = Target.kubernetes,
-        environment: Annotated[list[str] | None, typer.Option(
-            "--environment", "-e", help="kubernetes: render only this environment "
-                                        "(repeatable; default: every deploy.environments "
-                                        "entry).")] = None,
-        model_version: Annotated[list[str] | None, typer.Option(
-            "--model-version", help="seldon/kserve: arm=N pins an arm to registered version N "
-                                    "(default: the version the arm's alias names).")] = None,
-        as_json: JsonOption = False,
-    ) -> None:
-        """Write Kubernetes manifests (kustomize base + overlays), Seldon or KServe objects.
 
-        kubernetes: environments/<env>/ (each environment whole, in its own namespaces),
-        argocd/<env>.yaml, platform/, helm/; seldon: Models + Experiment;
-        kserve: the InferenceService with the challenger as canary (and default/ without it).
-        Seldon and KServe pin each arm to a registered version published by `finmlops models
-        publish`.
-        """
-        from finmlops.deploy import (
-            render_kserve,
-            render_kubernetes,
-            render_seldon,
-            write_rendered,
-        )
+@deploy_app.command("render")
+def render_cmd(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write into.")],
+    target: Annotated[Target, typer.Option(help="What to render.")] = Target.kubernetes,
+    environment: Annotated[list[str] | None, typer.Option(
+        "--environment", "-e", help="kubernetes: render only this environment "
+                                    "(repeatable; default: every deploy.environments "
+                                    "entry).")] = None,
+    model_version: Annotated[list[str] | None, typer.Option(
+        "--model-version", help="seldon/kserve: arm=N pins an arm to registered version N "
+                                "(default: the version the arm's alias names).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write Kubernetes manifests (one tree per environment), Seldon or KServe objects.
 
-        settings = settings_from(ctx)
-        from finmlops.deploy import seldon
+    kubernetes: environments/<env>/ (each environment whole, in its own namespaces),
+    argocd/<env>.yaml, platform/, helm/; seldon: Models + Experiment;
+    kserve: the InferenceService with the challenger as canary (and default/ without it).
+    Seldon and KServe pin each arm to a registered version published by `finmlops models
+    publish`.
+    """
+    from finmlops.deploy import (
+        render_kserve,
+        render_kubernetes,
+        render_seldon,
+        seldon,
+        write_rendered,
+    )
 
-        versions: dict[str, str] = {}
-        if target is Target.seldon:
-            versions = pinned_versions(settings, seldon.arms(settings), _pairs(model_version))
-        elif target is Target.kserve:
-            versions = pinned_versions(settings, [c.name for c in settings.experiment.candidates],
-                                       _pairs(model_version))
-        if target is Target.seldon:
-            rendered = render_seldon(settings, versions)
-        elif target is Target.kserve:
-            rendered = render_kserve(settings, versions)
-        else:
-            rendered = render_kubernetes(settings, environments=environment or None)
-        paths = write_rendered(rendered, out)
-        if as_json:
-            print_json({"target": target.value, "out": str(out),
-                        "files": [p.relative_to(out).as_posix() for p in paths],
-                        "objects": len(rendered.manifests()), "notes": rendered.notes,
-                        "versions": versions})
-            return
-        for note in rendered.notes:
-            typer.echo(f"note: {note}", err=True)
-        typer.echo(f"wrote {len(paths)} files ({len(rendered.manifests())} objects) to {out}")
+    settings = settings_from(ctx)
+    versions: dict[str, str] = {}
+    if target is Target.seldon:
+        versions = pinned_versions(settings, seldon.arms(settings), _pairs(model_version))
+        rendered = render_seldon(settings, versions)
+    elif target is Target.kserve:
+        versions = pinned_versions(settings, settings.experiment.candidate_names,
+                                   _pairs(model_version))
+        rendered = render_kserve(settings, versions)
+    else:
+        rendered = render_kubernetes(settings, environments=environment or None)
+    paths = write_rendered(rendered, out)
+    if as_json:
+        print_json({"target": target.value, "out": str(out),
+                    "files": [p.relative_to(out).as_posix() for p in paths],
+                    "objects": len(rendered.manifests()), "notes": rendered.notes,
+                    "versions": versions})
+        return
+    for note in rendered.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"wrote {len(paths)} files ({len(rendered.manifests())} objects) to {out}")
 
-    @deploy.command("report-failure")
-    def report_failure(
-        workflow: Annotated[str, typer.Option(help="The workflow's name.")],
-        status: Annotated[str, typer.Option(help="Its status (Failed, Error, ...).")],
-        failures: Annotated[str, typer.Option(
-            help="Argo's {{workflow.failures}}: a JSON list of the failed nodes.")] = "",
-    ) -> None:
-        """One readable line naming what failed, for a workflow's exit handler (which also
-        counts the failure in finmlops_workflow_failures). Always exits 0."""
-        typer.echo(failure_line(workflow, status, failures))
 
-    app.add_typer(deploy, name="deploy")
+@deploy_app.command("report-failure")
+def report_failure_cmd(
+    workflow: Annotated[str, typer.Option(help="The workflow's name.")],
+    status: Annotated[str, typer.Option(help="Its status (Failed, Error, ...).")],
+    failures: Annotated[str, typer.Option(
+        help="Argo's {{workflow.failures}}: a JSON list of the failed nodes.")] = "",
+) -> None:
+    """One readable line naming what failed, for a workflow's exit handler (which also
+    counts the failure in finmlops_workflow_failures). Always exits 0."""
+    typer.echo(failure_line(workflow, status, failures))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(deploy_app, name="deploy")
 
 
 def failure_line(workflow: str, status: str, failures: str) -> str:

@@ -9,97 +9,70 @@ from typing import Any
 
 import typer
 
-from finmlops.cli._common import JsonOption, console, emit, print_json, settings_from
-
-EVALUATE_STAGE = ("evaluate", "finmlops.pipeline._evaluate:run",
-                  "backtest OOS predictions with costs; active return, trials, PSR/DSR")
-REPORT_STAGE = ("report", "finmlops.pipeline._report:run",
-                "write the self-contained HTML report")
-
-# (label, key, format): percentages as %, ratios with 2 decimals.
-COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("days", "days", "d"), ("total", "total_return", "%"), ("annual", "annual_return", "%"),
-    ("vol", "volatility", "%"), ("Sharpe", "sharpe", "f"), ("Sortino", "sortino", "f"),
-    ("max DD", "max_drawdown", "%"), ("hit", "hit_rate", "%"), ("exposure", "exposure", "%"),
-    ("turnover/yr", "turnover", "f1"), ("cost/yr", "cost_drag", "%"), ("PSR", "psr", "f"),
-    ("DSR", "dsr", "f"),
+from finmlops.cli._common import (
+    JsonOption,
+    console,
+    emit,
+    print_json,
+    run_stage,
+    settings_from,
 )
-LINES = (("strategy", "strategy"), ("buy_and_hold", "buy & hold"),
-         ("always_long", "always long"), ("exposure_matched", "exposure-matched"))
-# (label, key, format) of the active-return table, per benchmark
-ACTIVE_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("active total", "active_total", "%"), ("active/yr", "active_annual", "%"),
-    ("tracking err", "tracking_error", "%"), ("IR", "information_ratio", "f"),
-    ("active PSR", "psr", "f3"), ("active DSR", "dsr", "f3"),
-    ("break-even bps", "break_even_bps", "f1"),
-)
+from finmlops.errors import StageError
+
+# The CLI's per-variant table: the report's metric columns (finmlops.evaluation.columns),
+# narrower. Looked up when a table is drawn: evaluation imports numpy, --help must not.
+TABLE_KEYS = ("days", "total_return", "annual_return", "volatility", "sharpe", "sortino",
+              "max_drawdown", "hit_rate", "exposure", "turnover", "cost_drag", "psr", "dsr")
+
+def evaluate_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Backtest each variant's out-of-sample predictions net of the configured costs and
+    execution: overall and per stress window, against buy-and-hold and an
+    exposure-matched benchmark, with active-return statistics, the trial count and the
+    break-even cost."""
+    state = run_stage(settings_from(ctx), "evaluate", as_json)
+    path = state.need_evaluation().path
+    text = Path(path).read_text("utf-8")
+    emit(ctx, {"evaluation.json": text})
+    evaluation = json.loads(text)
+    if as_json:  # everything but the daily series (they are in the file)
+        for e in evaluation["variants"].values():
+            e.pop("series", None)
+        print_json({"path": path, **evaluation})
+        return
+    out = console()
+    out.print(headline_table(evaluation))
+    for table in tables(evaluation):
+        out.print(table)
+    out.print(active_table(evaluation))
+    for line in break_even_lines(evaluation):
+        out.print(line)
+    for note in evaluation.get("notes", []):
+        out.print(f"[dim]note: {note}[/]")
+
+
+def report_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Write one self-contained HTML report of the latest run (no network needed to open)."""
+    state = run_stage(settings_from(ctx), "report", as_json)
+    if state.report is None:  # pragma: no cover - the stage always outputs it
+        raise StageError("the report stage wrote no report")
+    if as_json:
+        print_json(state.report.to_json())
+        return
+    console().print(f"report written to {state.report.path}")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("evaluate")
-    def evaluate(ctx: typer.Context, as_json: JsonOption = False) -> None:
-        """Backtest each variant's out-of-sample predictions net of the configured costs and
-        execution: overall and per stress window, against buy-and-hold and an
-        exposure-matched benchmark, with active-return statistics, the trial count and the
-        break-even cost."""
-        state = _run_stage(ctx, EVALUATE_STAGE, as_json)
-        text = Path(state["evaluation"]["path"]).read_text("utf-8")
-        emit(ctx, {"evaluation.json": text})
-        evaluation = json.loads(text)
-        if as_json:  # everything but the daily series (they are in the file)
-            for e in evaluation["variants"].values():
-                e.pop("series", None)
-            print_json({"path": state["evaluation"]["path"], **evaluation})
-            return
-        out = console()
-        out.print(headline_table(evaluation))
-        for table in tables(evaluation):
-            out.print(table)
-        out.print(active_table(evaluation))
-        for line in break_even_lines(evaluation):
-            out.print(line)
-        for note in evaluation.get("notes", []):
-            out.print(f"[dim]note: {note}[/]")
-
-    @app.command("report")
-    def report(ctx: typer.Context, as_json: JsonOption = False) -> None:
-        """Write one self-contained HTML report of the latest run (no network needed to open)."""
-        state = _run_stage(ctx, REPORT_STAGE, as_json)
-        if as_json:
-            print_json(state["report"])
-            return
-        console().print(f"report written to {state['report']['path']}")
-
-
-def _run_stage(ctx: typer.Context, spec: tuple[str, str, str], as_json: bool) -> dict[str, Any]:
-
-    from finmlops.cli._progress import ConsoleReporter
-    from finmlops.pipeline import Stage, run_stages
-
-    settings = settings_from(ctx)
-    out = console(stderr=as_json)
-    with ConsoleReporter(out) as reporter:
-        return run_stages(settings, [Stage(*spec)], reporter)
-
-
-def fmt(value: Any, kind: str) -> str:
-    """One table cell: ``-`` for missing values."""
-    if value is None:
-        return "-"
-    if kind == "d":
-        return str(int(value))
-    if kind == "%":
-        return f"{100 * value:.1f}%"
-    if kind == "f1":
-        return f"{value:.1f}"
-    if kind == "f3":
-        return f"{value:.3f}"
-    return f"{value:.2f}"
+    app.command("evaluate")(evaluate_cmd)
+    app.command("report")(report_cmd)
 
 
 def tables(evaluation: dict[str, Any]) -> list[Any]:
     """One rich table per variant: overall and per stress window, strategy and benchmarks."""
     from rich.table import Table
+
+    from finmlops.evaluation.columns import LINES, columns, fmt
+
+    table_columns, lines = columns(*TABLE_KEYS), tuple(LINES.items())
 
     out = []
     cost = evaluation.get("cost_bps")
@@ -108,15 +81,15 @@ def tables(evaluation: dict[str, Any]) -> list[Any]:
                             "per unit traded", title_justify="left")
         table.add_column("period")
         table.add_column("line")
-        for label, _, _ in COLUMNS:
+        for label, _, _ in table_columns:
             table.add_column(label, justify="right")
         periods = [("overall", e["metrics"]), *e["stress"].items()]
         for i, (period, metrics) in enumerate(periods):
-            for key, label in LINES:
+            for key, label in lines:
                 m = metrics.get(key)
-                cells = [fmt(m.get(k), kind) if m else "-" for _, k, kind in COLUMNS]
+                cells = [fmt(m.get(k), kind) if m else "-" for _, k, kind in table_columns]
                 table.add_row(period if key == "strategy" else "", label, *cells,
-                              end_section=key == LINES[-1][0] and i < len(periods) - 1)
+                              end_section=key == lines[-1][0] and i < len(periods) - 1)
         out.append(table)
     return out
 
@@ -125,6 +98,8 @@ def headline_table(evaluation: dict[str, Any]) -> Any:
     """The README's evaluation table: per variant and buy-and-hold, the absolute figures and
     the benchmark-relative ones the verdict rests on."""
     from rich.table import Table
+
+    from finmlops.evaluation.columns import fmt
 
     trials = evaluation.get("trials") or {}
     exe = (evaluation.get("execution") or {}).get("setting", "?")
@@ -156,6 +131,8 @@ def active_table(evaluation: dict[str, Any]) -> Any:
     test, alpha t and the break-even cost; the trial count in the title."""
     from rich.table import Table
 
+    from finmlops.evaluation.columns import ACTIVE_COLUMNS, LINES, fmt
+
     trials = evaluation.get("trials") or {}
     table = Table(title=f"active return, net of costs; DSR deflated over {trials.get('n')} "
                         f"trials ({trials.get('source')})", title_justify="left")
@@ -165,7 +142,7 @@ def active_table(evaluation: dict[str, Any]) -> Any:
     for variant, e in evaluation["variants"].items():
         rel = e.get("relative") or {}
         capm = rel.get("capm") or {}
-        for key, label in LINES[1::2]:  # buy & hold, exposure-matched
+        for key, label in tuple(LINES.items())[1::2]:  # buy & hold, exposure-matched
             a = rel.get(key) or {}
             first = key == "buy_and_hold"
             table.add_row(variant if first else "", label,

@@ -11,11 +11,14 @@ probability and the position the evaluation rule takes — are printed and, with
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from finmlops.cli._common import JsonOption, console, emit, print_json, settings_from
+
+if TYPE_CHECKING:
+    from finmlops.config import Settings
 
 
 def signal(probability: float, rule: str, threshold: float, dead_band: float) -> str:
@@ -28,42 +31,24 @@ def signal(probability: float, rule: str, threshold: float, dead_band: float) ->
     return "short" if rule == "long_short" else "flat"
 
 
-def _signature(http: Any, url: str, experiment: str, headers: dict[str, str]) -> list[int]:
-    """The experiment's input shape ``[-1, W, F]`` as the service describes it."""
-    from finmlops.abtest.replay import _raise_for
-    from finmlops.errors import SourceError
-
-    try:
-        resp = http.get(f"{url}/v2/models/{experiment}", headers=headers)
-    except Exception as exc:  # httpx.HTTPError: the service is down or unreachable
-        raise SourceError(f"service at {url} is unreachable: {exc}") from None
-    _raise_for(resp, f"metadata of {experiment} at {url}")
-    shape: list[int] = list(resp.json()["inputs"][0]["shape"])
-    return shape
-
-
-def predict_days(settings: Any, url: str, dataset: str | None, since: dt.date | None,
-                 *, client: Any = None) -> dict[str, Any]:
+def predict_days(settings: Settings, url: str, dataset: str | None,
+                 since: dt.date | None) -> dict[str, Any]:
     """Score every target ticker's as-of days from ``since`` (default: the newest day only)
     through the experiment at ``url``; returns the predictions document."""
-    import httpx
-
-    from finmlops.abtest.replay import _raise_for, routing_key
+    from finmlops.abtest.client import ServiceClient
+    from finmlops.abtest.replay import routing_key
+    from finmlops.abtest.replay_input import build_replay_input
     from finmlops.data import get_manifest, read_bars
-    from finmlops.errors import SourceError, StageError
+    from finmlops.errors import StageError
     from finmlops.features import feature_names
-    from finmlops.pipeline._abtest import build_replay_input
 
     exp = settings.experiment
     manifest = get_manifest(settings, dataset)
     window = max(settings.train.variants[c.name].window for c in exp.candidates)
     names = feature_names("full", settings.features.context)
-    token = settings.serve.tokens.inference
-    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
-    base = url.rstrip("/")
-    http = client or httpx.Client(timeout=30.0, trust_env=False)
-    try:
-        shape = _signature(http, base, exp.name, headers)
+    ev = settings.evaluation
+    with ServiceClient.of(settings, url) as client:
+        shape = list(client.metadata(exp.name)["inputs"][0]["shape"])
         if shape[1:] != [window, len(names)]:
             raise StageError(f"the service's {exp.name} takes windows {shape[1:]}, the "
                              f"settings give [{window}, {len(names)}]: deploy the settings "
@@ -80,26 +65,17 @@ def predict_days(settings: Any, url: str, dataset: str | None, since: dt.date | 
                     "inputs": [{"name": "features", "datatype": "FP32",
                                 "shape": [1, window, len(names)],
                                 "data": data.windows[i].astype(float).ravel().tolist()}]}
-            try:
-                resp = http.post(f"{base}/v2/models/{exp.name}/infer", json=body,
-                                 headers=headers)
-            except httpx.HTTPError as exc:
-                raise SourceError(f"service at {base} is unreachable: {exc}") from None
-            _raise_for(resp, f"inference for {key}")
-            answer = resp.json()
-            params = answer.get("parameters") or {}
-            prob = float(answer["outputs"][0]["data"][0])
-            ev = settings.evaluation
+            answer = client.infer(exp.name, body, what=f"inference for {key}")
+            params = answer.body.get("parameters") or {}
+            prob = answer.probability
+            if prob is None:
+                raise StageError(f"the service answered no probability for {key}")
             rows.append({"ticker": ticker, "date": day.isoformat(), "routing_key": key,
-                         "prediction_id": params.get("prediction_id"),
-                         "arm": params.get("arm", answer.get("model_name")),
-                         "model_version": answer.get("model_version"),
+                         "prediction_id": answer.prediction_id, "arm": answer.arm,
+                         "model_version": answer.body.get("model_version"),
                          "experiment_version": params.get("experiment_version"),
                          "probability": prob,
                          "signal": signal(prob, ev.rule, ev.threshold, ev.dead_band)})
-    finally:
-        if client is None:
-            http.close()
     return {"dataset_version": manifest.version, "experiment": exp.name,
             "as_of": newest.isoformat(), "since": (since or newest).isoformat(),
             "predictions": rows}

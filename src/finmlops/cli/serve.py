@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from finmlops.cli._common import settings_from
+
+if TYPE_CHECKING:
+    from finmlops.config import Settings
 
 
 def _refs(items: list[str] | None) -> dict[str, str]:
@@ -22,19 +25,7 @@ def _refs(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def models_from_registry(settings: Any, refs: dict[str, str]) -> dict[str, Path]:
-    """Download each arm (and the mirror) by its variant alias into ``<home>/serving/<arm>``."""
-    from finmlops.tracking import download_model
-
-    exp = settings.experiment
-    arms = [c.name for c in exp.candidates]
-    if exp.mirror is not None and exp.mirror.name not in arms:
-        arms.append(exp.mirror.name)
-    root = (settings.home / "serving").resolve()
-    return {arm: Path(download_model(settings, refs.get(arm, arm), root / arm)) for arm in arms}
-
-
-def _ledger(settings: Any) -> str:
+def _ledger(settings: Settings) -> str:
     from finmlops.ledger import redact
 
     return redact(settings.ledger_url)
@@ -64,7 +55,9 @@ def register(app: typer.Typer) -> None:
         if settings.serve.model_dir is not None:
             models = discover(Path(settings.serve.model_dir))
         else:
-            models = models_from_registry(settings, _refs(ref))
+            from finmlops.tracking import download_arms
+
+            models = download_arms(settings, (settings.home / "serving").resolve(), _refs(ref))
         config = (ctx.find_root().obj or {}).get("config")
         exp = settings.experiment
         split = ", ".join(f"{c.name} {c.weight}" for c in exp.candidates)

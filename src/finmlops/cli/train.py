@@ -4,16 +4,22 @@ naive baselines."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from finmlops.cli._common import JsonOption, console, emit, print_json, settings_from
+from finmlops.cli._common import (
+    JsonOption,
+    console,
+    emit,
+    print_json,
+    run_stage,
+    settings_from,
+)
 
-FEATURES_STAGE = ("features", "finmlops.pipeline._features:run",
-                  "build features and labels from the dataset version")
-TRAIN_STAGE = ("train", "finmlops.pipeline._train:run",
-               "walk-forward train every variant; export the deployable ONNX models")
+if TYPE_CHECKING:
+    from finmlops.contracts import TrainedVariant
 
 # (label, metric key, format)
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -25,84 +31,70 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 BASELINES = (("always_up", "always up"), ("yesterday", "yesterday's direction"))
 
 
+def train_cmd(
+    ctx: typer.Context,
+    variant: Annotated[list[str] | None, typer.Option(
+        "--variant", help="Train only this configured variant (repeatable; default: all). "
+                          "The run state keeps the other variants' entries.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Walk-forward train every configured variant (ingesting first if no dataset exists)
+    and print out-of-sample accuracy with 95% CIs beside the naive baselines."""
+    from finmlops.pipeline import chosen_variants, load_run_state
+
+    settings = settings_from(ctx)
+    chosen = chosen_variants(settings, variant)  # unknown names fail before any work
+    stages = ["features", "train"]
+    if load_run_state(settings, "dataset_version").dataset_version is None:
+        stages.insert(0, "ingest")
+    state = run_stage(settings, stages, as_json,
+                      options={"train": {"variants": chosen}} if variant else None)
+    trained = {v: state.trained[v] for v in chosen}
+    run_ids = {v: t.run_id for v, t in trained.items()}
+    emit(ctx, {"run_ids": run_ids,
+               **({"run_id": str(run_ids[chosen[0]])} if len(chosen) == 1 else {})})
+    if as_json:
+        print_json({"trained": {v: t.to_json() for v, t in trained.items()},
+                    "rows": table_rows(trained)})
+        return
+    console().print(accuracy_table(trained))
+
+
+def features_cmd(
+    ctx: typer.Context,
+    dataset_version: Annotated[str, typer.Option(
+        "--dataset-version", help="The dataset version to pin (an id, a unique prefix, "
+                                  "or 'latest': the newest in the store).")] = "latest",
+    as_json: JsonOption = False,
+) -> None:
+    """Pin a stored dataset version in the run state (no ingest) and build its feature
+    matrix: what the later train, evaluate and register steps use."""
+    from finmlops.cli._progress import ConsoleReporter
+    from finmlops.data import get_manifest
+    from finmlops.pipeline import STAGES, run_stages, select
+
+    settings = settings_from(ctx)
+    manifest = get_manifest(settings, None if dataset_version == "latest" else dataset_version)
+    with ConsoleReporter(console(stderr=as_json)) as reporter:
+        state = run_stages(settings, select(STAGES, only=["features"]), reporter,
+                           state={"dataset_version": manifest.version})
+    emit(ctx, {"dataset_version": manifest.version})
+    if as_json:
+        print_json({"dataset_version": manifest.version, "features": state["features"]})
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("train")
-    def train(
-        ctx: typer.Context,
-        variant: Annotated[list[str] | None, typer.Option(
-            "--variant", help="Train only this configured variant (repeatable; default: all). "
-                              "The run state keeps the other variants' entries.")] = None,
-        as_json: JsonOption = False,
-    ) -> None:
-        """Walk-forward train every configured variant (ingesting first if no dataset exists)
-        and print out-of-sample accuracy with 95% CIs beside the naive baselines."""
-
-        from finmlops.cli._progress import ConsoleReporter
-        from finmlops.pipeline import load_state, run_stages
-        from finmlops.pipeline._train import chosen_variants
-
-        settings = settings_from(ctx)
-        chosen = chosen_variants(settings, variant)  # unknown names fail before any work
-        stages = stages_to_run(load_state(settings))
-        out = console(stderr=as_json)
-        with ConsoleReporter(out) as reporter:
-            state = run_stages(settings, stages, reporter,
-                               options={"train": {"variants": chosen}} if variant else None)
-        trained: dict[str, Any] = {v: state["trained"][v] for v in chosen}
-        run_ids = {v: info.get("run_id") for v, info in trained.items()}
-        emit(ctx, {"run_ids": run_ids,
-                   **({"run_id": str(run_ids[chosen[0]])} if len(chosen) == 1 else {})})
-        if as_json:
-            print_json({"trained": trained, "rows": table_rows(trained)})
-            return
-        console().print(accuracy_table(trained))
+    app.command("train")(train_cmd)
+    app.command("features")(features_cmd)
 
 
-    @app.command("features")
-    def features(
-        ctx: typer.Context,
-        dataset_version: Annotated[str, typer.Option(
-            "--dataset-version", help="The dataset version to pin (an id, a unique prefix, "
-                                      "or 'latest': the newest in the store).")] = "latest",
-        as_json: JsonOption = False,
-    ) -> None:
-        """Pin a stored dataset version in the run state (no ingest) and build its feature
-        matrix: what the later train, evaluate and register steps use."""
-        from finmlops.cli._progress import ConsoleReporter
-        from finmlops.data import get_manifest
-        from finmlops.pipeline import STAGES, Stage, run_stages
-
-        settings = settings_from(ctx)
-        manifest = get_manifest(settings, None if dataset_version == "latest"
-                                else dataset_version)
-        known = {s.name: s for s in STAGES}
-        stage = known.get(FEATURES_STAGE[0]) or Stage(*FEATURES_STAGE)
-        with ConsoleReporter(console(stderr=as_json)) as reporter:
-            state = run_stages(settings, [stage], reporter,
-                               state={"dataset_version": manifest.version})
-        emit(ctx, {"dataset_version": manifest.version})
-        if as_json:
-            print_json({"dataset_version": manifest.version, "features": state["features"]})
-
-
-def stages_to_run(state: dict[str, Any]) -> list[Any]:
-    """features + train (the registered stage objects when the pipeline lists them), with
-    ingest first when no dataset version has been stored yet."""
-    from finmlops.pipeline import STAGES, Stage
-
-    known = {s.name: s for s in STAGES}
-    chosen = [known.get(spec[0]) or Stage(*spec) for spec in (FEATURES_STAGE, TRAIN_STAGE)]
-    if "dataset_version" not in state and "ingest" in known:
-        chosen.insert(0, known["ingest"])
-    return chosen
-
-
-def table_rows(trained: dict[str, Any]) -> list[dict[str, Any]]:
+def table_rows(trained: Mapping[str, TrainedVariant]) -> list[dict[str, Any]]:
     """One row per variant, then one per naive baseline (scored on the same days)."""
-    rows = [{"name": v, "kind": "model", **info["metrics"]} for v, info in trained.items()]
-    first: dict[str, Any] = next(iter(trained.values()), {})
+    rows: list[dict[str, Any]] = [{"name": v, "kind": "model", **t.metrics}
+                                  for v, t in trained.items()]
+    first = next(iter(trained.values()), None)
     for key, label in BASELINES:
-        metrics = (first.get("baselines") or {}).get(key)
+        metrics = first.baselines.get(key) if first is not None else None
         if metrics:
             rows.append({"name": label, "kind": "baseline", **metrics})
     return rows
@@ -121,7 +113,7 @@ def _cell(row: dict[str, Any], key: str, kind: str) -> str:
     return str(int(value)) if kind == "d" else f"{value:.{kind[1:]}f}"
 
 
-def accuracy_table(trained: dict[str, Any]) -> Any:
+def accuracy_table(trained: Mapping[str, TrainedVariant]) -> Any:
     from rich.table import Table
 
     table = Table(title="Out-of-sample direction accuracy (walk-forward)")

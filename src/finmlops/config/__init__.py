@@ -1,33 +1,37 @@
 """Configuration: one validated settings tree, read from finmlops.yaml and FINMLOPS_* variables."""
 
-from finmlops.config.loader import load_settings
-from finmlops.config.settings import (
-    ABTestSettings,
-    Candidate,
+from finmlops.config._evaluation import (
     CostSettings,
-    DataSettings,
+    EvaluationSettings,
+    StressWindow,
+)
+from finmlops.config._serving import (
+    ABTestSettings,
     DeploySettings,
     EnvironmentSettings,
-    EvaluationSettings,
+    GitOpsSettings,
+    LedgerSettings,
+    MonitoringSettings,
+    ServeSettings,
+    TokenSettings,
+    ValidationSettings,
+)
+from finmlops.config.loader import load_settings
+from finmlops.config.settings import (
+    Candidate,
+    DataSettings,
     ExperimentSettings,
     FeatureSettings,
     GBMSettings,
-    GitOpsSettings,
-    LedgerSettings,
     Mirror,
-    MonitoringSettings,
     PortfolioSettings,
     ReportSettings,
     SearchSettings,
-    ServeSettings,
     Settings,
-    StressWindow,
-    TokenSettings,
     TrackingSettings,
     TrainSettings,
     UniverseSettings,
     UniverseVariantSettings,
-    ValidationSettings,
     VariantSettings,
     public_dict,
 )

@@ -11,7 +11,6 @@ of trials (a benchmark's DSR is its PSR).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from finmlops.config import EvaluationSettings
+from finmlops.contracts import EvaluationSummary
 from finmlops.errors import DataValidationError
 from finmlops.evaluation import _report_data as rd
 from finmlops.evaluation._direction import direction_summary
@@ -35,6 +35,7 @@ from finmlops.evaluation.overfitting import Trials, TrialStats, trial_stats
 from finmlops.evaluation.performance import performance_metrics, sharpe_moments
 from finmlops.evaluation.sensitivity import cost_sweep
 from finmlops.evaluation.stress import stress_metrics
+from finmlops.files import json_safe
 
 PREDICTION_COLUMNS = ("date", "ticker", "probability", "label", "forward_return")
 LINES = ("strategy", "buy_and_hold", "always_long", "exposure_matched")
@@ -169,7 +170,7 @@ def evaluate_predictions(
             "tearsheet": rd.tearsheet(runs_v),
             "series": rd.series(runs_v, settings.rolling_days, ppy),
         }
-    out: dict[str, Any] = _finite({
+    out: dict[str, Any] = json_safe({
         "format": 2,
         "settings": settings.model_dump(mode="json"),
         "cost_bps": cost_per_unit(settings.costs) * 1e4,
@@ -189,15 +190,15 @@ def evaluate_predictions(
     return out
 
 
-def summarize(evaluation: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def summarize(evaluation: Mapping[str, Any]) -> dict[str, EvaluationSummary]:
     """The few headline numbers per variant, for the run state and one-line summaries."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, EvaluationSummary] = {}
     for v, e in evaluation["variants"].items():
         m, bh = e["metrics"]["strategy"], e["metrics"]["buy_and_hold"]
         rel = e.get("relative") or {}
         act = rel.get("buy_and_hold") or {}
         capm = rel.get("capm") or {}
-        out[v] = {
+        out[v] = EvaluationSummary.model_validate({
             "sharpe": m["sharpe"], "total_return": m["total_return"], "dsr": m["dsr"],
             "max_drawdown": m["max_drawdown"], "break_even_bps": e["break_even_bps"],
             "accuracy": e["direction"]["accuracy"],
@@ -208,7 +209,7 @@ def summarize(evaluation: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             "sharpe_difference_p": (act.get("sharpe_difference") or {}).get("p_value"),
             "alpha_t": capm.get("alpha_t"), "beta": capm.get("beta"),
             "n_trials": m["n_trials"],
-        }
+        })
     return out
 
 
@@ -257,12 +258,3 @@ def _stress_active(stress: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[st
     return out
 
 
-def _finite(value: Any) -> Any:
-    """The same data with NaN/inf as ``None``, so the JSON is valid for browsers too."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

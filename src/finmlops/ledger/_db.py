@@ -112,7 +112,8 @@ class SQLiteDatabase(Database):
         self.path = path
         self.timeout_s = timeout_s
         if not create and not path.is_file():
-            raise StoreError(f"ledger not found: {path}")
+            raise StoreError(f"no experiment ledger at {path}: run `finmlops run` (or "
+                             "`finmlops serve`) first")
         if create:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -100,7 +100,7 @@ class ExperimentVersion:
 
     @property
     def weights(self) -> dict[str, float]:
-        return {c.name: float(c.weight) for c in self.config.candidates}
+        return {name: float(w) for name, w in self.config.weights.items()}
 
     def to_json(self) -> dict[str, Any]:
         return {"experiment": self.experiment, "version": self.version,

@@ -8,10 +8,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-INPUT_NAME = "features"
-OUTPUT_NAME = "probability"
+from finmlops.contracts import INPUT_NAME as INPUT_NAME  # re-exported: the graph's names
+from finmlops.contracts import MODEL_FORMAT, ModelCard
+from finmlops.contracts import OUTPUT_NAME as OUTPUT_NAME
+
 OPSET = 17
-MODEL_FORMAT = 1
 INPUT_EXAMPLE = "input_example.json"
 """File name, in an exported model directory, of the input example written by
 :func:`write_input_example`."""
@@ -43,20 +44,20 @@ def export_onnx(model: Any, path: Path, window: int, n_features: int) -> Path:
 
 def model_card(*, variant: str, target: list[str], window: int, feature_names: list[str],
                data_version: str, weights_hash: str, trained_until: str | None, horizon: int,
-               reference: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``model.json`` contents (docs/CONTRACTS.md, "Exported model directory")."""
-    return {
-        "format": MODEL_FORMAT, "variant": variant, "target": list(target),
-        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME, "window": window,
-        "feature_names": list(feature_names), "data_version": data_version,
-        "weights_hash": weights_hash, "trained_until": trained_until, "horizon": horizon,
-        "reference": reference,
-    }
+               reference: dict[str, Any] | None) -> ModelCard:
+    """The ``model.json`` of an exported model (docs/CONTRACTS.md, "Exported model
+    directory"): every field given, the format, input and output names the export's own."""
+    return ModelCard(format=MODEL_FORMAT, variant=variant, target=list(target),
+                     input_name=INPUT_NAME, output_name=OUTPUT_NAME, window=window,
+                     feature_names=list(feature_names), data_version=data_version,
+                     weights_hash=weights_hash, trained_until=trained_until, horizon=horizon,
+                     reference=reference)
 
 
-def write_model_json(path: Path, card: dict[str, Any]) -> Path:
+def write_model_json(path: Path, card: ModelCard) -> Path:
+    """``card`` as ``path`` (the ``model.json`` of the directory it is in)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(card.text(), encoding="utf-8")
     return path
 
 

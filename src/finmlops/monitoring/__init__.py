@@ -21,6 +21,7 @@ from finmlops.monitoring.drift import (
     publish,
 )
 from finmlops.monitoring.metrics import LATENCY_BUCKETS, Metrics, create_metrics
+from finmlops.monitoring.report import DriftReport, drift_card, drift_report
 
 __all__ = [
     "DEFAULT_LENGTHS",
@@ -29,6 +30,7 @@ __all__ = [
     "SMOOTH_AC1",
     "AggregateDrift",
     "DriftMonitor",
+    "DriftReport",
     "DriftResult",
     "DriftRow",
     "Metrics",
@@ -38,6 +40,8 @@ __all__ = [
     "compare",
     "compare_windows",
     "create_metrics",
+    "drift_card",
+    "drift_report",
     "ks",
     "max_psi",
     "prepare_reference",

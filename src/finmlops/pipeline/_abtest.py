@@ -1,105 +1,48 @@
 """Pipeline stage ``abtest``: replay the held-out days through the real service, then decide.
 
 The service runs in-process on a free loopback port with a fresh experiment ledger under
-``<home>/abtest/<run-id>/ledger.db``; the replay talks to it over HTTP exactly as a live client
-would, and the decision reads that ledger. The stage never promotes:
-``finmlops abtest decide --apply`` does, when asked.
+``<home>/abtest/<run-id>/ledger.db``, serving the registry versions the register stage created
+(downloaded into the run's directory, as ``finmlops serve`` downloads them), so the ledger
+records each prediction under the version that made it. The replay talks to the service over
+HTTP exactly as a live client would, and the decision reads that ledger. The stage never
+promotes: ``finmlops abtest decide --apply`` does, when asked.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from finmlops.config import Settings
+from finmlops.contracts import AbtestSummary, ModelCard, RunState
 from finmlops.errors import StageError
+from finmlops.files import write_json
 from finmlops.pipeline.runner import RunContext, StageResult
 
-
-def replay_period(settings: Settings, start: dt.date | None = None,
-                  end: dt.date | None = None) -> tuple[dt.date, dt.date | None]:
-    """``abtest.replay_start`` (default: the day after ``train.cutoff``) to ``replay_end``."""
-    first = start or settings.abtest.replay_start
-    if first is None:
-        if settings.train.cutoff is None:
-            raise StageError("no replay period: set abtest.replay_start (train.cutoff is None)")
-        first = settings.train.cutoff + dt.timedelta(days=1)
-    last = end or settings.abtest.replay_end
-    if last is not None and last < first:
-        raise StageError(f"replay period is empty: {first} > {last}")
-    return first, last
+LEDGER = "ledger.db"
+"""A replay run's ledger, beside its ``abtest.json``."""
 
 
-def model_dirs(settings: Settings, state: dict[str, Any]) -> dict[str, Path]:
-    """The local model directory of every experiment arm (and the mirror), from ``train``."""
-    trained = state.get("trained")
-    if not trained:
-        raise StageError("no 'trained' yet: run `finmlops run --until train` first")
-    arms = [c.name for c in settings.experiment.candidates]
-    if settings.experiment.mirror is not None:
-        arms.append(settings.experiment.mirror.name)
-    out: dict[str, Path] = {}
-    for arm in arms:
-        entry = trained.get(arm)
-        if not entry or not Path(entry.get("model_dir", "")).is_dir():
-            raise StageError(f"no trained model directory for arm {arm!r}: run the train stage")
-        out[arm] = Path(entry["model_dir"])
-    return out
+def registered_models(settings: Settings, state: RunState, dest: Path) -> dict[str, Path]:
+    """Every arm (and the mirror) as the registry version ``register`` created for it,
+    downloaded into ``dest/<arm>``."""
+    from finmlops.tracking import download_arms
 
-
-def input_signature(model_dir: Path) -> tuple[int, list[str]]:
-    """``(W, feature names)`` of the experiment's shared input, from ``model.json``."""
-    try:
-        meta = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
-        return int(meta["window"]), [str(n) for n in meta["feature_names"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise StageError(f"{model_dir}/model.json is missing or invalid: {exc}") from None
-
-
-def build_replay_input(settings: Settings, bars: Any, window: int, names: list[str],
-                       start: dt.date, end: dt.date | None) -> Any:
-    """Full-feature windows ``[n, W, F]``, dates, tickers and forward returns of the period."""
-    import numpy as np
-
-    from finmlops.abtest import ReplayInput
-    from finmlops.evaluation import execution_returns
-    from finmlops.features import build_features, make_windows, window_ends
-
-    f = settings.features
-    frame = build_features(bars, f.target, f.context, horizon=1)
-    missing = [n for n in names if n not in frame.columns]
+    registered = state.need_registered()
+    missing = [arm for arm in settings.experiment.arms if arm not in registered]
     if missing:
-        raise StageError(f"the models expect features the data lacks: {', '.join(missing)}")
-    ends = window_ends(frame["ticker"], window, frame["session"])  # none across a gap
-    dates = frame["date"].to_numpy()[ends]
-    keep = dates >= np.datetime64(start)
-    if end is not None:
-        keep &= dates <= np.datetime64(end)
-    ends = ends[keep]
-    if ends.size == 0:
-        raise StageError(f"no trading days to replay from {start} to {end or 'the end'}")
-    windows = make_windows(frame[names].to_numpy(dtype="float64"), ends, window)
-    # Each served signal is a one-day position filled as the backtest fills it
-    # (evaluation.execution), whatever the label horizon.
-    realised = execution_returns(bars[bars["ticker"].isin(f.target)],
-                                 settings.evaluation.execution)
-    at = frame[["ticker", "date"]].iloc[ends].merge(realised, on=["ticker", "date"],
-                                                   how="left")
-    fwd = at["return"].to_numpy(dtype="float64")
-    return ReplayInput(windows=windows,
-                       dates=[d.date() for d in frame["date"].iloc[ends]],
-                       tickers=[str(t) for t in frame["ticker"].iloc[ends]],
-                       forward_returns=fwd)
+        raise StageError(f"no registered version of arm(s) {', '.join(missing)}: run "
+                         "`finmlops run --until register` first")
+    return download_arms(settings, dest, {arm: registered[arm].version
+                                          for arm in settings.experiment.arms})
 
 
 def run_ledger(run_dir: Path) -> str:
     """The ledger URL of one replay run."""
-    return f"sqlite:///{run_dir.resolve() / 'ledger.db'}"
+    return f"sqlite:///{run_dir.resolve() / LEDGER}"
 
 
 def serve_and_replay(settings: Settings, models: dict[str, Path], data: Any, ledger_url: str,
@@ -108,6 +51,7 @@ def serve_and_replay(settings: Settings, models: dict[str, Path], data: Any, led
     from pydantic import SecretStr
 
     from finmlops.abtest import replay
+    from finmlops.abtest.client import ServiceClient
     from finmlops.serving import create_app, run_in_thread
 
     serve = settings.serve.model_copy(update={"host": "127.0.0.1", "port": 0,
@@ -116,55 +60,31 @@ def serve_and_replay(settings: Settings, models: dict[str, Path], data: Any, led
     local = settings.model_copy(update={"serve": serve, "ledger": ledger})
     app = create_app(local, models)
     handle = run_in_thread(app, "127.0.0.1", 0)
-    tokens = settings.serve.tokens
     try:
-        result = replay(handle.url, data, experiment=settings.experiment.name,
-                        inference_token=_secret(tokens.inference),
-                        feedback_token=_secret(tokens.feedback),
-                        id_prefix=run_id, on_progress=progress)
+        with ServiceClient.of(settings, handle.url) as client:
+            result = replay(client, data, experiment=settings.experiment.name,
+                            id_prefix=run_id, on_progress=progress)
     finally:
         handle.stop()  # the lifespan shutdown commits what is queued and closes the ledger
     return result.summary()
 
 
-def _secret(value: Any) -> str | None:
-    return value.get_secret_value() if value is not None else None
-
-
-def analyse_ledger(settings: Settings, ledger_url: str) -> dict[str, Any]:
-    """The A/B summary of everything the ledger at ``ledger_url`` holds."""
-    from finmlops.abtest import analyse_evidence, read_evidence
-    from finmlops.ledger import open_ledger
-
-    ledger = open_ledger(ledger_url, create=False)
-    try:
-        return analyse_evidence(read_evidence(ledger, settings), settings)
-    finally:
-        ledger.close()
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False), "utf-8")
-    os.replace(tmp, path)
-
-
 def run(ctx: RunContext) -> StageResult:
     """Replay, decide, write ``abtest.json``; outputs ``abtest: {decision, path}``."""
+    from finmlops.abtest import analyse_ledger, build_replay_input, replay_period
     from finmlops.data import read_bars
 
     s = ctx.settings
-    models = model_dirs(s, ctx.state)
-    default = s.experiment.default or s.experiment.candidates[0].name
-    window, names = input_signature(models[default])
-    start, end = replay_period(s)
-    ctx.progress("building replay requests")
-    bars = read_bars(s, version=ctx.state.get("dataset_version"))
-    data = build_replay_input(s, bars, window, names, start, end)
+    state = ctx.run_state("registered", "dataset_version")
     run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     run_dir = s.home.resolve() / "abtest" / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ctx.progress("downloading the registered versions")
+    models = registered_models(s, state, run_dir / "models")
+    card = ModelCard.read(models[s.experiment.reference])
+    start, end = replay_period(s)
+    ctx.progress("building replay requests")
+    bars = read_bars(s, version=state.dataset_version)
+    data = build_replay_input(s, bars, card.window, card.feature_names, start, end)
     ledger_url = run_ledger(run_dir)
 
     def progress(done: int, total: int, day: str) -> None:
@@ -178,8 +98,9 @@ def run(ctx: RunContext) -> StageResult:
     result["replay"] = {**summary, "start": start.isoformat(),
                         "end": (end.isoformat() if end else None), "ledger": ledger_url,
                         "run_id": run_id, "seconds_total": round(time.perf_counter() - t0, 3)}
+    AbtestSummary.model_validate(result)  # what the report and the CLI read, checked here
     path = run_dir / "abtest.json"
-    write_json(path, result)
+    write_json(path, result, sort_keys=True)
     decision = result["decision"]["action"]
     days = result["days_to_decision"]
     line = (f"{decision} after {summary['requests']} requests over {summary['days']} days: "
@@ -192,3 +113,43 @@ def run(ctx: RunContext) -> StageResult:
                  f"{reached(days['split'])}, paired {reached(days['paired'])})")
     return StageResult(summary=line, outputs={"abtest": {"decision": decision,
                                                          "path": str(path)}})
+
+
+def default_ledger(settings: Settings) -> str:
+    """The ledger ``abtest status`` and ``decide`` read: the latest replay's (from the run
+    state) when ``ledger.url`` is not set and a replay ran, else ``ledger.url`` (default
+    ``<home>/ledger.db``)."""
+    from finmlops.pipeline.runner import load_run_state
+
+    if settings.ledger.url is None:
+        ab = load_run_state(settings, "abtest").abtest
+        if ab is not None and (Path(ab.path).parent / LEDGER).is_file():
+            return run_ledger(Path(ab.path).parent)
+    return str(settings.ledger_url)
+
+
+def replay_to(settings: Settings, url: str, on_progress: Any = None,
+              seldon: bool = False) -> dict[str, Any]:
+    """Replay the held-out days against the running service at ``url``: windows of the
+    trained reference arm's input signature (run state), else of the configured variants'.
+    ``seldon``: address a Seldon Core v2 Experiment (``seldon-model: <experiment>.experiment``).
+    """
+    from finmlops.abtest import build_replay_input, configured_signature, replay, replay_period
+    from finmlops.abtest.client import ServiceClient
+    from finmlops.data import read_bars
+    from finmlops.pipeline.runner import load_run_state
+
+    state = load_run_state(settings, "trained", "dataset_version")
+    reference = state.trained.get(settings.experiment.reference)
+    if reference is not None:
+        card = ModelCard.read(reference.model_dir)
+        window, names = card.window, card.feature_names
+    else:
+        window, names = configured_signature(settings)
+    start, end = replay_period(settings)
+    data = build_replay_input(settings, read_bars(settings, state.dataset_version), window,
+                              names, start, end)
+    with ServiceClient.of(settings, url, seldon=seldon) as client:
+        result = replay(client, data, experiment=settings.experiment.name,
+                        id_prefix=f"replay-{uuid.uuid4().hex[:8]}", on_progress=on_progress)
+    return result.summary()

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from finmlops.config import Settings
+from finmlops.contracts import EvaluationOutput, EvaluationSummary, TrainedVariant
 from finmlops.errors import ConfigError, FinmlopsError, StageError
+from finmlops.files import write_json
 from finmlops.pipeline.runner import RunContext, StageResult
 
 EVALUATE_FORMAT = 3
@@ -27,10 +29,10 @@ def run(ctx: RunContext) -> StageResult:
 
     from finmlops.evaluation import backtests_for, evaluate_predictions, summarize, trial_returns
 
-    trained: dict[str, Any] = ctx.require("trained", "train")
+    trained = ctx.run_state("trained").need_trained()
     settings = ctx.settings
     ev = settings.evaluation
-    paths = {v: Path(info["oos_path"]) for v, info in sorted(trained.items())}
+    paths = {v: t.oos_path for v, t in sorted(trained.items())}
     for v, p in paths.items():
         if not p.is_file():
             raise StageError(f"predictions of {v!r} not found at {p}: run `finmlops train` again")
@@ -76,15 +78,15 @@ def run(ctx: RunContext) -> StageResult:
         evaluation["notes"] = [*notes, *evaluation["notes"]]
         evaluation["predictions"] = {v: str(p) for v, p in paths.items()}
         evaluation["dataset_version"] = ctx.state.get("dataset_version")
-        _write_json(out_path, evaluation)
+        write_json(out_path, evaluation, indent=1)
     summary = summarize(evaluation)
     _log_to_runs(ctx, trained, summary, out_path, key)
     line = "; ".join(
-        f"{v}: Sharpe {_num(s['sharpe'])} (B&H {_num(s['buy_and_hold_sharpe'])}), active "
-        f"DSR {_num(s['active_dsr'])}, alpha t {_num(s['alpha_t'])}" for v, s in summary.items())
+        f"{v}: Sharpe {_num(s.sharpe)} (B&H {_num(s.buy_and_hold_sharpe)}), active "
+        f"DSR {_num(s.active_dsr)}, alpha t {_num(s.alpha_t)}" for v, s in summary.items())
     n = evaluation["trials"]["n"]
-    return StageResult(summary=f"{line} ({n} trials)",
-                       outputs={"evaluation": {"path": str(out_path), "summary": summary}})
+    output = EvaluationOutput(path=str(out_path), summary=summary)
+    return StageResult(summary=f"{line} ({n} trials)", outputs={"evaluation": output.to_json()})
 
 
 _EXECUTION_NOTES = {
@@ -115,7 +117,7 @@ def trial_config(settings: Settings, variant: str) -> dict[str, Any]:
     }
 
 
-def _ledger(ctx: RunContext, trained: dict[str, Any],
+def _ledger(ctx: RunContext, trained: Mapping[str, TrainedVariant],
             returns: dict[str, Any]) -> tuple[Any, list[str]]:
     """Record this run's trials and read the whole ledger back; fall back to the variants
     evaluated (with a note) when the tracking store cannot say."""
@@ -128,7 +130,7 @@ def _ledger(ctx: RunContext, trained: dict[str, Any],
         from finmlops.tracking import read_trials, record_trial
 
         for v, frame in returns.items():
-            parent = (trained.get(v) or {}).get("run_id")
+            parent = trained[v].run_id if v in trained else None
             record_trial(settings, trial_config(settings, v), frame, name=v,
                          data_version=version, parent_run_id=parent)
         records = read_trials(settings)
@@ -239,17 +241,17 @@ def _rf_note(ev: Any) -> str:
             "the position, subtracted for Sharpe ratios")
 
 
-def _log_to_runs(ctx: RunContext, trained: dict[str, Any], summary: dict[str, Any],
-                 path: Path, key: Any) -> None:
+def _log_to_runs(ctx: RunContext, trained: Mapping[str, TrainedVariant],
+                 summary: Mapping[str, EvaluationSummary], path: Path, key: Any) -> None:
     """The headline backtest numbers and ``evaluation.json`` on each variant's MLflow run."""
     from finmlops.tracking import log_evaluation
 
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-    for variant, info in trained.items():
-        run_id = info.get("run_id")
+    for variant, t in trained.items():
+        run_id = t.run_id
         if not run_id or variant not in summary:
             continue
-        metrics = {f"backtest.{k}": float(v) for k, v in summary[variant].items()
+        metrics = {f"backtest.{k}": float(v) for k, v in summary[variant].to_json().items()
                    if isinstance(v, int | float)}
         log_evaluation(ctx.settings, run_id, metrics, {"evaluation": path}, key=digest[:32])
 
@@ -276,13 +278,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=str), "utf-8")
-    os.replace(tmp, path)
 
 
 def _num(x: float | None) -> str:

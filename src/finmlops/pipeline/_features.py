@@ -4,21 +4,12 @@ its calendar report (gaps per ticker, target rows they cost) beside it as ``feat
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
-from typing import Any
 
+from finmlops.files import write_atomic, write_text
 from finmlops.pipeline.runner import RunContext, StageResult
 
 FEATURES_FORMAT = 2
 """Bump when feature definitions change, so cached matrices are rebuilt."""
-
-
-def _write_atomic(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def run(ctx: RunContext) -> StageResult:
@@ -30,7 +21,7 @@ def run(ctx: RunContext) -> StageResult:
 
     settings = ctx.settings
     f = settings.features
-    version = str(ctx.require("dataset_version", "ingest"))
+    version = ctx.run_state("dataset_version").need_dataset_version()
     key = {"format": FEATURES_FORMAT, "dataset_version": version,
            "features": f.model_dump(mode="json")}
     path = ctx.cache_dir("features", key) / "features.parquet"
@@ -46,9 +37,8 @@ def run(ctx: RunContext) -> StageResult:
         matrix = feature_matrix(bars, f.target, f.context, f.horizon)
         meta = matrix.metadata()
         # The report first: a matrix on disk always has its report.
-        _write_atomic(meta_path, lambda p: p.write_text(json.dumps(meta, indent=1) + "\n",
-                                                        encoding="utf-8"))
-        _write_atomic(path, lambda p: matrix.frame.to_parquet(p, index=False))
+        write_text(meta_path, json.dumps(meta, indent=1) + "\n")
+        write_atomic(path, lambda p: matrix.frame.to_parquet(p, index=False))
         rows, cached = len(matrix.frame), ""
     summary = f"{rows} rows x {len(names)} features{cached}"
     warning = gap_warning(meta["gaps"], meta["dropped_rows"])

@@ -7,12 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from finmlops.config import Settings, public_dict
 from finmlops.errors import FinmlopsError, StageError
+from finmlops.files import write_text
 from finmlops.pipeline.runner import RunContext, StageResult
 
 REPORT_FORMAT = 2
@@ -26,13 +26,12 @@ def run(ctx: RunContext) -> StageResult:
     from finmlops.report import render_report, verdict
     from finmlops.report.assets import plotly_bundle
 
-    ev = ctx.require("evaluation", "evaluate")
-    ev_path = Path(ev["path"])
+    state = ctx.run_state("evaluation", "abtest")
+    ev_path = Path(state.need_evaluation().path)
     evaluation = _load(ev_path, "evaluation")
     abtest, ab_path = None, None
-    ab = ctx.state.get("abtest")
-    if isinstance(ab, dict) and ab.get("path"):
-        ab_path = Path(ab["path"])
+    if state.abtest is not None:
+        ab_path = Path(state.abtest.path)
         abtest = _load(ab_path, "A/B result")
     settings = ctx.settings
     bundle = plotly_bundle(settings.report.plotly_js)
@@ -55,10 +54,7 @@ def run(ctx: RunContext) -> StageResult:
         page = render_report(evaluation, abtest, title=f"finmlops: {context['targets']} direction",
                              context=context, provenance=provenance, plotly_js=bundle.js,
                              plotly_source=bundle.source)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(page, "utf-8")
-        os.replace(tmp, path)
+        write_text(path, page)
     note = _attach(ctx, path, key, provenance) if settings.report.attach_to_mlflow else ""
     size = path.stat().st_size / 1e6
     return StageResult(summary=f"{path.name} ({size:.1f} MB){note}: "
@@ -81,17 +77,17 @@ def _provenance(ctx: RunContext) -> dict[str, Any]:
     git commit and config hash."""
     from finmlops.tracking import git_commit
 
-    trained = ctx.state.get("trained") or {}
-    registered = ctx.state.get("registered") or {}
+    state = ctx.run_state("trained", "registered", "dataset_version")
     models = []
-    for v in sorted(trained):
-        t, r = trained.get(v) or {}, registered.get(v) or {}
-        models.append({"variant": v, "version": r.get("version"), "aliases": r.get("aliases"),
-                       "run_id": t.get("run_id") or r.get("run_id"),
-                       "weights_hash": t.get("weights_hash") or ""})
+    for v, t in sorted(state.trained.items()):
+        r = state.registered.get(v)
+        models.append({"variant": v, "version": r.version if r else None,
+                       "aliases": r.aliases if r else None,
+                       "run_id": t.run_id or (r.run_id if r else None),
+                       "weights_hash": t.weights_hash})
     return {
         "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "dataset_version": ctx.state.get("dataset_version") or "-",
+        "dataset_version": state.dataset_version or "-",
         "git_commit": git_commit(),
         "config_hash": config_hash(ctx.settings),
         "models": models,

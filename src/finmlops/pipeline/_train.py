@@ -15,17 +15,14 @@ duration is the training's; a variant reused from the cache keeps the run that l
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import shutil
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from finmlops.config import Settings, VariantSettings
+from finmlops.config import Settings
+from finmlops.contracts import ModelCard, TrainedVariant
 from finmlops.errors import ConfigError, StageError
-from finmlops.models.result import TrainedVariant
+from finmlops.models.stored import is_stored, load_variant, write_variant
 from finmlops.pipeline.runner import RunContext, StageResult
 
 TRAIN_FORMAT = 3
@@ -40,15 +37,13 @@ OpenRun = Callable[[str], contextlib.AbstractContextManager[Callable[[TrainedVar
 that logs the trained result into the run it opened."""
 
 
-def _reference(x: Any, names: list[str], settings: Settings, oos: Any) -> dict[str, Any] | None:
+def _reference(x: Any, names: list[str], settings: Settings, oos: Any) -> dict[str, Any]:
     """The drift reference: training rows, and the walk-forward out-of-sample predictions up
     to the cutoff (not the deployable model's in-sample ones), calibrated for the service's
     window too."""
-    try:
-        from finmlops.monitoring.drift import DEFAULT_LENGTHS, build_reference
-    except ImportError:  # pragma: no cover - monitoring ships with the package
-        return None
     import pandas as pd
+
+    from finmlops.monitoring import DEFAULT_LENGTHS, build_reference
 
     cutoff = settings.train.cutoff
     before = oos if cutoff is None else oos[oos["date"] <= pd.Timestamp(cutoff)]
@@ -71,63 +66,18 @@ def input_example(samples: Any, until: Any) -> Any:
     return samples.x[rows[-EXAMPLE_ROWS:]]
 
 
-def write_variant(directory: Path, run: Any, settings: Settings, data_version: str,
-                  input_names: list[str], window: int, example: Any = None) -> TrainedVariant:
-    """Write one :class:`~finmlops.models.walkforward.VariantRun` atomically to ``directory``;
-    ``example`` (raw ``[n, W, F]`` windows) becomes ``input_example.json``."""
-    from finmlops.models.export import (
-        INPUT_EXAMPLE,
-        export_onnx,
-        model_card,
-        write_input_example,
-        write_model_json,
-    )
+def card_of(run: Any, settings: Settings, data_version: str, input_names: list[str],
+            window: int) -> ModelCard:
+    """The model card of a trained :class:`~finmlops.models.walkforward.VariantRun`."""
+    from finmlops.models.export import model_card
 
-    # pid alone is not unique across pods sharing a volume (every container may be pid 1).
-    tmp = directory.with_name(f".{directory.name}.tmp{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    run.oos.to_parquet(tmp / "oos.parquet", index=False)
-    export_onnx(run.model, tmp / "model.onnx", window, len(input_names))
     cutoff = settings.train.cutoff
-    card = model_card(
+    return model_card(
         variant=run.name, target=list(settings.features.target), window=window,
         feature_names=input_names, data_version=data_version, weights_hash=run.weights_hash,
         trained_until=(cutoff or run.trained_until).isoformat(),
         horizon=settings.features.horizon,
-        reference=_reference(run.reference_rows, input_names, settings, run.oos),
-    )
-    card["variant_window"] = run.settings.window
-    card["variant_features"] = run.feature_names
-    write_model_json(tmp / "model.json", card)
-    if example is not None:
-        write_input_example(tmp / INPUT_EXAMPLE, example)
-    result = {
-        "variant": run.name, "settings": run.settings.model_dump(mode="json"),
-        "fold_metrics": run.fold_metrics, "metrics": run.metrics, "baselines": run.baselines,
-        "weights_hash": run.weights_hash, "data_version": data_version,
-        "feature_names": input_names, "seconds": run.seconds, "epochs": run.epochs,
-        "final_epochs": run.final_epochs,
-        "losses": run.losses,
-    }
-    (tmp / "result.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    shutil.rmtree(directory, ignore_errors=True)
-    os.replace(tmp, directory)
-    return load_variant(directory)
-
-
-def load_variant(directory: Path) -> TrainedVariant:
-    """The :class:`TrainedVariant` recorded in ``directory/result.json``."""
-    data = json.loads((directory / "result.json").read_text(encoding="utf-8"))
-    return TrainedVariant(
-        variant=data["variant"], settings=VariantSettings.model_validate(data["settings"]),
-        model_dir=directory, oos_path=directory / "oos.parquet",
-        fold_metrics=data["fold_metrics"], metrics=data["metrics"],
-        baselines=data["baselines"], weights_hash=data["weights_hash"],
-        data_version=data["data_version"], feature_names=data["feature_names"],
-        seconds=float(data["seconds"]), final_epochs=int(data["final_epochs"]),
-        losses=list(data.get("losses") or []),
-    )
+        reference=_reference(run.reference_rows, input_names, settings, run.oos))
 
 
 def chosen_variants(settings: Settings, only: Sequence[str] | None) -> list[str]:
@@ -160,7 +110,7 @@ def train_all(ctx: RunContext, features_path: Path, data_version: str,
     base = ctx.cache_dir("train", key)
     variants = settings.train.variants
     chosen = chosen_variants(settings, only)
-    todo = [v for v in chosen if not (base / v / "result.json").is_file()]
+    todo = [v for v in chosen if not is_stored(base / v)]
     if todo:
         import pandas as pd
 
@@ -182,8 +132,8 @@ def train_all(ctx: RunContext, features_path: Path, data_version: str,
                                     dead_band=settings.features.dead_band,
                                     progress=lambda m: ctx.progress(m))
                 example = input_example(samples, settings.train.cutoff or run.trained_until)
-                log(write_variant(base / name, run, settings, data_version, names, window,
-                                  example))
+                card = card_of(run, settings, data_version, names, window)
+                log(write_variant(base / name, run, card, data_version, example))
         ctx.progress("trained", len(todo), len(todo))
     return {v: load_variant(base / v) for v in chosen}
 
@@ -224,15 +174,6 @@ def dataset_ref(settings: Settings, data_version: str) -> Any:
         origin=manifest.source)
 
 
-def state_entry(t: TrainedVariant, run_id: str | None = None) -> dict[str, Any]:
-    """The JSON-able ``trained[variant]`` entry of the run state."""
-    return {"run_id": run_id,
-            "model_dir": str(t.model_dir), "oos_path": str(t.oos_path), "metrics": t.metrics,
-            "weights_hash": t.weights_hash, "fold_metrics": t.fold_metrics,
-            "baselines": t.baselines, "data_version": t.data_version, "seconds": t.seconds,
-            "final_epochs": t.final_epochs}
-
-
 def run(ctx: RunContext) -> StageResult:
     """Walk-forward + deployable model per variant (option ``variants``: only those); outputs
     ``trained`` for them, which the runner merges into the entries already in the state. An
@@ -240,8 +181,11 @@ def run(ctx: RunContext) -> StageResult:
     from finmlops.config import public_dict
     from finmlops.tracking import log_trained_variants, training_run
 
-    data_version = str(ctx.require("dataset_version", "ingest"))
-    features = ctx.require("features", "features")
+    # The entries train replaces are not read: an older finmlops may have written them.
+    previous = list(ctx.state.get("trained") or {})
+    state = ctx.run_state("dataset_version", "features")
+    data_version = state.need_dataset_version()
+    features = state.need_features()
     only: Sequence[str] | None = ctx.option("train", "variants")
     settings = ctx.settings
     dataset = dataset_ref(settings, data_version)
@@ -255,7 +199,7 @@ def run(ctx: RunContext) -> StageResult:
             opened[name] = tracked.run_id
             yield tracked.log
 
-    trained = train_all(ctx, Path(features["path"]), data_version, only, open_run)
+    trained = train_all(ctx, Path(features.path), data_version, only, open_run)
     ctx.progress("logging runs to MLflow")
     run_ids = {**log_trained_variants(settings, [t for v, t in trained.items()
                                                  if v not in opened], dataset=dataset),
@@ -268,7 +212,8 @@ def run(ctx: RunContext) -> StageResult:
     if up is not None:
         summary += f"; always-up {up:.3f}"
     summary += "".join(f"; {line}" for line in not_improved_lines(trained))
-    entries: dict[str, Any] = {v: None for v in ctx.state.get("trained") or {}
+    entries: dict[str, Any] = {v: None for v in previous
                                if v not in ctx.settings.train.variants}
-    entries.update({v: state_entry(t, run_ids[v]) for v, t in trained.items()})
+    entries.update({v: t.model_copy(update={"run_id": run_ids[v]}).to_json()
+                    for v, t in trained.items()})
     return StageResult(summary=summary, outputs={"trained": entries})

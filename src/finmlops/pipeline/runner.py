@@ -21,14 +21,15 @@ import importlib
 import json
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from finmlops.config import Settings, public_dict
+from finmlops.contracts import RunState
 from finmlops.errors import StageError
+from finmlops.files import write_text
 
 
 class Reporter(Protocol):
@@ -81,11 +82,10 @@ class RunContext:
                  total: float | None = None) -> None:
         self.reporter.progress(message, completed, total)
 
-    def require(self, key: str, stage: str) -> Any:
-        """An output of an earlier stage, or a clear error naming the stage to run first."""
-        if key not in self.state:
-            raise StageError(f"no {key!r} yet: run `finmlops run --until {stage}` first")
-        return self.state[key]
+    def run_state(self, *sections: str) -> RunState:
+        """The typed view of :attr:`state` (only ``sections``, the stage's inputs, when
+        named); its ``need_*`` accessors name the stage to run when an output is missing."""
+        return RunState.of(self.state, *sections)
 
     def cache_dir(self, stage: str, key: Any) -> Path:
         """A directory named by the hash of ``key`` (any JSON-able value), for ``stage``."""
@@ -193,19 +193,17 @@ def load_state(settings: Settings) -> dict[str, Any]:
     return resolved
 
 
+def load_run_state(settings: Settings, *sections: str) -> RunState:
+    """The typed view of the state on disk (:func:`load_state`), of ``sections`` only when
+    named."""
+    return RunState.of(load_state(settings), *sections)
+
+
 def _write_state(settings: Settings, state: Mapping[str, Any]) -> None:
     """Replace the state file atomically (a reader sees the old or the new, never half);
     paths inside the home are written relative to it."""
-    path = state_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # pid alone is not unique across pods sharing a volume (every container may be pid 1).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        on_disk = _map_strings(dict(state), lambda v: relative_to_home(settings, v))
-        tmp.write_text(json.dumps(on_disk, indent=2, sort_keys=True, default=str), "utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    on_disk = _map_strings(dict(state), lambda v: relative_to_home(settings, v))
+    write_text(state_path(settings), json.dumps(on_disk, indent=2, sort_keys=True, default=str))
 
 
 def save_state(settings: Settings, state: Mapping[str, Any]) -> None:

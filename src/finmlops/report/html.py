@@ -13,10 +13,11 @@ import base64
 import gzip
 import html
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
+from finmlops.evaluation.columns import LINES, METRIC_COLUMNS
+from finmlops.files import json_safe
 from finmlops.report import palette, tearsheet
 from finmlops.report._format import fmt, table
 from finmlops.report.abtest import abtest_section
@@ -24,16 +25,8 @@ from finmlops.report.glossary import glossary_html
 from finmlops.report.verdict import verdict
 
 Figure = dict[str, Any]
-LINE_NAMES = tearsheet.LINE_NAMES
-TABLE_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("days", "days", "d"), ("total", "total_return", "%"), ("annual", "annual_return", "%"),
-    ("vol", "volatility", "%"), ("Sharpe", "sharpe", "f"), ("Sortino", "sortino", "f"),
-    ("Calmar", "calmar", "f"), ("max DD", "max_drawdown", "%"),
-    ("DD days", "max_drawdown_days", "d"), ("hit", "hit_rate", "%"),
-    ("exposure", "exposure", "%"), ("turnover/yr", "turnover", "f1"),
-    ("cost/yr", "cost_drag", "%"), ("PSR", "psr", "f"), ("MinTRL days", "min_trl", "d"),
-    ("DSR", "dsr", "f"),
-)
+LINE_NAMES = LINES
+TABLE_METRICS = METRIC_COLUMNS
 __all__ = ["LINE_NAMES", "TABLE_METRICS", "fmt", "render_report", "table"]
 
 _CSS = """
@@ -74,7 +67,7 @@ class _Figures:
         if key and key in self._seen:
             return self._seen[key]
         ref = f"@{len(self.columns)}"
-        self.columns.append(_finite(values))
+        self.columns.append(json_safe(values))
         if key:
             self._seen[key] = ref
         return ref
@@ -85,7 +78,7 @@ class _Figures:
                          if isinstance(t.get(k), list) and len(t[k]) > 50}} for t in data]
         base = {"margin": {"t": 40, "r": 20, "b": 45, "l": 60}, "hovermode": "x unified",
                 "legend": {"orientation": "h"}}
-        self.items.append(_finite({"data": data, "layout": {**base, **layout}}))
+        self.items.append(json_safe({"data": data, "layout": {**base, **layout}}))
         payload = json.dumps(self.items[-1], allow_nan=False).replace("</", "<\\/")
         return (f'<div class="plot" id="fig{i}" style="height:{height}px"></div>'
                 f'<script type="application/json" id="fig{i}-json">{payload}</script>')
@@ -100,17 +93,6 @@ def packed(element_id: str, text: str) -> str:
     script element, for the page script to inflate."""
     data = base64.b64encode(gzip.compress(text.encode(), compresslevel=9, mtime=0)).decode()
     return f'<script type="application/octet-stream" id="{element_id}">{data}</script>'
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf become null: JSON.parse rejects them."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _verdict_html(evaluation: Mapping[str, Any]) -> str:

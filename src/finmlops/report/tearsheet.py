@@ -13,13 +13,13 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from finmlops.evaluation.columns import LINES
 from finmlops.report import palette
 from finmlops.report._format import fmt, table
 
 AddFigure = Callable[[list[dict[str, Any]], dict[str, Any], int], str]
 Column = Callable[[list[Any]], str]
-LINE_NAMES = {"strategy": "strategy", "buy_and_hold": "buy & hold",
-              "always_long": "always long", "exposure_matched": "exposure-matched"}
+LINE_NAMES = LINES
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 PERCENT_AXIS = {"tickformat": ".0%"}
 

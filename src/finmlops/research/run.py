@@ -74,9 +74,8 @@ def _export(settings: Settings, prep: Prepared, outcome: Any, directory: Path) -
     card = model_card(variant=outcome.name, target=prep.tickers, window=prep.window,
                       feature_names=prep.input_names, data_version=prep.version,
                       weights_hash="", trained_until=outcome.trained_until, horizon=1,
-                      reference=None)
-    card["kind"] = outcome.kind
-    card["study"] = prep.universe_key
+                      reference=None).model_copy(update={"kind": outcome.kind,
+                                                         "study": prep.universe_key})
     write_model_json(target / "model.json", card)
     out: Path = target
     return out

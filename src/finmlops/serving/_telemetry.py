@@ -59,25 +59,27 @@ class Telemetry:
     def models_loaded(self, models: Mapping[str, LoadedModel], experiment: str) -> None:
         m = self.metrics
         for model in models.values():
-            meta = model.meta
+            card = model.card
             m.model_info.labels(
                 model=model.name, version=model.version, arm=model.name, experiment=experiment,
-                alias=",".join(meta.get("aliases") or []) or model.name,
-                data_version=str(meta.get("data_version", ""))).set(1)
-            try:
-                day = dt.datetime.fromisoformat(str(meta.get("trained_until")))
-                m.data_last_bar.labels(str(meta.get("data_version", model.name))).set(
-                    day.replace(tzinfo=dt.UTC).timestamp())
-            except ValueError:
-                pass
+                alias=",".join(card.aliases or []) if card and card.aliases else model.name,
+                data_version=card.data_version if card else "").set(1)
+            if card is not None and card.trained_until:
+                try:
+                    day = dt.datetime.fromisoformat(card.trained_until)
+                except ValueError:
+                    pass
+                else:
+                    m.data_last_bar.labels(card.data_version).set(
+                        day.replace(tzinfo=dt.UTC).timestamp())
             self._start_drift(model)
 
     def _start_drift(self, model: LoadedModel) -> None:
         """Models whose ``model.json`` carries a drift ``reference`` get a monitor."""
         from finmlops.monitoring.drift import DriftMonitor
 
-        ref = model.meta.get("reference")
-        if not isinstance(ref, dict) or len(ref.get("feature_names", [])) != model.n_features:
+        ref = model.card.reference if model.card is not None else None
+        if ref is None or len(ref.get("feature_names", [])) != model.n_features:
             return
         mon = self.monitoring
         try:

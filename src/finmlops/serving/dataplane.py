@@ -174,8 +174,7 @@ class DataPlane:
         try:
             models = load_models(self._loader())
             exp = self.settings.experiment
-            needed = [c.name for c in exp.candidates] + ([exp.mirror.name] if exp.mirror else [])
-            missing = [a for a in needed if a not in models]
+            missing = [a for a in exp.arms if a not in models]
             if missing:
                 raise ModelNotFoundError(
                     f"experiment {exp.name!r}: no model for arm(s) {', '.join(missing)}")

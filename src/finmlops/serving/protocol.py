@@ -83,6 +83,24 @@ def parse_infer(body: Any, input_name: str, window: int, n_features: int,
     output as raw bytes."""
     if not isinstance(body, dict):
         raise BadRequestError("the request body must be a JSON object")
+    rid, key, binary_output = _request_fields(body, output_name)
+    tensor = _the_input(body.get("inputs"), input_name)
+    datatype = tensor.get("datatype")
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
+        raise BadRequestError(f"datatype must be FP32 (or FP64), got {datatype!r}")
+    n, w, f = _input_shape(tensor.get("shape"), window, n_features)
+    size = tensor.get("parameters", {}).get("binary_data_size")
+    if size is not None:
+        x = _binary_tensor(binary, size, datatype, n * w * f, "data" in tensor)
+        return InferRequest(x.reshape(n, w, f), rid, key, binary_output)
+    if binary:
+        raise BadRequestError("binary data was sent but no input has binary_data_size")
+    x = _json_tensor(tensor.get("data"), [n, w, f]).reshape(n, w, f)
+    return InferRequest(x, rid, key, binary_output)
+
+
+def _request_fields(body: dict[str, Any], output_name: str) -> tuple[Any, Any, bool]:
+    """``(request id, routing key, binary output asked)`` of a request, checked."""
     rid = body.get("id")
     if rid is not None:
         check_request_id(rid)
@@ -97,7 +115,11 @@ def parse_infer(body: Any, input_name: str, window: int, n_features: int,
             check_routing_key(key)
         binary_output = params.get("binary_data_output") is True
     binary_output = _requested_outputs(body.get("outputs"), output_name) or binary_output
-    inputs = body.get("inputs")
+    return rid, key, binary_output
+
+
+def _the_input(inputs: Any, input_name: str) -> dict[str, Any]:
+    """The request's one input tensor, named ``input_name``."""
     if not isinstance(inputs, list) or len(inputs) != 1:
         raise BadRequestError(f"inputs must be a list holding one tensor named {input_name!r}")
     tensor = inputs[0]
@@ -107,10 +129,11 @@ def parse_infer(body: Any, input_name: str, window: int, n_features: int,
         raise BadRequestError("input parameters must be an object")
     if tensor.get("name") != input_name:
         raise BadRequestError(f"unknown input {tensor.get('name')!r}; expected {input_name!r}")
-    datatype = tensor.get("datatype")
-    if not isinstance(datatype, str) or datatype not in DATATYPES:
-        raise BadRequestError(f"datatype must be FP32 (or FP64), got {datatype!r}")
-    shape = tensor.get("shape")
+    return tensor
+
+
+def _input_shape(shape: Any, window: int, n_features: int) -> tuple[int, int, int]:
+    """``(n, window, n_features)`` of a shape that matches the model's signature."""
     if (not isinstance(shape, list) or len(shape) != 3
             or not all(type(d) is int for d in shape)):
         raise BadRequestError(f"shape must be [n, {window}, {n_features}]")
@@ -118,13 +141,11 @@ def parse_infer(body: Any, input_name: str, window: int, n_features: int,
     if w != window or f != n_features or not 1 <= n <= 100_000:
         raise BadRequestError(f"shape {shape} does not match the model's [n, {window}, "
                               f"{n_features}] (n >= 1)")
-    size = tensor.get("parameters", {}).get("binary_data_size")
-    if size is not None:
-        x = _binary_tensor(binary, size, datatype, n * w * f, "data" in tensor)
-        return InferRequest(x.reshape(n, w, f), rid, key, binary_output)
-    if binary:
-        raise BadRequestError("binary data was sent but no input has binary_data_size")
-    data = tensor.get("data")
+    return n, w, f
+
+
+def _json_tensor(data: Any, shape: list[int]) -> np.ndarray:
+    """The float32 values of a JSON ``data`` list, checked: numbers, count, finiteness."""
     if not isinstance(data, list) or not _only_numbers(data):
         raise BadRequestError("data must be a (flat or nested) list of numbers")
     try:
@@ -133,13 +154,13 @@ def parse_infer(body: Any, input_name: str, window: int, n_features: int,
         raise BadRequestError("data must be a (flat or nested) list of numbers") from None
     if arr.dtype.kind not in "fiu":
         raise BadRequestError("data must hold only numbers")
-    if arr.size != n * w * f:
-        raise BadRequestError(f"data holds {arr.size} values; shape {shape} needs {n * w * f}")
+    count = shape[0] * shape[1] * shape[2]
+    if arr.size != count:
+        raise BadRequestError(f"data holds {arr.size} values; shape {shape} needs {count}")
     # |v| <= FLT_MAX is False for NaN and inf too, and keeps the float32 cast exact-or-finite.
     if not bool((np.abs(arr) <= _FLT_MAX).all()):
         raise BadRequestError("data must be finite numbers (no NaN, Infinity or overflow)")
-    x = arr.astype(np.float32, copy=False).reshape(n, w, f)
-    return InferRequest(x, rid, key, binary_output)
+    return arr.astype(np.float32, copy=False)
 
 
 def _requested_outputs(outputs: Any, output_name: str) -> bool:

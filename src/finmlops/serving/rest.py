@@ -194,30 +194,33 @@ class RestApp:
                         return
         except Disconnected:
             return
-        except FinmlopsError as exc:
-            status = exc.http_status
-            payload: dict[str, Any] = {"error": exc.message}
-            if isinstance(exc, AuthError | ScopeError):
-                extra.append((b"www-authenticate", exc.challenge.encode()))
-            elif isinstance(exc, MethodNotAllowed):
-                extra.append((b"allow", exc.allow.encode()))
-            elif isinstance(exc, ConflictError):
-                payload["conflicts"] = exc.details
-            body = orjson.dumps(payload)
-            self._count_error(route, status)
-        except TimeoutError:
-            status = 504
-            body = b'{"error":"request timed out"}'
-            self._count_error(route, status)
-        except Exception:
-            log.exception("unhandled error on %s %s", method, scope["path"])
-            status = 500
-            body = b'{"error":"internal error"}'
+        except Exception as exc:  # every error answers JSON; FinmlopsError carries its status
+            status, body, headers_out = self._error(exc, method, scope["path"])
+            extra += headers_out
             self._count_error(route, status)
         rid = headers.get(b"x-request-id")
         if rid is not None and (route is None or route.name != "infer") and len(rid) <= MAX_ID:
             extra.append((b"x-request-id", rid))
         await send_response(send, status, body, [JSON_TYPE, *extra])
+
+    @staticmethod
+    def _error(exc: Exception, method: str,
+               path: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """``(status, JSON body, extra headers)`` of a failed request."""
+        if isinstance(exc, FinmlopsError):
+            payload: dict[str, Any] = {"error": exc.message}
+            headers: list[tuple[bytes, bytes]] = []
+            if isinstance(exc, AuthError | ScopeError):
+                headers.append((b"www-authenticate", exc.challenge.encode()))
+            elif isinstance(exc, MethodNotAllowed):
+                headers.append((b"allow", exc.allow.encode()))
+            elif isinstance(exc, ConflictError):
+                payload["conflicts"] = exc.details
+            return exc.http_status, orjson.dumps(payload), headers
+        if isinstance(exc, TimeoutError):
+            return 504, b'{"error":"request timed out"}', []
+        log.error("unhandled error on %s %s", method, path, exc_info=exc)
+        return 500, b'{"error":"internal error"}', []
 
     def _count_error(self, route: Route | None, status: int) -> None:
         if route is None:

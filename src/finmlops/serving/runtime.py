@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from finmlops.contracts import CARD, ModelCard
 from finmlops.errors import ConfigError, ModelNotFoundError
 
 log = logging.getLogger("finmlops.serving")
@@ -28,7 +28,8 @@ class LoadedModel:
     output_name: str
     window: int
     n_features: int
-    meta: Mapping[str, Any] = field(default_factory=dict)
+    card: ModelCard | None = None
+    """``model.json``, when the directory has one."""
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """P(up) for a float32 batch shaped ``[n, window, n_features]``."""
@@ -58,15 +59,10 @@ def load_model(name: str, path: Path) -> LoadedModel:
     onnx_path = path / "model.onnx"
     if not onnx_path.is_file():
         raise ModelNotFoundError(f"model {name!r}: no model.onnx in {path}")
-    meta: dict[str, Any] = {}
-    meta_path = path / "model.json"
-    if meta_path.is_file():
-        try:
-            loaded = json.loads(meta_path.read_text(encoding="utf-8"))
-        except ValueError:
-            raise ConfigError(f"model {name!r}: {meta_path} is not valid JSON") from None
-        if isinstance(loaded, dict):
-            meta = loaded
+    try:
+        card = ModelCard.read(path) if (path / CARD).is_file() else None
+    except ConfigError as exc:
+        raise ConfigError(f"model {name!r}: {exc.message}") from None
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
@@ -78,21 +74,19 @@ def load_model(name: str, path: Path) -> LoadedModel:
     except Exception as exc:  # ORT raises its own exception types
         raise ConfigError(f"model {name!r}: cannot load {onnx_path}: {exc}") from None
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    input_name = str(meta.get("input_name") or inputs[0].name)
-    output_name = str(meta.get("output_name") or outputs[0].name)
+    input_name = card.input_name if card else str(inputs[0].name)
+    output_name = card.output_name if card else str(outputs[0].name)
     shape = next((i.shape for i in inputs if i.name == input_name), None)
     if shape is None or output_name not in {o.name for o in outputs}:
         raise ConfigError(f"model {name!r}: no input {input_name!r} or output {output_name!r}")
     if len(shape) != 3:
         raise ConfigError(f"model {name!r}: input must be [batch, window, features], got {shape}")
-    window = _dim(shape[1]) or _dim(meta.get("window"))
-    names = meta.get("feature_names")
-    n_features = _dim(shape[2]) or (len(names) if isinstance(names, list) and names else None)
+    window = _dim(shape[1]) or (_dim(card.window) if card else None)
+    n_features = _dim(shape[2]) or (_dim(len(card.feature_names)) if card else None)
     if window is None or n_features is None:
         raise ConfigError(f"model {name!r}: window/feature count unknown (shape {shape})")
-    version = str(meta.get("version") or meta.get("model_version") or "1")
-    return LoadedModel(name, version, path, session, input_name, output_name, window,
-                       n_features, meta)
+    return LoadedModel(name, card.version if card else "1", path, session, input_name,
+                       output_name, window, n_features, card)
 
 
 def load_models(dirs: Mapping[str, Path]) -> dict[str, LoadedModel]:

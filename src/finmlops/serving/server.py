@@ -8,11 +8,15 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finmlops.errors import NotReadyError
+
+if TYPE_CHECKING:
+    from finmlops.config import Settings
 
 
 @dataclass
@@ -45,6 +49,9 @@ def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # listening now: a client that connects once the URL is announced waits in the backlog
+    # until uvicorn accepts, instead of being refused
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
@@ -92,7 +99,7 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _multiprocess_metrics(settings: Any) -> None:
+def _multiprocess_metrics(settings: Settings) -> None:
     """A fresh, empty directory for prometheus_client's multiprocess files, set in the
     environment the workers inherit (before any of them imports prometheus_client)."""
     import os
@@ -115,9 +122,9 @@ def _ignore(signum: int, frame: Any) -> None:
     """The signal was already handled by uvicorn's graceful shutdown."""
 
 
-def serve(settings: Any, models: dict[str, Any] | None = None, *,
+def serve(settings: Settings, models: Mapping[str, Path] | None = None, *,
           config_path: str | None = None, workers: int | None = None,
-          announce: Any = None) -> None:
+          announce: Callable[[str], None] | None = None) -> None:
     """Run the service in this process (``workers`` > 1: uvicorn's worker processes, sharing
     the ledger and, through prometheus_client's multiprocess mode, the metrics).
 

@@ -18,14 +18,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from finmlops.contracts import CARD, TrainedVariant
 from finmlops.tracking.datasets import DatasetRef
 
 if TYPE_CHECKING:
-    from finmlops.models import TrainedVariant
     from finmlops.tracking._client import Tracker
 
 MODEL_TYPE = "onnx"
-CARD = "model.json"
 ONNX_FILE = "model.onnx"
 EXAMPLE_FILE = "input_example.json"
 """Written by :func:`finmlops.models.export.write_input_example` into the exported directory."""

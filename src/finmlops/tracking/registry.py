@@ -23,12 +23,13 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from finmlops.config import Settings
+from finmlops.contracts import CARD, ModelCard
 from finmlops.errors import ConfigError, ModelNotFoundError
 from finmlops.tracking._client import Tracker, configure, global_tracking_uri, translate
 from finmlops.tracking.aliases import RESERVED_ALIASES, after_register, changes
@@ -364,12 +365,21 @@ def download_model(settings: Settings, ref: str, dest: Path) -> Path:
         for item in local.iterdir():
             if item.is_file():
                 shutil.copyfile(item, dest / item.name)
-    meta_path = dest / "model.json"
-    if not (dest / "model.onnx").is_file() or not meta_path.is_file():
+    if not (dest / "model.onnx").is_file() or not (dest / CARD).is_file():
         raise ModelNotFoundError(
             f"version {info.version} of {info.name!r} has no model.onnx + model.json")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta.update({"registered_model": info.name, "model_version": info.version,
-                 "aliases": list(info.aliases), "run_id": info.run_id})
-    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True), "utf-8")
+    card = ModelCard.read(dest).model_copy(update={
+        "registered_model": info.name, "model_version": info.version,
+        "aliases": list(info.aliases), "run_id": info.run_id})
+    card.write(dest)
     return dest
+
+
+def download_arms(settings: Settings, root: Path,
+                  refs: Mapping[str, str] | None = None) -> dict[str, Path]:
+    """Every arm of the experiment (candidates and mirror) as an exported model directory
+    ``root/<arm>``: the version ``refs[arm]`` names (an alias or a version number), by
+    default the arm's variant alias; each card carries its registry version."""
+    wanted = refs or {}
+    return {arm: download_model(settings, wanted.get(arm, arm), Path(root) / arm)
+            for arm in settings.experiment.arms}

@@ -21,15 +21,13 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from finmlops.config import Settings, VariantSettings, public_dict
+from finmlops.contracts import CARD, ModelCard, TrainedVariant
 from finmlops.tracking._client import Tracker, configure, translate
 from finmlops.tracking.datasets import DatasetRef, dataset_input
 from finmlops.tracking.logged_model import log_model
-
-if TYPE_CHECKING:
-    from finmlops.models import TrainedVariant
 
 KIND_TAG = "finmlops.kind"
 TRAINING = "training"
@@ -237,11 +235,10 @@ def _log_run_files(client: Any, run_id: str, trained: TrainedVariant) -> None:
     spec: dict[str, Any] = {"variant": trained.variant, "feature_names": trained.feature_names,
                             "window": trained.settings.window,
                             "feature_set": trained.settings.features}
-    model_json = model_dir / "model.json"
-    if model_json.is_file():
-        meta = json.loads(model_json.read_text(encoding="utf-8"))
-        spec.update({k: meta[k] for k in ("window", "horizon", "target", "input_name",
-                                          "output_name") if k in meta})
+    if (model_dir / CARD).is_file():
+        card = ModelCard.read(model_dir)
+        spec.update(window=card.window, horizon=card.horizon, target=card.target,
+                    input_name=card.input_name, output_name=card.output_name)
     with tempfile.TemporaryDirectory(prefix="finmlops-") as tmp:
         features = Path(tmp) / "features.json"
         features.write_text(json.dumps(spec, indent=2, sort_keys=True), "utf-8")

@@ -1,15 +1,17 @@
-"""What training hands to tracking and evaluation: one trained variant and where its files are."""
+"""A trained variant: one type for ``result.json`` in its model directory, the run state's
+``trained[variant]`` entry and what training hands to tracking and evaluation."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import Field
+
 from finmlops.config.settings import VariantSettings
+from finmlops.contracts._base import Contract
 
 
-@dataclass(frozen=True)
-class TrainedVariant:
+class TrainedVariant(Contract):
     """A variant after walk-forward evaluation and the final fit up to the cutoff.
 
     ``model_dir`` holds ``model.onnx`` + ``model.json``; ``oos_path`` is the Parquet of
@@ -19,7 +21,7 @@ class TrainedVariant:
     starting weights, and each fold's ``improved`` (1/0), ``best_epoch``, ``warm_start`` and
     losses say which. ``baselines`` maps a naive baseline name (``always_up``, ``yesterday``)
     to its metrics. ``final_epochs`` is how long the deployable model was refitted on every row
-    up to the cutoff (0 when not recorded).
+    up to the cutoff. ``run_id`` is the MLflow run that logged it (state entries only).
     """
 
     variant: str
@@ -34,6 +36,9 @@ class TrainedVariant:
     feature_names: list[str]
     seconds: float
     final_epochs: int = 0
-    losses: list[dict[str, list[float]]] = field(default_factory=list)
+    epochs: list[int] = Field(default_factory=list)
+    """Epochs run per fold, then by the deployable fit (last)."""
+    losses: list[dict[str, list[float]]] = Field(default_factory=list)
     """Per fit (walk-forward folds in ``fold_metrics`` order, then the deployable fit):
     ``{"train": [...], "val": [...]}``, one loss per epoch run."""
+    run_id: str | None = None
