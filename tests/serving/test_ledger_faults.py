@@ -111,7 +111,10 @@ def test_a_locked_sqlite_ledger_refuses_visibly_and_recovers(
 
 
 @contextlib.contextmanager
-def small_disk(root: Path, size: str = "4m") -> Iterator[Path]:
+def small_disk(root: Path, size: str = "32m") -> Iterator[Path]:
+    """A tmpfs to fill. Not too small: in WAL mode the ledger's log grows by up to ~4 MB
+    (SQLite's 1,000-page autocheckpoint) before it is reset, and more while a reader holds a
+    snapshot, so a 4 MB disk could fill again on its own after the filler is gone."""
     mount = root / "disk"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
