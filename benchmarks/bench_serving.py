@@ -46,6 +46,8 @@ def write_model(dest: Path, seed: int, variant: str) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    from finmlops.models.export import model_card
+
     rng = np.random.default_rng(seed)
     w1 = rng.normal(0, 0.1, (WINDOW * N_FEATURES, HIDDEN)).astype(np.float32)
     w2 = rng.normal(0, 0.1, (HIDDEN, 1)).astype(np.float32)
@@ -66,10 +68,11 @@ def write_model(dest: Path, seed: int, variant: str) -> None:
     model.ir_version = 8
     dest.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(dest / "model.onnx"))
-    (dest / "model.json").write_text(json.dumps({
-        "format": 1, "variant": variant, "input_name": "features", "output_name": "probability",
-        "window": WINDOW, "feature_names": [f"f{i}" for i in range(N_FEATURES)],
-        "model_version": "1"}), encoding="utf-8")
+    card = model_card(variant=variant, target=["BENCH"], window=WINDOW,
+                      feature_names=[f"f{i}" for i in range(N_FEATURES)],
+                      data_version="bench", weights_hash=f"seed-{seed}", trained_until=None,
+                      horizon=1, reference=None)
+    card.model_copy(update={"model_version": "1"}).write(dest)
 
 
 def bare_app() -> Any:

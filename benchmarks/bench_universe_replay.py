@@ -50,6 +50,7 @@ def main() -> int:
     if not available():
         print(skip_message())
         return 0
+    from finmlops.abtest.client import ServiceClient
     from finmlops.abtest.replay import ReplayInput, replay
     from finmlops.config import GBMSettings
     from finmlops.features import all_universe_features, universe_frame
@@ -89,7 +90,8 @@ def main() -> int:
                 t0 = time.perf_counter()
                 base = url
                 if mode == "sequential":
-                    results = [replay(url, data_all, experiment="direction-ab")]
+                    with ServiceClient(url) as client:
+                        results = [replay(client, data_all, experiment="direction-ab")]
                 else:
                     groups = np.array_split(np.arange(n), GROUPS)
 
@@ -99,15 +101,16 @@ def main() -> int:
                             dates=[data_all.dates[i] for i in idx],
                             tickers=[data_all.tickers[i] for i in idx],
                             forward_returns=data_all.forward_returns[idx])
-                        return replay(base, part, experiment="direction-ab")
+                        with ServiceClient(base) as client:
+                            return replay(client, part, experiment="direction-ab")
 
                     with ThreadPoolExecutor(GROUPS) as pool:
                         results = list(pool.map(run, groups))
                 seconds = time.perf_counter() - t0
             finally:
                 stop(proc)
-            requests = sum(r.requests for r in results)  # type: ignore[attr-defined]
-            feedback = sum(r.feedback for r in results)  # type: ignore[attr-defined]
+            requests = sum(r.requests for r in results)
+            feedback = sum(r.feedback for r in results)
             rows.append({"replay": mode, "seconds": round(seconds, 1), "requests": requests,
                          "feedback": feedback, "req_per_s": round(requests / seconds),
                          "target_s": 60.0})
