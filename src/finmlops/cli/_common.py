@@ -113,8 +113,7 @@ def emit(ctx: typer.Context, values: dict[str, Any]) -> None:
     parameter or uploads as an artifact): a string as it is, anything else as JSON (so a
     boolean is ``true``/``false``). Nothing without ``--outputs``. Each file is replaced
     atomically, so a reader never sees half of one."""
-    import os
-    import uuid
+    from finmlops.files import write_text
 
     root = outputs_dir(ctx)
     if root is None:
@@ -125,6 +124,4 @@ def emit(ctx: typer.Context, values: dict[str, Any]) -> None:
             raise ValueError(f"output name {name!r} is not a file name")
         text = value if isinstance(value, str) else json.dumps(
             value, indent=2 if name.endswith(".json") else None, sort_keys=True, default=str)
-        tmp = root / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, root / name)
+        write_text(root / name, text)
