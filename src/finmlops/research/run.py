@@ -7,9 +7,7 @@ model directory contract, servable with ``finmlops serve`` and ``serve.model_dir
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 
 from finmlops.config import Settings
 from finmlops.errors import ConfigError
+from finmlops.files import write_json
 from finmlops.research.study import (
     RESULT_FORMAT,
     Prepared,
@@ -34,14 +33,6 @@ from finmlops.research.study import (
 
 def study_dir(settings: Settings, key: str) -> Path:
     return (settings.home / "universe" / key).resolve()
-
-
-def _write_json(path: Path, data: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str, allow_nan=False) + "\n", "utf-8")
-    os.replace(tmp, path)
-    return path
 
 
 def sharpe_histogram(sharpes: Sequence[float], bins: int = 12) -> dict[str, list[float]]:
@@ -130,7 +121,7 @@ def run_universe(settings: Settings, *, variants: Sequence[str] | None = None,
             "book": rep.figures,
         }
     result["seconds"] = time.perf_counter() - t0
-    _write_json(out_dir / "universe.json", result)
+    write_json(out_dir / "universe.json", result, indent=1, trailing_newline=True)
     result["path"] = str(out_dir / "universe.json")
     return result
 

@@ -23,7 +23,8 @@ from finmlops.config import (
     UniverseVariantSettings,
     VariantSettings,
 )
-from finmlops.research.run import _write_json, study_dir, trials_block
+from finmlops.files import write_json
+from finmlops.research.run import study_dir, trials_block
 from finmlops.research.study import (
     Prepared,
     Progress,
@@ -152,7 +153,8 @@ def run_search(settings: Settings, *, trials: int | None = None,
                            "sharpe_in_search": best.value, "book": rep.figures,
                            "classification": outcome.metrics}
     summary["seconds"] = time.perf_counter() - t0
-    path = _write_json(study_dir(settings, prep.universe_key) / "search.json", summary)
+    path = write_json(study_dir(settings, prep.universe_key) / "search.json", summary,
+                      indent=1, trailing_newline=True)
     summary["path"] = str(path)
     return summary
 
