@@ -26,8 +26,7 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from market import Market, synthetic_bars, weekdays, yahoo_server
 from finmlops.config import load_settings
 from finmlops.deploy import Rendered, render_kubernetes, write_rendered
 from postgres_support import free_port
+from s3_support import moto_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -95,19 +95,6 @@ def _git(*args: str, cwd: Path | None = None) -> str:
                                "HOME": str(cwd or Path.cwd())}).stdout
 
 
-@contextmanager
-def _moto() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 def _s3(endpoint: str) -> Any:
     import boto3
 
@@ -153,7 +140,7 @@ def test_the_rendered_cluster_loop_runs_against_real_servers(
     with ExitStack() as stack:
         stack.callback(lambda: [p.stop() for p in pods])
         yahoo = stack.enter_context(yahoo_server(market))
-        s3_url = stack.enter_context(_moto())
+        s3_url = stack.enter_context(moto_server())
         s3 = _s3(s3_url)
         s3.create_bucket(Bucket="finmlops")
         mlflow_port = free_port()
