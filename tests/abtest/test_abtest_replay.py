@@ -89,13 +89,28 @@ def test_replay_errors_are_typed(stub_v2: Any) -> None:
             replay(client(stub.url, "right", "right"), data, experiment="direction-ab")
 
 
+def test_a_seldon_replay_sends_one_request_per_ticker_even_when_rows_are_asked(
+        stub_v2: Any) -> None:
+    """Seldon's mesh routes whole requests: a day's tickers in one request would all go to
+    one arm, so a Seldon client never batches them."""
+    data = replay_input(days=3)
+    with stub_v2({"baseline": 50, "enhanced": 50}) as stub:
+        res = replay(ServiceClient(stub.url, seldon=True), data, experiment="direction-ab",
+                     per_row=True)
+    assert res.requests == len(stub.requests) == 6
+    assert [r["inputs"][0]["shape"][0] for r in stub.requests] == [1] * 6
+    assert set(stub.seldon_models) == {"direction-ab.experiment"}
+
+
 @pytest.mark.integration
+@pytest.mark.parametrize("per_row", [False, True], ids=["request-per-ticker", "rows-per-day"])
 def test_replay_against_the_real_service_with_shadow_scoring(
         tmp_path: Path, settings: Callable[..., Settings],
-        tiny_model: Callable[..., Path]) -> None:
-    """The real ``finmlops.serving`` app on loopback: every request the replay sends is a
-    prediction in the ledger under the id its answer carried, every outcome is joined to it,
-    and the paired statistics come out of the ledger."""
+        tiny_model: Callable[..., Path], per_row: bool) -> None:
+    """The real ``finmlops.serving`` app on loopback: every (day, ticker) the replay sends is
+    a prediction in the ledger under the id its answer carried, every outcome is joined to
+    it, and the paired statistics come out of the ledger — whether the tickers of a day go
+    one request each or together with one routing key per row."""
     from finmlops.serving import create_app, run_in_thread
 
     names = ["ret_1", "vol_5"]
@@ -108,7 +123,7 @@ def test_replay_against_the_real_service_with_shadow_scoring(
     handle = run_in_thread(create_app(s, models), "127.0.0.1", 0)
     try:
         res = replay(ServiceClient.of(s, handle.url), data, experiment="direction-ab",
-                     id_prefix="real")
+                     id_prefix="real", per_row=per_row)
     finally:
         handle.stop()
     assert res.requests == 80 and res.feedback == 78
@@ -124,7 +139,9 @@ def test_replay_against_the_real_service_with_shadow_scoring(
         row = predictions[rec["prediction_id"]]
         assert (row["routing_key"], row["arm"], row["assignment"]) == (
             rec["routing_key"], rec["arm"], "hash")
-        assert row["client_id"] == f"real:{rec['routing_key']}"
+        day = rec["routing_key"].split(":")[1]
+        assert row["client_id"] == (f"real:{day}:0" if per_row else
+                                    f"real:{rec['routing_key']}")
     assert len(feedback) == 78 and {(f["via"], f["caller"][:15]) for f in feedback} == {
         ("prediction_id", "feedback-token:")}
     assert ev.served == res.served

@@ -55,6 +55,42 @@ def test_malformed_requests_are_bad_requests(bad: Any) -> None:
         parse_infer(bad, "features", 2, 3)
 
 
+def _keyed(keys_raw: bytes, keys_size: int | None = None, x_size: int = 24,
+           tail: bytes = b"") -> tuple[Any, bytes]:
+    """A binary request: 1x2x3 FP32 features, then two BYTES routing keys."""
+    x = np.arange(6, dtype="<f4").tobytes()
+    head = {"inputs": [
+        {"name": "features", "datatype": "FP32", "shape": [1, 2, 3],
+         "parameters": {"binary_data_size": x_size}},
+        {"name": "routing_key", "datatype": "BYTES", "shape": [1],
+         "parameters": {"binary_data_size": len(keys_raw) if keys_size is None
+                        else keys_size}}]}
+    return head, x + keys_raw + tail
+
+
+def test_binary_inputs_take_their_bytes_in_input_order() -> None:
+    head, raw = _keyed((4).to_bytes(4, "little") + b"A:b1")
+    req = parse_infer(head, "features", 2, 3, binary=raw)
+    assert req.row_keys == ("A:b1",) and req.routing_key is None
+    np.testing.assert_array_equal(req.x.ravel(), np.arange(6, dtype=np.float32))
+
+
+@pytest.mark.parametrize(("request_", "says"), [
+    (_keyed((4).to_bytes(4, "little") + b"A:b1", tail=b"x"), "add up to"),
+    (_keyed((4).to_bytes(4, "little") + b"A:b1", keys_size=99), "need at least"),
+    (_keyed((9).to_bytes(4, "little") + b"A:b1"), "ends inside an element"),
+    (_keyed(b"\x01\x00"), "ends inside an element's length"),
+    (_keyed((2).to_bytes(4, "little") + b"\xff\xfe"), "UTF-8"),
+    (_keyed((4).to_bytes(4, "little") + b"A:b1", x_size=20, keys_size=12), "must be 24"),
+], ids=["extra-bytes", "short-body", "short-element", "short-length", "not-utf8",
+        "short-features"])
+def test_a_malformed_binary_request_names_what_is_wrong(request_: tuple[Any, bytes],
+                                                         says: str) -> None:
+    head, raw = request_
+    with pytest.raises(BadRequestError, match=says):
+        parse_infer(head, "features", 2, 3, binary=raw)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,

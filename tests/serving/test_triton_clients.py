@@ -150,3 +150,39 @@ def test_tritonclient_grpc_against_the_same_service(served: Any) -> None:
         assert row["assignment"] == params["assignment"] and row["arm"] == params["arm"]
     keyed = rows[answers["direction-ab"]["prediction_id"]]
     assert (keyed["routing_key"], keyed["config_version"]) == ("IBB:2020-01-02", 1)
+
+
+def test_tritonclient_sends_a_days_tickers_with_one_routing_key_per_row(served: Any) -> None:
+    """The ``routing_key`` BYTES input as tritonclient builds it (binary over HTTP, its
+    default, and gRPC): each row served by the arm its key picks, recorded under its key."""
+    x = batch(5, n=6)
+    keys = np.array([f"T{i}:2021-03-01".encode() for i in range(6)], dtype=np.object_)
+    http = triton_http.InferenceServerClient(served.url.removeprefix("http://"))
+    key_in = triton_http.InferInput("routing_key", [6], "BYTES")
+    key_in.set_data_from_numpy(keys)  # binary_data=True: 4-byte lengths, then the bytes
+    result = http.infer("direction-ab", [*http_inputs(x, True), key_in], headers=auth(),
+                        outputs=[triton_http.InferRequestedOutput(n, binary_data=False)
+                                 for n in ("probability", "arm", "prediction_id")])
+    http.close()
+    grpc_client = triton_grpc.InferenceServerClient(f"127.0.0.1:{served.app.grpc.port}")
+    features = triton_grpc.InferInput("features", list(x.shape), "FP32")
+    features.set_data_from_numpy(x)
+    grpc_keys = triton_grpc.InferInput("routing_key", [6], "BYTES")
+    grpc_keys.set_data_from_numpy(keys)
+    over_grpc = grpc_client.infer("direction-ab", [features, grpc_keys], headers=grpc_auth())
+    grpc_client.close()
+    rows = {r["prediction_id"]: r for r in served.app.plane.ledger.predictions()}
+
+    def text(values: np.ndarray) -> list[str]:  # JSON gives str, gRPC's raw BYTES bytes
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+    arms_by_transport = []
+    for answer in (result, over_grpc):
+        arms, ids = text(answer.as_numpy("arm")), text(answer.as_numpy("prediction_id"))
+        probs = answer.as_numpy("probability")
+        for i, (arm, pid) in enumerate(zip(arms, ids, strict=True)):
+            assert rows[pid]["routing_key"] == keys[i].decode() and rows[pid]["arm"] == arm
+            np.testing.assert_allclose(probs[i], expected_probability(arm, x[i:i + 1])[0],
+                                       rtol=1e-6)
+        arms_by_transport.append(arms)
+    assert arms_by_transport[0] == arms_by_transport[1]  # the key decides, not the transport

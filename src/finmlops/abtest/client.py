@@ -80,6 +80,28 @@ class Answer:
         value = (outputs[0].get("data") or [None])[0]
         return None if value is None else float(value)
 
+    def rows(self) -> list[RowAnswer]:
+        """Per row of a request with per-row routing keys: its prediction id, arm and
+        probability (the ``prediction_id`` and ``arm`` BYTES outputs beside the first)."""
+        outputs = {o.get("name"): o.get("data") for o in self.body.get("outputs") or []}
+        first = (self.body.get("outputs") or [{}])[0].get("data")
+        ids, arms = outputs.get("prediction_id"), outputs.get("arm")
+        if not (isinstance(ids, list) and isinstance(arms, list) and isinstance(first, list)
+                and len(ids) == len(arms) == len(first)):
+            raise SourceError("the service's answer has no per-row prediction_id and arm "
+                              "outputs (does it route rows by key? finmlops does)")
+        return [RowAnswer(str(i), str(a), float(p))
+                for i, a, p in zip(ids, arms, first, strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class RowAnswer:
+    """One row of a request routed row by row."""
+
+    prediction_id: str
+    arm: str
+    probability: float
+
 
 @dataclass
 class ServiceClient:
@@ -123,13 +145,24 @@ class ServiceClient:
     def __exit__(self, *exc: object) -> None:
         self.http.__exit__(*exc)
 
-    def infer(self, model: str, body: Mapping[str, Any], *, what: str | None = None
-              ) -> Answer:
-        """``POST /v2/models/<model>/infer`` once (never retried)."""
+    def infer(self, model: str, body: Mapping[str, Any], *, what: str | None = None,
+              binary: bytes = b"") -> Answer:
+        """``POST /v2/models/<model>/infer`` once (never retried). ``binary``: the tensors'
+        bytes after the JSON header (the binary tensor extension; the body's inputs say how
+        many bytes each takes with ``binary_data_size``)."""
         headers = self._auth("inference")
         if self.seldon:
             headers["seldon-model"] = f"{model}.experiment"
-        resp = self._call("POST", f"/v2/models/{model}/infer", body, headers, retry=False)
+        path = f"/v2/models/{model}/infer"
+        if binary:
+            import orjson
+
+            head = orjson.dumps(body)
+            headers |= {"Inference-Header-Content-Length": str(len(head)),
+                        "Content-Type": "application/octet-stream"}
+            resp = self._call("POST", path, None, headers, retry=False, content=head + binary)
+        else:
+            resp = self._call("POST", path, body, headers, retry=False)
         raise_for(resp, what or f"inference on {model}")
         return Answer(resp.json(), resp.headers)
 
@@ -170,9 +203,9 @@ class ServiceClient:
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     def _call(self, method: str, path: str, body: Any, headers: Mapping[str, str], *,
-              retry: bool) -> httpx.Response:
+              retry: bool, content: bytes | None = None) -> httpx.Response:
         try:
-            return self.http.request(method, f"{self.base}{path}", json=body,
+            return self.http.request(method, f"{self.base}{path}", json=body, content=content,
                                      headers=headers, what=f"{method} {path}", retry=retry)
         except SourceError as exc:
             raise SourceError(f"service at {self.base} is unreachable: {exc.message}") from None

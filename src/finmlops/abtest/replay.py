@@ -1,8 +1,9 @@
 """Replay held-out days as live traffic against any Open Inference Protocol V2 endpoint.
 
-Each day and ticker is one request to the experiment with ``parameters.routing_key =
-"<ticker>:<YYYY-MM-DD>"``, so the arm that serves it is a pure function of the key and the
-experiment version (the same on every replica). After a day's requests, the realised one-day
+Each day and ticker is one prediction of the experiment under the routing key
+``"<ticker>:<YYYY-MM-DD>"``, so the arm that serves it is a pure function of the key and the
+experiment version (the same on every replica) — whether a day's tickers travel together, one
+key per row, or one request each. After a day's requests, the realised one-day
 return of each (known once the next bar exists) is posted as one feedback batch, addressed by
 the ``prediction_id`` each answer carried. The requests go through a
 :class:`~finmlops.abtest.client.ServiceClient` (its ``seldon=True`` drives a Seldon Core v2
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from finmlops.errors import SourceError
 
 if TYPE_CHECKING:
     from finmlops.abtest.client import ServiceClient
@@ -64,38 +67,43 @@ def routing_key(ticker: str, day: dt.date) -> str:
     return f"{ticker}:{day.isoformat()}"
 
 
+ROWS_BYTES = 512 * 1024
+"""Feature bytes per request when a day's tickers travel together (well under the service's
+default 1 MiB body limit)."""
+
+
 def replay(client: ServiceClient, data: ReplayInput, *, experiment: str,
            id_prefix: str = "replay", input_name: str = "features",
-           on_progress: ProgressFn | None = None) -> ReplayResult:
-    """Send every (day, ticker) as a V2 request, then that day's outcomes as feedback.
+           on_progress: ProgressFn | None = None, per_row: bool = False) -> ReplayResult:
+    """Send every (day, ticker) to the experiment, then that day's outcomes as feedback.
 
-    ``id_prefix`` prefixes the client ids sent (kept beside each prediction in the ledger).
-    The client's connections stay open for the whole replay.
+    By default one JSON request per ticker and day, which any V2 endpoint understands.
+    ``per_row=True`` (a finmlops service): a day's tickers travel together, a few hundred rows
+    a request as binary FP32 with one routing key per row (the ``routing_key`` BYTES input),
+    and the service routes, records and answers each row as if it had come alone. A client
+    that drives a Seldon Core v2 Experiment (whose mesh routes whole requests) always sends
+    one request per ticker and day. ``id_prefix`` prefixes the client ids sent (kept
+    beside each prediction in the ledger). The client's connections stay open throughout.
     """
     order = sorted(range(len(data.dates)), key=lambda i: (data.dates[i], data.tickers[i]))
     days = sorted(set(data.dates))
     by_day: dict[dt.date, list[int]] = {}
     for i in order:
         by_day.setdefault(data.dates[i], []).append(i)
+    send = _send_rows if per_row and not client.seldon else _send_each
     result = ReplayResult()
     t0 = time.perf_counter()
-    w, f = int(data.windows.shape[1]), int(data.windows.shape[2])
     try:
         with client:
             for d_i, day in enumerate(days):
                 outcomes = []
-                for i in by_day[day]:
-                    key = routing_key(data.tickers[i], day)
-                    body = {"id": f"{id_prefix}:{key}", "parameters": {"routing_key": key},
-                            "inputs": [{"name": input_name, "datatype": "FP32",
-                                        "shape": [1, w, f],
-                                        "data": data.windows[i].astype(float).ravel().tolist()}]}
-                    answer = client.infer(experiment, body, what=f"inference for {key}")
-                    pid, arm = answer.prediction_id, answer.arm
+                for i, pid, arm, prob in send(client, data, day, by_day[day], experiment,
+                                              id_prefix, input_name):
                     result.requests += 1
                     result.served[arm] = result.served.get(arm, 0) + 1
-                    result.records.append({"prediction_id": pid, "routing_key": key,
-                                           "arm": arm, "probability": answer.probability})
+                    result.records.append({"prediction_id": pid,
+                                           "routing_key": routing_key(data.tickers[i], day),
+                                           "arm": arm, "probability": prob})
                     fwd = float(data.forward_returns[i])
                     if np.isfinite(fwd):
                         outcomes.append({"prediction_id": pid, "realized_return": fwd,
@@ -109,3 +117,49 @@ def replay(client: ServiceClient, data: ReplayInput, *, experiment: str,
     finally:
         result.seconds = time.perf_counter() - t0
     return result
+
+
+Answered = tuple[int, str, str, float | None]
+"""``(row of the input, prediction id, arm, probability)`` of one answered (day, ticker)."""
+
+
+def _send_each(client: ServiceClient, data: ReplayInput, day: dt.date, rows: list[int],
+               experiment: str, id_prefix: str, input_name: str) -> list[Answered]:
+    """One JSON request per ticker, keyed ``TICKER:YYYY-MM-DD``."""
+    w, f = int(data.windows.shape[1]), int(data.windows.shape[2])
+    out: list[Answered] = []
+    for i in rows:
+        key = routing_key(data.tickers[i], day)
+        body = {"id": f"{id_prefix}:{key}", "parameters": {"routing_key": key},
+                "inputs": [{"name": input_name, "datatype": "FP32", "shape": [1, w, f],
+                            "data": data.windows[i].astype(float).ravel().tolist()}]}
+        answer = client.infer(experiment, body, what=f"inference for {key}")
+        out.append((i, answer.prediction_id, answer.arm, answer.probability))
+    return out
+
+
+def _send_rows(client: ServiceClient, data: ReplayInput, day: dt.date, rows: list[int],
+               experiment: str, id_prefix: str, input_name: str) -> list[Answered]:
+    """The day's tickers in requests of at most :data:`ROWS_BYTES` of features, each row
+    with its own routing key."""
+    w, f = int(data.windows.shape[1]), int(data.windows.shape[2])
+    per_request = max(1, ROWS_BYTES // (w * f * 4))
+    out: list[Answered] = []
+    for start in range(0, len(rows), per_request):
+        chunk = rows[start:start + per_request]
+        x = np.ascontiguousarray(data.windows[chunk], dtype="<f4").tobytes()
+        keys = [routing_key(data.tickers[i], day) for i in chunk]
+        body = {"id": f"{id_prefix}:{day.isoformat()}:{start // per_request}",
+                "inputs": [{"name": input_name, "datatype": "FP32", "shape": [len(chunk), w, f],
+                            "parameters": {"binary_data_size": len(x)}},
+                           {"name": "routing_key", "datatype": "BYTES", "shape": [len(chunk)],
+                            "data": keys}]}
+        answer = client.infer(experiment, body, binary=x,
+                              what=f"inference for {len(chunk)} tickers on {day}")
+        rows_answered = answer.rows()
+        if len(rows_answered) != len(chunk):
+            raise SourceError(f"inference for {day} answered {len(rows_answered)} rows for "
+                              f"{len(chunk)} sent")
+        out += [(i, r.prediction_id, r.arm, r.probability)
+                for i, r in zip(chunk, rows_answered, strict=True)]
+    return out

@@ -78,14 +78,15 @@ class RetryingClient:
         return response
 
     def request(self, method: str, url: str, *, what: str, json: Any = None,
-                headers: Mapping[str, str] | None = None,
+                content: bytes | None = None, headers: Mapping[str, str] | None = None,
                 retry: bool = True) -> httpx.Response:
         """The first non-retryable response, else the last one once retries are exhausted
-        (``retry=False``: the only one; a request that must not be repeated). Raises
-        :class:`SourceError` when no attempt got an answer, at once when the host name does
-        not resolve."""
-        response, attempts, last = self._send(method, url, what, json=json, headers=headers,
-                                              retries=self.max_retries if retry else 0)
+        (``retry=False``: the only one; a request that must not be repeated). The body is
+        ``json`` encoded, or ``content`` as it is. Raises :class:`SourceError` when no attempt
+        got an answer, at once when the host name does not resolve."""
+        body: dict[str, Any] = {"json": json} if content is None else {"content": content}
+        response, attempts, last = self._send(method, url, what, headers=headers,
+                                              retries=self.max_retries if retry else 0, **body)
         if response is None:
             raise SourceError(f"{what}: no answer after {attempts} attempt"
                               f"{'s' if attempts != 1 else ''} ({last})")

@@ -22,8 +22,8 @@ RANDOMISED: tuple[Assignment, ...] = ("hash", "random")
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """One answered request as the service hands it over to be committed (one row per batch
-    row; every row shares the request's arm and assignment)."""
+    """One answered request (or the rows of it one arm served) as the service hands it over
+    to be committed: one prediction per row, every row with this arm and assignment."""
 
     ts: float
     prediction_ids: tuple[str, ...]
@@ -40,6 +40,13 @@ class Served:
     probabilities: np.ndarray
     also_score: tuple[str, ...] = ()
     """Other arms to score before the commit (shadow candidates, the mirror)."""
+    row_keys: tuple[str, ...] | None = None
+    """Each row's own routing key (a request routed row by row); ``None``: every row has
+    ``routing_key``."""
+
+    def key(self, row: int) -> str | None:
+        """The routing key of one row."""
+        return self.routing_key if self.row_keys is None else self.row_keys[row]
 
 
 @dataclass(frozen=True, slots=True)

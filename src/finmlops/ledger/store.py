@@ -101,11 +101,12 @@ class Ledger:
             probs = item.probabilities.tolist()
             pinned = int(item.assignment == "pinned")
             for j, pid in enumerate(item.prediction_ids):
-                entity, day = entity_and_day(item.routing_key, pid, item.ts)
+                key = item.key(j)
+                entity, day = entity_and_day(key, pid, item.ts)
                 p = probs[j]
                 preds.append((pid, item.client_id, item.ts, item.experiment,
                               item.config_version, item.arm, item.model_version,
-                              item.routing_key, entity, day, item.assignment, item.propensity,
+                              key, entity, day, item.assignment, item.propensity,
                               _digest(item.x[j]), p, server))
                 scores.append((pid, item.arm, item.model_version, p, 1, item.experiment,
                                entity, day, item.ts, pinned))

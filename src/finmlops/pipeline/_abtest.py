@@ -63,7 +63,7 @@ def serve_and_replay(settings: Settings, models: dict[str, Path], data: Any, led
     try:
         with ServiceClient.of(settings, handle.url) as client:
             result = replay(client, data, experiment=settings.experiment.name,
-                            id_prefix=run_id, on_progress=progress)
+                            id_prefix=run_id, on_progress=progress, per_row=True)
     finally:
         handle.stop()  # the lifespan shutdown commits what is queued and closes the ledger
     return result.summary()

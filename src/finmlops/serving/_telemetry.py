@@ -43,15 +43,21 @@ class Telemetry:
         return got
 
     def count_predictions(self, experiment: str, arm: str, version: str, values: list[float],
-                          threshold: float) -> None:
-        """Predicted classes, the request, and the time of the last prediction."""
+                          threshold: float, *, request: bool = True) -> None:
+        """Predicted classes, the request (unless ``request=False``: the arm served some rows
+        of a request counted on its own), and the time of the last prediction."""
         up = sum(1 for v in values if v > threshold)
         if up:
             self.child(("pred", experiment, arm, version, "1")).inc(up)
         if len(values) - up:
             self.child(("pred", experiment, arm, version, "0")).inc(len(values) - up)
-        self.child(("req", arm, version, experiment, arm, "200")).inc()
+        if request:
+            self.count_request(arm, version, experiment, arm)
         self.last_prediction[experiment] = time.time()
+
+    def count_request(self, model: str, version: str, experiment: str, arm: str) -> None:
+        """One answered inference request."""
+        self.child(("req", model, version, experiment, arm, "200")).inc()
 
     def count_error(self, status: int) -> None:
         self.child(("req", "", "", "", "", str(status))).inc()

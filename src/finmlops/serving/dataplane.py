@@ -36,6 +36,7 @@ from finmlops.errors import (
     NotReadyError,
 )
 from finmlops.ledger import (
+    Assignment,
     Feedback,
     FeedbackResult,
     GroupCommitWriter,
@@ -57,6 +58,9 @@ INLINE_ROWS = 64
 """Batches up to this many rows run on the event loop; larger ones in a thread."""
 EXPERIMENT_SUFFIX = ".experiment"
 MODEL_SUFFIX = ".model"
+ROWS_ARM = "per-row"
+"""The ``arm`` label of a request whose rows were routed one by one (its rows are counted
+under the arms that served them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,7 @@ class InferResult:
     """One answered request, committed."""
 
     model_name: str
+    """The arm that served (the experiment's name when its rows were routed one by one)."""
     model_version: str
     request_id: str
     """The client's id when it sent one, else the prediction id (the V2 response ``id``)."""
@@ -82,14 +87,41 @@ class InferResult:
     experiment: str | None
     config_version: int | None
     assignment: str
+    row_arms: tuple[str, ...] | None = None
+    """Per row, the arm that served it (a request with per-row routing keys)."""
+    row_ids: tuple[str, ...] | None = None
+    """Per row, its prediction id (a request with per-row routing keys)."""
 
     def parameters(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"arm": self.model_name, "prediction_id": self.prediction_id,
-                               "assignment": self.assignment}
+        out: dict[str, Any] = {"prediction_id": self.prediction_id}
+        if self.row_arms is None:
+            out |= {"arm": self.model_name, "assignment": self.assignment}
         if self.experiment is not None:
             out["experiment"] = self.experiment
             out["experiment_version"] = self.config_version
         return out
+
+    @property
+    def arm_label(self) -> str:
+        """The ``arm`` label of the request's latency and count."""
+        return self.model_name if self.row_arms is None else ROWS_ARM
+
+    def rows(self) -> dict[str, tuple[str, ...]] | None:
+        """The per-row outputs (``arm``, ``prediction_id``), or None for a whole request."""
+        if self.row_arms is None or self.row_ids is None:
+            return None
+        return {"arm": self.row_arms, "prediction_id": self.row_ids}
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Where one request (or one row) goes: its arm, how it was chosen, and the other arms
+    that also score it before the commit."""
+
+    arm: str
+    assignment: Assignment
+    propensity: float
+    also: tuple[str, ...]
 
 
 class DataPlane:
@@ -321,42 +353,99 @@ class DataPlane:
     async def infer(self, target: Target, req: InferRequest, *, routing_key: str | None,
                     pinned: str | None, client_id: str | None) -> InferResult:
         """Route, predict, commit; the result is returned only once the ledger holds it (a
-        ledger that is failing refuses in the writer, counted)."""
+        ledger that is failing refuses in the writer, counted). A request with per-row routing
+        keys routes each row on its own key (:meth:`_infer_rows`)."""
         if not (self.loaded and self.ledger is not None and self.experiment.known):
             raise NotReadyError("not ready")
-        also: tuple[str, ...] = ()
+        if req.row_keys is not None:
+            return await self._infer_rows(target, req, req.row_keys, pinned, client_id)
         version: int | None = None
         if target.experiment is not None:
             router = self.experiment.router
             version = router.version
-            choice = router.choose(routing_key, self._rng.random(),
-                                   parse_route(pinned, router.arms) if pinned else None)
-            arm, assignment, propensity = choice.arm, choice.assignment, choice.propensity
-            model = self.models[arm]
-            if router.shadow:
-                also = tuple(a for a in router.arms if a != arm)
-            if router.mirror and router.mirror != arm and router.mirror not in also \
-                    and router.mirrors(routing_key, self._rng.random()):
-                also = (*also, router.mirror)
+            route = self._route(router, routing_key,
+                                parse_route(pinned, router.arms) if pinned else None)
         else:
-            model = target.model
-            arm, assignment, propensity = model.name, "direct", 1.0
+            route = _Route(target.model.name, "direct", 1.0, ())
+        model = self.models[route.arm] if target.experiment is not None else target.model
         x = req.x
         n = x.shape[0]
-        if n <= INLINE_ROWS:
-            probs = model.predict(x)
-        else:
-            probs = await asyncio.get_running_loop().run_in_executor(None, model.predict, x)
+        probs = await self._predict(model, x)
         first = f"{self._id_prefix}{next(self._ids):x}"
         ids = (first,) if n == 1 else (first, *(f"{first}/{i}" for i in range(1, n)))
-        served = Served(time.time(), ids, client_id, target.experiment, version, arm,
-                        model.version, routing_key, assignment, propensity, x, probs, also)
+        served = Served(time.time(), ids, client_id, target.experiment, version, route.arm,
+                        model.version, routing_key, route.assignment, route.propensity, x,
+                        probs, route.also)
         await self.writer.submit(served)
         values = probs.tolist()
-        self.telemetry.count_predictions(target.experiment or "", arm, model.version, values,
-                                         self.settings.evaluation.threshold)
-        return InferResult(arm, model.version, client_id or first, first, model.output_name,
-                           values, target.experiment, version, assignment)
+        self.telemetry.count_predictions(target.experiment or "", route.arm, model.version,
+                                         values, self.settings.evaluation.threshold)
+        return InferResult(route.arm, model.version, client_id or first, first,
+                           model.output_name, values, target.experiment, version,
+                           route.assignment)
+
+    async def _infer_rows(self, target: Target, req: InferRequest, keys: Sequence[str],
+                          pinned: str | None, client_id: str | None) -> InferResult:
+        """Each row routed on its own key, as if sent alone: one ONNX Runtime call and one
+        ledger item per arm, all committed before the answer."""
+        n = len(keys)
+        version: int | None = None
+        groups: dict[_Route, list[int]] = {}
+        if target.experiment is not None:
+            router = self.experiment.router
+            version = router.version
+            pin = parse_route(pinned, router.arms) if pinned else None
+            for i, key in enumerate(keys):
+                groups.setdefault(self._route(router, key, pin), []).append(i)
+        else:
+            groups[_Route(target.model.name, "direct", 1.0, ())] = list(range(n))
+        first = f"{self._id_prefix}{next(self._ids):x}"
+        ids = (first, *(f"{first}/{i}" for i in range(1, n)))
+        probs = np.empty(n, dtype=np.float32)
+        arms = [""] * n
+        items: list[Served] = []
+        ts = time.time()
+        for route, rows in groups.items():
+            model = self.models[route.arm] if target.experiment is not None else target.model
+            idx = np.asarray(rows)
+            x = req.x[idx]
+            p = await self._predict(model, x)
+            probs[idx] = p
+            for i in rows:
+                arms[i] = route.arm
+            items.append(Served(ts, tuple(ids[i] for i in rows), client_id, target.experiment,
+                                version, route.arm, model.version, None, route.assignment,
+                                route.propensity, x, p, route.also,
+                                tuple(keys[i] for i in rows)))
+        await asyncio.gather(*(self.writer.submit(it) for it in items))
+        threshold = self.settings.evaluation.threshold
+        for it in items:
+            self.telemetry.count_predictions(target.experiment or "", it.arm, it.model_version,
+                                             it.probabilities.tolist(), threshold,
+                                             request=False)
+        name = target.experiment or target.model.name
+        version_label = "" if target.experiment is not None else target.model.version
+        self.telemetry.count_request(name, version_label, target.experiment or "", ROWS_ARM)
+        return InferResult(name, version_label, client_id or first, first,
+                           target.model.output_name, probs.tolist(), target.experiment,
+                           version, "per-row", tuple(arms), ids)
+
+    def _route(self, router: Router, key: str | None, pin: str | None) -> _Route:
+        choice = router.choose(key, self._rng.random(), pin)
+        arm = choice.arm
+        also: tuple[str, ...] = ()
+        if router.shadow:
+            also = tuple(a for a in router.arms if a != arm)
+        if router.mirror and router.mirror != arm and router.mirror not in also \
+                and router.mirrors(key, self._rng.random()):
+            also = (*also, router.mirror)
+        return _Route(arm, choice.assignment, choice.propensity, also)
+
+    @staticmethod
+    async def _predict(model: LoadedModel, x: np.ndarray) -> np.ndarray:
+        if x.shape[0] <= INLINE_ROWS:
+            return model.predict(x)
+        return await asyncio.get_running_loop().run_in_executor(None, model.predict, x)
 
     # -- the writer's side (writer thread) -------------------------------------------------
 

@@ -214,17 +214,21 @@ class GrpcService:
             result = await plane.infer(target, req, routing_key=req.routing_key,
                                        pinned=meta.get("x-seldon-route"),
                                        client_id=req.request_id)
-            raw = np.asarray(result.probabilities, dtype="<f4").tobytes()
+            tensor = pb.ModelInferResponse.InferOutputTensor
+            outputs = [tensor(name=result.output_name, datatype="FP32",
+                              shape=[len(result.probabilities)])]
+            raw = [np.asarray(result.probabilities, dtype="<f4").tobytes()]
+            for name, values in (result.rows() or {}).items():
+                outputs.append(tensor(name=name, datatype="BYTES", shape=[len(values)]))
+                raw.append(b"".join(len(b).to_bytes(4, "little") + b
+                                    for b in (v.encode() for v in values)))
             out = pb.ModelInferResponse(
                 model_name=result.model_name, model_version=result.model_version,
                 id=result.request_id,
                 parameters={k: _param(v) for k, v in result.parameters().items()
                             if v is not None},
-                outputs=[pb.ModelInferResponse.InferOutputTensor(
-                    name=result.output_name, datatype="FP32",
-                    shape=[len(result.probabilities)])],
-                raw_output_contents=[raw])
-            plane.telemetry.child(("lat", target.experiment or "", result.model_name)
+                outputs=outputs, raw_output_contents=raw)
+            plane.telemetry.child(("lat", target.experiment or "", result.arm_label)
                                   ).observe(time.perf_counter() - t0)
             return out
 
@@ -238,26 +242,33 @@ class GrpcService:
 
     @staticmethod
     def _as_v2(request: Any) -> tuple[dict[str, Any], bytes]:
-        """The gRPC request in the REST body's shape, its values as raw little-endian bytes."""
-        if len(request.inputs) != 1:
-            raise BadRequestError("inputs must hold one tensor")
-        tensor = request.inputs[0]
-        if request.raw_input_contents:
-            if len(request.raw_input_contents) != 1:
-                raise BadRequestError("raw_input_contents must hold one tensor's bytes")
-            binary = bytes(request.raw_input_contents[0])
-        else:
-            field, dtype = _CONTENTS.get(tensor.datatype, ("fp32_contents", "<f4"))
-            binary = np.asarray(getattr(tensor.contents, field), dtype=dtype).tobytes()
+        """The gRPC request in the REST body's shape, every input's values as raw bytes
+        (FP32/FP64 little-endian, BYTES length-prefixed) in input order."""
+        raw = list(request.raw_input_contents)
+        if raw and len(raw) != len(request.inputs):
+            raise BadRequestError("raw_input_contents must hold one entry per input")
+        inputs: list[dict[str, Any]] = []
+        parts: list[bytes] = []
+        for i, tensor in enumerate(request.inputs):
+            if raw:
+                data = bytes(raw[i])
+            elif tensor.datatype == "BYTES":
+                data = b"".join(len(v).to_bytes(4, "little") + v
+                                for v in tensor.contents.bytes_contents)
+            else:
+                field, dtype = _CONTENTS.get(tensor.datatype, ("fp32_contents", "<f4"))
+                data = np.asarray(getattr(tensor.contents, field), dtype=dtype).tobytes()
+            parts.append(data)
+            inputs.append({"name": tensor.name, "datatype": tensor.datatype,
+                           "shape": [int(d) for d in tensor.shape],
+                           "parameters": {"binary_data_size": len(data)}})
         params = _plain(request.parameters)
         body: dict[str, Any] = {
-            "inputs": [{"name": tensor.name, "datatype": tensor.datatype,
-                        "shape": [int(d) for d in tensor.shape],
-                        "parameters": {"binary_data_size": len(binary)}}],
+            "inputs": inputs,
             "outputs": [{"name": o.name} for o in request.outputs],
         }
         if request.id:
             body["id"] = request.id
         if "routing_key" in params:
             body["parameters"] = {"routing_key": params["routing_key"]}
-        return body, binary
+        return body, b"".join(parts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,12 @@ _DTYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "FP64": np.dtype("
 """Binary tensor data is little-endian, row-major (the binary tensor extension)."""
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
 """Protocol extensions the service speaks (server metadata ``extensions``)."""
+ROUTING_KEY_INPUT = "routing_key"
+"""An optional second input, BYTES of shape ``[n]``: one routing key per row. A day's
+universe then travels in one request and each row is assigned, recorded and answered as its
+own prediction; the answer adds the :data:`ROW_OUTPUTS`."""
+ROW_OUTPUTS = ("arm", "prediction_id")
+"""BYTES outputs of shape ``[n]`` answering a request with per-row routing keys."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,9 @@ class InferRequest:
     request_id: str | None
     routing_key: str | None
     binary_output: bool = False
+    row_keys: tuple[str, ...] | None = None
+    """One routing key per row (the :data:`ROUTING_KEY_INPUT` input): each row is routed on
+    its own key, as if it had been sent alone."""
 
 
 _NUMBER = {int, float}
@@ -77,26 +86,33 @@ def parse_infer(body: Any, input_name: str, window: int, n_features: int,
     """Check a decoded V2 body against the signature ``[-1, window, n_features]`` FP32.
 
     ``binary`` is what follows the JSON header in a binary tensor request
-    (``Inference-Header-Content-Length``): an input with ``parameters.binary_data_size`` takes
-    its values from there, little-endian. ``outputs`` may only name ``output_name``;
-    ``parameters.binary_data`` on it, or ``binary_data_output`` on the request, asks for the
-    output as raw bytes."""
+    (``Inference-Header-Content-Length``): each input with ``parameters.binary_data_size``
+    takes that many bytes of it, in the order of ``inputs`` (FP32/FP64 little-endian; BYTES as
+    4-byte little-endian lengths, each followed by its bytes). ``outputs`` may only name
+    ``output_name`` (and the :data:`ROW_OUTPUTS`); ``parameters.binary_data`` on it, or
+    ``binary_data_output`` on the request, asks for the output as raw bytes. A second input
+    named :data:`ROUTING_KEY_INPUT` carries one routing key per row."""
     if not isinstance(body, dict):
         raise BadRequestError("the request body must be a JSON object")
     rid, key, binary_output = _request_fields(body, output_name)
-    tensor = _the_input(body.get("inputs"), input_name)
+    tensors = _the_inputs(body.get("inputs"), input_name)
+    parts = _binary_parts(tensors, binary)
+    tensor = tensors[input_name]
     datatype = tensor.get("datatype")
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise BadRequestError(f"datatype must be FP32 (or FP64), got {datatype!r}")
     n, w, f = _input_shape(tensor.get("shape"), window, n_features)
-    size = tensor.get("parameters", {}).get("binary_data_size")
-    if size is not None:
-        x = _binary_tensor(binary, size, datatype, n * w * f, "data" in tensor)
-        return InferRequest(x.reshape(n, w, f), rid, key, binary_output)
-    if binary:
-        raise BadRequestError("binary data was sent but no input has binary_data_size")
-    x = _json_tensor(tensor.get("data"), [n, w, f]).reshape(n, w, f)
-    return InferRequest(x, rid, key, binary_output)
+    raw = parts.get(input_name)
+    if raw is not None:
+        x = _binary_tensor(raw, datatype, n * w * f).reshape(n, w, f)
+    else:
+        x = _json_tensor(tensor.get("data"), [n, w, f]).reshape(n, w, f)
+    row_keys = None
+    if ROUTING_KEY_INPUT in tensors:
+        if key is not None:
+            raise BadRequestError("send routing_key as a parameter or as an input, not both")
+        row_keys = _row_keys(tensors[ROUTING_KEY_INPUT], parts.get(ROUTING_KEY_INPUT), n)
+    return InferRequest(x, rid, key, binary_output, row_keys)
 
 
 def _request_fields(body: dict[str, Any], output_name: str) -> tuple[Any, Any, bool]:
@@ -118,18 +134,84 @@ def _request_fields(body: dict[str, Any], output_name: str) -> tuple[Any, Any, b
     return rid, key, binary_output
 
 
-def _the_input(inputs: Any, input_name: str) -> dict[str, Any]:
-    """The request's one input tensor, named ``input_name``."""
-    if not isinstance(inputs, list) or len(inputs) != 1:
-        raise BadRequestError(f"inputs must be a list holding one tensor named {input_name!r}")
-    tensor = inputs[0]
-    if not isinstance(tensor, dict):
-        raise BadRequestError("each input must be an object")
-    if not isinstance(tensor.get("parameters", {}), dict):
-        raise BadRequestError("input parameters must be an object")
-    if tensor.get("name") != input_name:
-        raise BadRequestError(f"unknown input {tensor.get('name')!r}; expected {input_name!r}")
-    return tensor
+def _the_inputs(inputs: Any, input_name: str) -> dict[str, dict[str, Any]]:
+    """The request's input tensors by name, in order: ``input_name`` and optionally
+    :data:`ROUTING_KEY_INPUT`."""
+    allowed = (input_name, ROUTING_KEY_INPUT)
+    if not isinstance(inputs, list) or not 1 <= len(inputs) <= 2:
+        raise BadRequestError(f"inputs must be a list holding one tensor named {input_name!r} "
+                              f"(and optionally {ROUTING_KEY_INPUT!r})")
+    out: dict[str, dict[str, Any]] = {}
+    for tensor in inputs:
+        if not isinstance(tensor, dict):
+            raise BadRequestError("each input must be an object")
+        if not isinstance(tensor.get("parameters", {}), dict):
+            raise BadRequestError("input parameters must be an object")
+        name = tensor.get("name")
+        if name not in allowed:
+            raise BadRequestError(f"unknown input {name!r}; expected {input_name!r}"
+                                  f"{' or ' + repr(ROUTING_KEY_INPUT) if len(inputs) > 1 else ''}")
+        if name in out:
+            raise BadRequestError(f"input {name!r} appears twice")
+        out[name] = tensor
+    if input_name not in out:
+        raise BadRequestError(f"no input named {input_name!r}")
+    return out
+
+
+def _binary_parts(tensors: Mapping[str, Mapping[str, Any]], binary: bytes) -> dict[str, bytes]:
+    """Each binary input's bytes: ``binary_data_size`` bytes of the tail, in input order."""
+    parts: dict[str, bytes] = {}
+    offset = 0
+    for name, tensor in tensors.items():
+        size = tensor.get("parameters", {}).get("binary_data_size")
+        if size is None:
+            continue
+        if type(size) is not int or size < 0:
+            raise BadRequestError(f"binary_data_size of {name!r} must be a byte count")
+        if "data" in tensor:
+            raise BadRequestError(f"input {name!r} has both data and binary_data_size")
+        if offset + size > len(binary):
+            raise BadRequestError(f"the body holds {len(binary)} bytes of binary data; the "
+                                  f"inputs' binary_data_size need at least {offset + size}")
+        parts[name] = binary[offset:offset + size]
+        offset += size
+    if offset != len(binary):
+        raise BadRequestError(
+            "binary data was sent but no input has binary_data_size" if not parts else
+            f"the body holds {len(binary)} bytes of binary data; the inputs' "
+            f"binary_data_size add up to {offset}")
+    return parts
+
+
+def _row_keys(tensor: Mapping[str, Any], raw: bytes | None, n: int) -> tuple[str, ...]:
+    """The per-row routing keys: BYTES of shape ``[n]``, each a valid routing key."""
+    if tensor.get("datatype") != "BYTES" or tensor.get("shape") != [n]:
+        raise BadRequestError(f"input {ROUTING_KEY_INPUT!r} must be BYTES of shape [{n}] "
+                              "(one key per row)")
+    keys = _bytes_elements(raw) if raw is not None else tensor.get("data")
+    if not isinstance(keys, list) or len(keys) != n:
+        raise BadRequestError(f"input {ROUTING_KEY_INPUT!r} must hold {n} strings")
+    return tuple(check_routing_key(k) for k in keys)
+
+
+def _bytes_elements(raw: bytes) -> list[str]:
+    """A binary BYTES tensor's elements: each a 4-byte little-endian length, then the bytes."""
+    out: list[str] = []
+    i = 0
+    while i < len(raw):
+        if i + 4 > len(raw):
+            raise BadRequestError("a BYTES tensor ends inside an element's length")
+        size = int.from_bytes(raw[i:i + 4], "little")
+        chunk = raw[i + 4:i + 4 + size]
+        if len(chunk) != size:
+            raise BadRequestError("a BYTES tensor ends inside an element")
+        try:
+            out.append(chunk.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise BadRequestError("a routing key must be UTF-8 text") from None
+        i += 4 + size
+    return out
 
 
 def _input_shape(shape: Any, window: int, n_features: int) -> tuple[int, int, int]:
@@ -171,6 +253,8 @@ def _requested_outputs(outputs: Any, output_name: str) -> bool:
         raise BadRequestError("outputs must be a list of objects")
     binary = False
     for o in outputs:
+        if o.get("name") in ROW_OUTPUTS:
+            continue
         if o.get("name") != output_name:
             raise BadRequestError(f"unknown output {o.get('name')!r}; the model has "
                                   f"{output_name!r}")
@@ -181,18 +265,12 @@ def _requested_outputs(outputs: Any, output_name: str) -> bool:
     return binary
 
 
-def _binary_tensor(binary: bytes, size: Any, datatype: str, count: int,
-                   has_data: bool) -> np.ndarray:
-    """The float32 values of a binary tensor, checked: size, length, finiteness."""
+def _binary_tensor(binary: bytes, datatype: str, count: int) -> np.ndarray:
+    """The float32 values of a binary tensor, checked: length, finiteness."""
     dtype = _DTYPES[datatype]
-    if has_data:
-        raise BadRequestError("an input has both data and binary_data_size")
-    if type(size) is not int or size != count * dtype.itemsize:
+    if len(binary) != count * dtype.itemsize:
         raise BadRequestError(f"binary_data_size must be {count * dtype.itemsize} for "
-                              f"{count} {datatype} values, got {size!r}")
-    if len(binary) != size:
-        raise BadRequestError(f"the body holds {len(binary)} bytes of binary data; "
-                              f"binary_data_size says {size}")
+                              f"{count} {datatype} values, got {len(binary)}")
     arr: np.ndarray = np.frombuffer(binary, dtype=dtype)
     if not bool((np.abs(arr) <= _FLT_MAX).all()):
         raise BadRequestError("data must be finite numbers (no NaN, Infinity or overflow)")
@@ -223,21 +301,26 @@ def split_binary(body: bytes, header_length: bytes | None) -> tuple[Any, bytes]:
 
 
 def infer_response(model_name: str, version: str, request_id: str, output_name: str,
-                   probabilities: list[float], params: Mapping[str, Any]) -> dict[str, Any]:
-    """The V2 response; ``parameters`` holds no nulls (absent values are left out)."""
+                   probabilities: list[float], params: Mapping[str, Any],
+                   rows: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """The V2 response; ``parameters`` holds no nulls (absent values are left out). ``rows``:
+    the :data:`ROW_OUTPUTS` of a request routed row by row (BYTES outputs)."""
     return {
         "model_name": model_name,
         "model_version": version,
         "id": request_id,
         "parameters": {k: v for k, v in params.items() if v is not None},
         "outputs": [{"name": output_name, "datatype": "FP32",
-                     "shape": [len(probabilities)], "data": probabilities}],
+                     "shape": [len(probabilities)], "data": probabilities},
+                    *_row_outputs(rows)],
     }
 
 
 def binary_response(model_name: str, version: str, request_id: str, output_name: str,
-                    probabilities: np.ndarray, params: Mapping[str, Any]) -> tuple[bytes, int]:
-    """``(body, JSON header length)``: the output as little-endian FP32 after the header."""
+                    probabilities: np.ndarray, params: Mapping[str, Any],
+                    rows: Mapping[str, Sequence[str]] | None = None) -> tuple[bytes, int]:
+    """``(body, JSON header length)``: the output as little-endian FP32 after the header (the
+    ``rows`` outputs stay JSON data in the header, as the binary extension allows)."""
     import orjson
 
     raw = np.ascontiguousarray(probabilities, dtype="<f4").tobytes()
@@ -246,8 +329,14 @@ def binary_response(model_name: str, version: str, request_id: str, output_name:
         "parameters": {k: v for k, v in params.items() if v is not None},
         "outputs": [{"name": output_name, "datatype": "FP32",
                      "shape": [int(probabilities.shape[0])],
-                     "parameters": {"binary_data_size": len(raw)}}]})
+                     "parameters": {"binary_data_size": len(raw)}},
+                    *_row_outputs(rows)]})
     return head + raw, len(head)
+
+
+def _row_outputs(rows: Mapping[str, Sequence[str]] | None) -> list[dict[str, Any]]:
+    return [{"name": name, "datatype": "BYTES", "shape": [len(values)], "data": list(values)}
+            for name, values in (rows or {}).items()]
 
 
 _OUTCOME_SHAPE = ('each outcome is {"prediction_id" | "routing_key": str, "realized_return": '

@@ -258,20 +258,21 @@ class RestApp:
             out, head = binary_response(
                 result.model_name, result.model_version, result.request_id,
                 result.output_name, np.asarray(result.probabilities, np.float32),
-                result.parameters())
+                result.parameters(), result.rows())
             out_headers += [(b"content-type", b"application/octet-stream"),
                             (b"inference-header-content-length", str(head).encode())]
         else:
             out = orjson.dumps(infer_response(
                 result.model_name, result.model_version, result.request_id,
-                result.output_name, result.probabilities, result.parameters()))
-        plane.telemetry.child(("lat", target.experiment or "", result.model_name)).observe(
+                result.output_name, result.probabilities, result.parameters(), result.rows()))
+        plane.telemetry.child(("lat", target.experiment or "", result.arm_label)).observe(
             time.perf_counter() - t0)
-        route_header = f":{result.model_name}_{result.model_version}:"
-        return out, [*out_headers,
-                     (b"x-request-id", result.request_id.encode("latin-1", "replace")),
-                     (b"x-prediction-id", result.prediction_id.encode()),
-                     (b"x-seldon-route", route_header.encode("latin-1", "replace"))]
+        out_headers += [(b"x-request-id", result.request_id.encode("latin-1", "replace")),
+                        (b"x-prediction-id", result.prediction_id.encode())]
+        if result.row_arms is None:
+            route_header = f":{result.model_name}_{result.model_version}:"
+            out_headers.append((b"x-seldon-route", route_header.encode("latin-1", "replace")))
+        return out, out_headers
 
     # -- everything else -------------------------------------------------------------------
 
