@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 
@@ -20,6 +20,13 @@ from finmlops.errors import SourceError
 BASE_URL = "https://query2.finance.yahoo.com"
 CHART_PATH = "/v8/finance/chart/{ticker}"
 CHART_URL = BASE_URL + CHART_PATH
+
+
+class ChartMeta(TypedDict, total=False):
+    """The fields of a chart result's ``meta`` that place its timestamps on trading days."""
+
+    exchangeTimezoneName: str
+    gmtoffset: int
 
 
 class YahooSource(HttpSource):
@@ -88,7 +95,7 @@ def parse_chart(body: str, ticker: str) -> pd.DataFrame:
     return frame.loc[:, list(BAR_COLUMNS)].reset_index(drop=True)
 
 
-def _trading_days(stamps: list[Any], meta: dict[str, Any]) -> pd.Series:
+def _trading_days(stamps: list[int], meta: ChartMeta) -> pd.Series:
     utc = pd.to_datetime(pd.Series(stamps, dtype="int64"), unit="s", utc=True)
     tz = meta.get("exchangeTimezoneName")
     if tz:
