@@ -141,6 +141,24 @@ def test_stooq_parses_recorded_crlf_csv(settings: Callable[..., Settings],
     assert len(bars) == 30
 
 
+@pytest.mark.parametrize(("name", "ticker", "path"), [
+    ("yahoo", "QQQ", "/v8/finance/chart/QQQ"), ("stooq", "SPY", "/q/d/l/")])
+def test_source_url_moves_the_host_and_keeps_the_path(settings: Callable[..., Settings],
+                                                      name: str, ticker: str,
+                                                      path: str) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(404)
+
+    s = settings(data__source=name, data__source_url="http://mirror.test:8080/")
+    source = make_source(s, transport=httpx.MockTransport(handler), sleep=lambda _: None)
+    with pytest.raises(SourceError, match=rf"^{name} {ticker}: HTTP 404$"):
+        source.fetch([ticker.lower()], None, None)
+    assert (seen[0].url.host, seen[0].url.port, seen[0].url.path) == ("mirror.test", 8080, path)
+
+
 @pytest.mark.parametrize("body", ["No data", "<html><body>Exceeded the daily hits limit</body>"
                                   "</html>", ""])
 def test_stooq_non_csv_is_a_source_error(body: str) -> None:

@@ -1,5 +1,6 @@
 """Market data: sources, schema checks and the versioned Parquet store (local or s3://)."""
 
+from finmlops.data._source import Source
 from finmlops.data.ingest import IngestResult, ingest
 from finmlops.data.manifest import FileEntry, Manifest, TickerRange, content_version
 from finmlops.data.quality import QualityReport, check_bars
@@ -10,7 +11,7 @@ from finmlops.data.schema import (
     find_violations,
     validate_bars,
 )
-from finmlops.data.sources import BundledSource, CsvSource, Source, make_source
+from finmlops.data.sources import BundledSource, CsvSource, make_source
 from finmlops.data.store import (
     DatasetStore,
     PublishResult,

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from finmlops.config import Settings
+from finmlops.data._source import Source
 from finmlops.data.manifest import Manifest
 from finmlops.data.schema import TICKER_PATTERN, validate_bars
-from finmlops.data.sources import Source, make_source
+from finmlops.data.sources import make_source
 from finmlops.data.store import DatasetStore, ProgressFn, _no_progress
 from finmlops.errors import ConfigError, SourceError
 

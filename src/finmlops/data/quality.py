@@ -20,10 +20,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
+
+
+class QualityJson(TypedDict):
+    """:meth:`QualityReport.to_json`: the body of ``validation.json`` (dates in ISO form)."""
+
+    as_of: str
+    ok: bool
+    newest: dict[str, str]
+    problems: list[str]
+    notes: list[str]
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,7 @@ class QualityReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> QualityJson:
         return {"as_of": self.as_of.isoformat(), "ok": self.ok,
                 "newest": {t: d.isoformat() for t, d in sorted(self.newest.items())},
                 "problems": list(self.problems), "notes": list(self.notes)}

@@ -1,4 +1,5 @@
-"""Where bars come from: one :class:`Source` interface, four implementations.
+"""Where bars come from: one :class:`Source` interface, four implementations, and
+:func:`make_source`, which picks the one the settings name.
 
 Every source returns a frame with the bar columns (``ticker, date, open, high, low, close,
 adj_close, volume``), ``date`` as naive midnight timestamps, filtered to ``[start, end]``.
@@ -22,40 +23,26 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import httpx
 import pandas as pd
 
 from finmlops.config import Settings
 from finmlops.data._http import RetryingClient
+from finmlops.data._source import (
+    HttpSource,
+    Source,
+    concat_bars,
+    filter_dates,
+    parse_file_dates,
+)
 from finmlops.data.schema import BAR_COLUMNS
+from finmlops.data.stooq import StooqSource
+from finmlops.data.yahoo import YahooSource
 from finmlops.errors import ConfigError, SourceError
 
-
-@runtime_checkable
-class Source(Protocol):
-    """Fetches daily bars for some tickers over a date range (both ends inclusive)."""
-
-    name: str
-
-    def fetch(self, tickers: Sequence[str], start: dt.date | None,
-              end: dt.date | None) -> pd.DataFrame: ...
-
-
-def filter_dates(bars: pd.DataFrame, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
-    """Rows within ``[start, end]``; unparseable dates (NaT) are kept for validation to report."""
-    dates = bars["date"]
-    keep = pd.Series(True, index=bars.index)
-    if start is not None:
-        keep &= dates.isna() | (dates >= pd.Timestamp(start))
-    if end is not None:
-        keep &= dates.isna() | (dates <= pd.Timestamp(end))
-    return bars.loc[keep]
-
-
-def parse_file_dates(col: pd.Series) -> pd.Series:
-    return pd.to_datetime(col.astype(str).str.strip(), format="%Y-%m-%d", errors="coerce")
+NETWORK_SOURCES: dict[str, type[HttpSource]] = {"yahoo": YahooSource, "stooq": StooqSource}
+"""The sources fetched over HTTP, by the ``data.source`` that names them."""
 
 
 class BundledSource:
@@ -85,7 +72,7 @@ class BundledSource:
             df.insert(0, "ticker", t.upper())
             df["date"] = parse_file_dates(df["date"])
             frames.append(filter_dates(df, start, end))
-        return _bars(frames)
+        return concat_bars(frames)
 
 
 class CsvSource:
@@ -117,7 +104,7 @@ class CsvSource:
             raise SourceError(f"{self.path}: no rows for {', '.join(absent)} "
                               f"(file has: {', '.join(sorted(set(df['ticker']))) or 'none'})")
         df = df.loc[df["ticker"].isin(wanted)]
-        return _bars([filter_dates(df, start, end)])
+        return concat_bars([filter_dates(df, start, end)])
 
     def _load(self) -> pd.DataFrame:
         """The file's bars, parsed once: ingest fetches one ticker at a time."""
@@ -150,11 +137,6 @@ class CsvSource:
         return df
 
 
-def _bars(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    out = pd.concat(frames) if frames else pd.DataFrame(columns=list(BAR_COLUMNS))
-    return out.loc[:, list(BAR_COLUMNS)]
-
-
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
@@ -174,10 +156,4 @@ def make_source(settings: Settings, *, ticker: str | None = None,
                             backoff_s=data.backoff_s, transport=transport)
     if sleep is not None:
         client.sleep = sleep
-    if data.source == "yahoo":
-        from finmlops.data.yahoo import YahooSource
-
-        return YahooSource(client, data.source_url)
-    from finmlops.data.stooq import StooqSource
-
-    return StooqSource(client, data.source_url)
+    return NETWORK_SOURCES[data.source](client, data.source_url)

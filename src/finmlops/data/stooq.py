@@ -9,41 +9,33 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Sequence
 
 import pandas as pd
 
-from finmlops.data._http import RetryingClient
+from finmlops.data._source import HttpSource, QueryParams, parse_file_dates
 from finmlops.data.schema import BAR_COLUMNS
-from finmlops.data.sources import filter_dates, parse_file_dates
 from finmlops.errors import SourceError
 
 BASE_URL = "https://stooq.com"
-CSV_URL = BASE_URL + "/q/d/l/"
+CSV_PATH = "/q/d/l/"
+CSV_URL = BASE_URL + CSV_PATH
 HEADER = ["Date", "Open", "High", "Low", "Close", "Volume"]
 
 
-class StooqSource:
-    """One CSV download per ticker (US listings: ``<ticker>.us``)."""
+class StooqSource(HttpSource):
+    """One CSV download per ticker (US listings: ``<ticker>.us``), always the whole history:
+    the shared fetch loop filters it to ``[start, end]``."""
 
     name = "stooq"
 
-    def __init__(self, client: RetryingClient | None = None,
-                 base_url: str | None = None) -> None:
-        self.client = client or RetryingClient()
-        self.base_url = base_url
+    def url(self, ticker: str) -> str:
+        return self.base_url.rstrip("/") + CSV_PATH if self.base_url else CSV_URL
 
-    def fetch(self, tickers: Sequence[str], start: dt.date | None,
-              end: dt.date | None) -> pd.DataFrame:
-        frames = []
-        for t in tickers:
-            url = self.base_url.rstrip("/") + "/q/d/l/" if self.base_url else CSV_URL
-            response = self.client.get(url, params={"s": f"{t.lower()}.us", "i": "d"},
-                                       what=f"stooq {t.upper()}")
-            if response.status_code >= 400:
-                raise SourceError(f"stooq {t.upper()}: HTTP {response.status_code}")
-            frames.append(filter_dates(parse_csv(response.text, t.upper()), start, end))
-        return pd.concat(frames) if frames else pd.DataFrame(columns=list(BAR_COLUMNS))
+    def params(self, ticker: str, start: dt.date | None, end: dt.date | None) -> QueryParams:
+        return {"s": f"{ticker.lower()}.us", "i": "d"}
+
+    def parse(self, body: str, ticker: str) -> pd.DataFrame:
+        return parse_csv(body, ticker)
 
 
 def parse_csv(body: str, ticker: str) -> pd.DataFrame:

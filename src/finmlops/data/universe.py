@@ -20,8 +20,9 @@ from pathlib import Path
 import pandas as pd
 
 from finmlops.config import Settings, UniverseSettings
+from finmlops.data._source import filter_dates
 from finmlops.data.schema import find_violations, validate_bars
-from finmlops.data.sources import CsvSource, filter_dates
+from finmlops.data.sources import CsvSource
 from finmlops.data.store import DatasetStore, ProgressFn
 from finmlops.errors import ConfigError, SourceError
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 
-from finmlops.data._http import RetryingClient
+from finmlops.data._source import HttpSource, QueryParams
 from finmlops.data.schema import BAR_COLUMNS
-from finmlops.data.sources import filter_dates
 from finmlops.errors import SourceError
 
 BASE_URL = "https://query2.finance.yahoo.com"
@@ -24,35 +22,35 @@ CHART_PATH = "/v8/finance/chart/{ticker}"
 CHART_URL = BASE_URL + CHART_PATH
 
 
-class YahooSource:
+class ChartMeta(TypedDict, total=False):
+    """The fields of a chart result's ``meta`` that place its timestamps on trading days."""
+
+    exchangeTimezoneName: str
+    gmtoffset: int
+
+
+class YahooSource(HttpSource):
     """One chart request per ticker over ``[start, end]``."""
 
     name = "yahoo"
 
-    def __init__(self, client: RetryingClient | None = None,
-                 base_url: str | None = None) -> None:
-        self.client = client or RetryingClient()
-        self.base_url = base_url
-
-    def fetch(self, tickers: Sequence[str], start: dt.date | None,
-              end: dt.date | None) -> pd.DataFrame:
-        frames = []
-        for t in tickers:
-            response = self.client.get(
-                self._url().format(ticker=t.upper()), params=chart_params(start, end),
-                what=f"yahoo {t.upper()}")
-            if response.status_code >= 400:
-                raise SourceError(f"yahoo {t.upper()}: HTTP {response.status_code}"
-                                  f"{_yahoo_error(response.text)}")
-            frames.append(filter_dates(parse_chart(response.text, t.upper()), start, end))
-        return pd.concat(frames) if frames else pd.DataFrame(columns=list(BAR_COLUMNS))
-
-    def _url(self) -> str:
+    def url(self, ticker: str) -> str:
         """``data.source_url`` + the chart path, else the public endpoint."""
-        return self.base_url.rstrip("/") + CHART_PATH if self.base_url else CHART_URL
+        template = self.base_url.rstrip("/") + CHART_PATH if self.base_url else CHART_URL
+        return template.format(ticker=ticker)
+
+    def params(self, ticker: str, start: dt.date | None, end: dt.date | None) -> QueryParams:
+        return chart_params(start, end)
+
+    def parse(self, body: str, ticker: str) -> pd.DataFrame:
+        return parse_chart(body, ticker)
+
+    def error_detail(self, body: str) -> str:
+        """Yahoo's own description of the error, e.g. `` (No data found)``."""
+        return _yahoo_error(body)
 
 
-def chart_params(start: dt.date | None, end: dt.date | None) -> dict[str, str | int]:
+def chart_params(start: dt.date | None, end: dt.date | None) -> QueryParams:
     """Query parameters: ``period2`` is exclusive, so it is the day after ``end``."""
     first = start or dt.date(1970, 1, 2)
     last = end or dt.datetime.now(dt.UTC).date()
@@ -97,7 +95,7 @@ def parse_chart(body: str, ticker: str) -> pd.DataFrame:
     return frame.loc[:, list(BAR_COLUMNS)].reset_index(drop=True)
 
 
-def _trading_days(stamps: list[Any], meta: dict[str, Any]) -> pd.Series:
+def _trading_days(stamps: list[int], meta: ChartMeta) -> pd.Series:
     utc = pd.to_datetime(pd.Series(stamps, dtype="int64"), unit="s", utc=True)
     tz = meta.get("exchangeTimezoneName")
     if tz:
