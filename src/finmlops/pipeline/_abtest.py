@@ -129,10 +129,11 @@ def default_ledger(settings: Settings) -> str:
 
 
 def replay_to(settings: Settings, url: str, on_progress: Any = None,
-              seldon: bool = False) -> dict[str, Any]:
+              seldon: bool = False, per_row: bool = False) -> dict[str, Any]:
     """Replay the held-out days against the running service at ``url``: windows of the
     trained reference arm's input signature (run state), else of the configured variants'.
     ``seldon``: address a Seldon Core v2 Experiment (``seldon-model: <experiment>.experiment``).
+    ``per_row``: a day's tickers in one request, one routing key per row (a finmlops service).
     """
     from finmlops.abtest import build_replay_input, configured_signature, replay, replay_period
     from finmlops.abtest.client import ServiceClient
@@ -151,5 +152,6 @@ def replay_to(settings: Settings, url: str, on_progress: Any = None,
                               names, start, end)
     with ServiceClient.of(settings, url, seldon=seldon) as client:
         result = replay(client, data, experiment=settings.experiment.name,
-                        id_prefix=f"replay-{uuid.uuid4().hex[:8]}", on_progress=on_progress)
+                        id_prefix=f"replay-{uuid.uuid4().hex[:8]}", on_progress=on_progress,
+                        per_row=per_row)
     return result.summary()
