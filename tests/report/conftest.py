@@ -127,32 +127,3 @@ def abtest_legacy() -> dict[str, Any]:
                                "upper": [0.01 - i / 2000 for i in range(10)]}},
         "weird": float("nan"),
     }
-
-
-@pytest.fixture
-def figures_of():
-    """:func:`page_figures`, for tests that read a rendered page's figures."""
-    return page_figures
-
-
-def page_figures(page: str) -> list[dict[str, Any]]:
-    """Every figure of a rendered page, with shared column references (``"@i"``) resolved
-    from the page's gzip-compressed column table, as the page script does."""
-    import base64
-    import gzip
-    import json
-    import re
-
-    packed = re.search(r'<script type="application/octet-stream" id="columns-gz">(.*?)</script>',
-                       page)
-    cols = json.loads(gzip.decompress(base64.b64decode(packed.group(1)))) if packed else []
-
-    def col(v: Any) -> Any:
-        return cols[int(v[1:])] if isinstance(v, str) and v.startswith("@") else v
-
-    figs = [json.loads(m.replace("<\\/", "</")) for m in re.findall(
-        r'<script type="application/json" id="fig\d+-json">(.*?)</script>', page)]
-    for f in figs:
-        for t in f["data"]:
-            t["x"], t["y"] = col(t.get("x")), col(t.get("y"))
-    return figs
