@@ -173,6 +173,7 @@ def test_sample_ratio_timeline_per_version() -> None:
 def test_stage_output_carries_the_per_arm_timelines_and_renders(
         tmp_path: Path, settings: Callable[..., Settings], tiny_model: Callable[..., Path],
         registered_arms: Callable[..., dict[str, Any]]) -> None:
+    from finmlops.contracts import AbtestSummary
     from finmlops.data import ingest
     from finmlops.features import feature_names
     from finmlops.pipeline import RunContext, SilentReporter
@@ -201,7 +202,7 @@ def test_stage_output_carries_the_per_arm_timelines_and_renders(
         figures.append(layout)
         return ""
 
-    page = abtest_section(data, add)
+    page = abtest_section(AbtestSummary.model_validate(data), add)
     assert len(figures) == 5
     assert "Split test (served traffic):" in page and "Paired test (shadow scoring):" in page
     assert "&times; narrower" in page and "covid_crash" in page

@@ -1,4 +1,4 @@
-"""Fixtures for report tests: a real evaluation (from the bundled bars) and A/B results."""
+"""Fixtures for report tests: a real evaluation (from the bundled bars) and an A/B summary."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from finmlops.config import EvaluationSettings
+from finmlops.contracts import AbtestSummary
 from finmlops.evaluation import evaluate_predictions
 
 BUNDLED = Path(__file__).resolve().parents[2] / "src" / "finmlops" / "data" / "bundled"
@@ -39,9 +40,10 @@ RET = {"baseline": [0.01, -0.02, 0.005, 0.0, 0.01, -0.01, 0.02, 0.003, -0.004, 0
        "enhanced": [0.012, -0.01, 0.007, 0.002, 0.011, -0.008, 0.021, 0.004, -0.001, 0.009]}
 
 
-def _cumulative(arm: str, served_only: bool) -> dict[str, list[float]]:
-    n = h = s = q = 0.0
-    out: dict[str, list[float]] = {"n": [], "hits": [], "sum_return": [], "sum_sq": []}
+def _cumulative(arm: str, served_only: bool) -> dict[str, list[Any]]:
+    n = h = 0
+    s = q = 0.0
+    out: dict[str, list[Any]] = {"n": [], "hits": [], "sum_return": [], "sum_sq": []}
     for day, r in enumerate(RET[arm]):
         if not served_only or SERVED[day] == arm:
             n, h, s, q = n + 1, h + (r > 0), s + r, q + r * r
@@ -50,46 +52,63 @@ def _cumulative(arm: str, served_only: bool) -> dict[str, list[float]]:
     return out
 
 
-def _sequence(width_end: float, est: float, decided: int | None) -> dict[str, Any]:
+def _sequence(width_end: float, est: float, actions: list[str],
+              decided: int | None) -> dict[str, Any]:
     widths = [None, *(width_end * 10 / (i + 1) for i in range(1, 10))]
     return {"days": DAYS, "estimate": [est] * 10,
             "lower": [None if w is None else est - w / 2 for w in widths],
             "upper": [None if w is None else est + w / 2 for w in widths],
-            "p_value": [1.0 - i / 20 for i in range(10)],
-            "action": ["invalid"] * 3 + ["continue"] * 7, "days_to_decision": decided}
+            "p_value": [1.0 - i / 20 for i in range(10)], "action": actions,
+            "days_to_decision": decided}
+
+
+def _numbers(**parts: Any) -> dict[str, Any]:
+    return {"metric": "net_return", "alpha": 0.05, "min_effect": 0.0002,
+            "challenger": "enhanced", "reference": "baseline", **parts}
 
 
 @pytest.fixture
-def abtest_full() -> dict[str, Any]:
-    """Shaped like the abtest stage's ``abtest.json``, hand-built: 10 days, two arms, a
+def abtest_full() -> AbtestSummary:
+    """An ``abtest.json`` as the abtest stage writes it, hand-built: 10 days, two arms, a
     split test still undecided (CS width 40 bps) and a paired one that promoted on day 5
     (CS width 10 bps)."""
-    split = {**_sequence(0.004, 0.001, None),
-             "n_challenger": [float(sum(a == "enhanced" for a in SERVED[:i + 1]))
-                              for i in range(10)],
+    split = {**_sequence(0.004, 0.001, ["invalid"] * 3 + ["continue"] * 7, None),
+             "n_challenger": [sum(a == "enhanced" for a in SERVED[:i + 1]) for i in range(10)],
+             "n_reference": [sum(a == "baseline" for a in SERVED[:i + 1]) for i in range(10)],
              "srm_p": [0.9] * 10,
              "arms": {a: _cumulative(a, True) for a in ("baseline", "enhanced")}}
-    paired = {**_sequence(0.001, 0.001, 5), "n": list(range(1, 11)),
+    paired = {**_sequence(0.001, 0.001, ["invalid"] * 3 + ["continue"] + ["promote"] * 6, 5),
+              "n": list(range(1, 11)),
               "arms": {a: _cumulative(a, False) for a in ("baseline", "enhanced")}}
     arm = {"baseline": {"n": 6, "hits": 4, "hit_rate": 0.6667, "hit_rate_ci": [0.3, 0.9],
-                        "mean_return": -0.0027, "mean_return_ci": [-0.02, float("nan")],
-                        "served": 6, "share": 0.6, "target_share": 0.7},
+                        "mean_return": -0.0027, "mean_return_ci": [-0.02, None],
+                        "sd_return": 0.012, "served": 6, "share": 0.6, "target_share": 0.7},
            "enhanced": {"n": 4, "hits": 3, "hit_rate": 0.75, "hit_rate_ci": [0.3, 0.95],
                         "mean_return": 0.0008, "mean_return_ci": [-0.02, 0.02],
-                        "served": 4, "share": 0.4, "target_share": 0.3}}
-    return {
+                        "sd_return": 0.011, "served": 4, "share": 0.4, "target_share": 0.3}}
+    srm = {"counts": {"baseline": 6, "enhanced": 4},
+           "expected_share": {"baseline": 0.7, "enhanced": 0.3}, "log_bayes_factor": -1.2,
+           "p_value": 0.42, "mismatch": False, "chi2": 0.48, "chi2_p_value": 0.49}
+    return AbtestSummary.model_validate({
         "experiment": "direction-ab", "challenger": "enhanced", "reference": "baseline",
         "metric": "net_return", "alpha": 0.05, "n_plan": 500, "min_effect": 0.0002,
         "min_samples": 3, "days": 10, "arms": arm,
-        "decision": {"action": "continue", "reason": "no decision yet on net_return",
-                     "numbers": {"arms": arm, "min_effect": 0.0002,
-                                 "srm": {"p_value": 0.42, "mismatch": False},
-                                 "sequential": {"p_value": 0.4, "lower": -0.001,
-                                                "upper": 0.003},
-                                 "net_return": {"estimate": 0.0035, "lower": -0.01,
-                                                "upper": 0.017, "p_value": 0.6}}},
-        "paired_decision": {"action": "promote", "reason": "paired: CS above min effect",
-                            "numbers": {"sequential": {"lower": 0.0005, "upper": 0.0015}}},
+        "decision": {"action": "continue",
+                     "reason": "no decision yet on net_return: 95% CS [-0.001, 0.003] "
+                               "includes 0 or 0.0002",
+                     "numbers": _numbers(
+                         arms=arm, srm=srm,
+                         sequential={"estimate": 0.001, "p_value": 0.4, "lower": -0.001,
+                                     "upper": 0.003, "n_plan": 500},
+                         net_return={"estimate": 0.0035, "std_error": 0.007, "statistic": 0.5,
+                                     "p_value": 0.6, "lower": -0.01, "upper": 0.017},
+                         hit_rate={"estimate": 0.0833, "std_error": 0.29, "statistic": 0.29,
+                                   "p_value": 0.77, "lower": -0.48, "upper": 0.65})},
+        "paired_decision": {"action": "promote",
+                            "reason": "paired: enhanced beats baseline on net_return",
+                            "numbers": _numbers(sequential={
+                                "estimate": 0.001, "p_value": 0.01, "lower": 0.0005,
+                                "upper": 0.0015, "n_plan": 500, "basis": "days (HAC)"})},
         "days_to_decision": {"split": None, "paired": 5},
         "timeline": {"split": split, "paired": paired},
         "stress_windows": {"covid_crash": {
@@ -101,58 +120,4 @@ def abtest_full() -> dict[str, Any]:
             "paired": {"n": 3, "mean_diff": 0.002, "total_diff": 0.006, "hit_rate": 0.667,
                        "hit_rate_reference": 0.333, "total_return": 0.009,
                        "total_return_reference": 0.003}}},
-    }
-
-
-@pytest.fixture
-def abtest_legacy() -> dict[str, Any]:
-    """An older, thinner file: decision with nested arms, a split timeline without per-arm
-    numbers, no paired part, a NaN."""
-    days = [f"2019-01-{d:02d}" for d in range(2, 12)]
-    return {
-        "decision": {"action": "continue", "reason": "no decision yet on net_return",
-                     "numbers": {
-                         "arms": {"baseline": {"n": 700, "hit_rate": 0.52,
-                                               "hit_rate_ci": [0.48, 0.56],
-                                               "mean_return": 0.0003,
-                                               "mean_return_ci": [-0.0008, 0.0014]},
-                                  "enhanced": {"n": 300, "hit_rate": 0.55,
-                                               "hit_rate_ci": [0.49, 0.61],
-                                               "mean_return": 0.0006,
-                                               "mean_return_ci": [-0.001, 0.0022]}},
-                         "sequential": {"p_value": 0.4, "lower": -0.001, "upper": 0.002}}},
-        "timeline": {"split": {"days": days, "p_value": [1.0 - i / 20 for i in range(10)],
-                               "estimate": [0.0005] * 10,
-                               "lower": [-0.01 + i / 2000 for i in range(10)],
-                               "upper": [0.01 - i / 2000 for i in range(10)]}},
-        "weird": float("nan"),
-    }
-
-
-@pytest.fixture
-def figures_of():
-    """:func:`page_figures`, for tests that read a rendered page's figures."""
-    return page_figures
-
-
-def page_figures(page: str) -> list[dict[str, Any]]:
-    """Every figure of a rendered page, with shared column references (``"@i"``) resolved
-    from the page's gzip-compressed column table, as the page script does."""
-    import base64
-    import gzip
-    import json
-    import re
-
-    packed = re.search(r'<script type="application/octet-stream" id="columns-gz">(.*?)</script>',
-                       page)
-    cols = json.loads(gzip.decompress(base64.b64decode(packed.group(1)))) if packed else []
-
-    def col(v: Any) -> Any:
-        return cols[int(v[1:])] if isinstance(v, str) and v.startswith("@") else v
-
-    figs = [json.loads(m.replace("<\\/", "</")) for m in re.findall(
-        r'<script type="application/json" id="fig\d+-json">(.*?)</script>', page)]
-    for f in figs:
-        for t in f["data"]:
-            t["x"], t["y"] = col(t.get("x")), col(t.get("y"))
-    return figs
+    })

@@ -9,9 +9,11 @@ import json
 import re
 
 import pytest
+from page_support import Page, figures, number
 
 from finmlops.report import palette, render_report
 from finmlops.report.assets import installed_bundle, plotly_bundle
+from finmlops.report.tearsheet import MONTHS
 
 TITLES = ["Equity (growth of 1)", "Drawdown",
           "Cumulative active return (strategy / benchmark - 1)",
@@ -20,26 +22,29 @@ TITLES = ["Equity (growth of 1)", "Drawdown",
           "Rolling beta to buy & hold, 126 days", "Distribution of daily net returns",
           "Total return per stress window", "Net total return vs cost per unit traded",
           "Reliability diagram"]
+SECTIONS = ["Provenance", "Performance net of costs", "Active return",
+            "Monthly and yearly returns", "Rolling statistics", "Worst drawdowns",
+            "Return distribution and tail risk", "Stress windows", "Cost sensitivity",
+            "Accuracy and calibration", "Trials and overfitting", "Glossary", "Notes"]
 
 
-def test_sections_figures_and_no_external_resources(evaluation, figures_of):
-    page = render_report(evaluation, plotly_js="/*plotly*/")
-    assert page.index('id="verdict"') < page.index("Performance net of costs")
-    for title in ("Provenance", "Active return", "Alpha and beta", "Monthly and yearly returns",
-                  "Rolling statistics", "Worst drawdowns", "Return distribution and tail risk",
-                  "Stress windows", "Cost sensitivity", "Accuracy and calibration",
-                  "Forecast tests on the same days", "Trials and overfitting", "Glossary",
-                  "Notes"):
-        assert title in page, title
+def test_sections_figures_and_no_external_resources(evaluation):
+    html = render_report(evaluation, plotly_js="/*plotly*/")
+    page = Page(html)
+    assert page.headings(2) == SECTIONS  # no A/B section without an A/B result
+    for sub in ("Alpha and beta against buy & hold", "Forecast tests on the same days"):
+        assert sub in page.headings(3)
+    verdict = page.elements.index(page.by_id("verdict"))
+    assert verdict < page.elements.index(page.section("Performance net of costs").heading)
+    terms = [dt.text for dt in page.root.find("dl", class_="glossary").find_all("dt")]
     for term in ("DSR", "PSR", "MinTRL", "PBO", "SRM", "Confidence sequence", "Alpha, beta",
                  "IR (information ratio)"):
-        assert f"<dt>{term}" in page, term
-    assert "A/B experiment" not in page
-    assert not re.search(r'(src|href)=["\']?(https?:)?//', page)
+        assert term in terms
+    links = [e.attrs[a] for e in page.elements for a in ("src", "href") if a in e.attrs]
+    assert links and all(link.startswith("#") for link in links)  # only in-page anchors
     # plotly.js is inlined once, compressed
-    blob = re.search(r'id="plotly-gz">(.*?)</script>', page).group(1)
-    assert gzip.decompress(base64.b64decode(blob)) == b"/*plotly*/"
-    figs = figures_of(page)
+    assert gzip.decompress(base64.b64decode(page.by_id("plotly-gz").raw)) == b"/*plotly*/"
+    figs = figures(html)
     assert [f["layout"]["title"]["text"] for f in figs] == TITLES
     equity = figs[0]["data"]
     assert [t["name"] for t in equity] == ["baseline", "buy & hold", "enhanced"]
@@ -48,8 +53,8 @@ def test_sections_figures_and_no_external_resources(evaluation, figures_of):
     assert min(figs[1]["data"][1]["y"]) == pytest.approx(bh_dd, abs=1e-3)
 
 
-def test_one_colour_per_line_in_every_chart(evaluation, figures_of):
-    figs = figures_of(render_report(evaluation, plotly_js=""))
+def test_one_colour_per_line_in_every_chart(evaluation):
+    figs = figures(render_report(evaluation, plotly_js=""))
     seen: dict[str, set[str]] = {}
     for f in figs:
         for t in f["data"]:
@@ -64,16 +69,30 @@ def test_one_colour_per_line_in_every_chart(evaluation, figures_of):
 
 
 def test_calendar_heatmap_and_drawdown_table(evaluation):
-    page = render_report(evaluation, plotly_js="")
-    cal = page[page.index("id='calendar'"):page.index("id='rolling'")]
-    yearly = evaluation["variants"]["baseline"]["tearsheet"]["calendar"]["strategy"]["yearly"]
-    first = yearly[0]
-    assert f"<td>{first['year']}</td>" in cal
-    assert f">{100 * first['return']:.1f}</td>" in cal
-    dd = page[page.index("id='drawdowns'"):page.index("id='distribution'")]
-    worst = evaluation["variants"]["baseline"]["tearsheet"]["drawdowns"]["strategy"][0]
-    assert f"<td>{worst['peak']}</td><td>{worst['trough']}</td>" in dd
-    assert f"<td>{100 * worst['depth']:.1f}%</td>" in dd
+    page = Page(render_report(evaluation, plotly_js=""))
+    baseline = evaluation["variants"]["baseline"]["tearsheet"]
+    cal = page.section("baseline", within=page.section("Monthly and yearly returns"))
+    table = cal.table("heat")
+    assert table.headers == ["year", *MONTHS, "year", "B&H", "active"]
+    calendar = baseline["calendar"]
+    years = {r["year"]: r["return"] for r in calendar["strategy"]["yearly"]}
+    bh = {r["year"]: r["return"] for r in calendar["buy_and_hold"]["yearly"]}
+    assert table.column("year") == [str(y) for y in sorted(years)]
+    first = min(years)
+    row = table.row(str(first))
+    assert number(row["year #2"]) == pytest.approx(100 * years[first], abs=0.05)
+    assert number(row["B&H"]) == pytest.approx(100 * bh[first], abs=0.05)
+    assert number(row["active"]) == pytest.approx(
+        100 * ((1 + years[first]) / (1 + bh[first]) - 1), abs=0.05)
+    month = next(r for r in calendar["strategy"]["monthly"] if r["year"] == first)
+    assert number(row[MONTHS[month["month"] - 1]]) == pytest.approx(100 * month["return"],
+                                                                    abs=0.05)
+    worst = baseline["drawdowns"]["strategy"][0]
+    dd = page.section("Worst drawdowns").table().row("baseline", "1")
+    assert (dd["peak"], dd["trough"]) == (worst["peak"], worst["trough"])
+    assert dd["recovery"] == (worst["recovery"] or "not recovered")
+    assert number(dd["depth"]) == pytest.approx(100 * worst["depth"], abs=0.05)
+    assert number(dd["days"]) == worst["days"]
 
 
 def test_provenance_block(evaluation):
@@ -81,32 +100,48 @@ def test_provenance_block(evaluation):
             "git_commit": "f" * 40, "config_hash": "0123456789abcdef",
             "models": [{"variant": "baseline", "version": "3", "aliases": ["champion"],
                         "run_id": "r" * 32, "weights_hash": "w" * 64}]}
-    page = render_report(evaluation, plotly_js="", provenance=prov)
-    block = page[page.index("id='provenance'"):page.index("id='performance'")]
-    for text in ("2026-05-02 10:00:00 UTC", "abc123", "f" * 40, "0123456789abcdef", "r" * 32,
-                 "champion", "filled at the open of t+1"):
-        assert text in block, text
+    page = Page(render_report(evaluation, plotly_js="", provenance=prov))
+    table, models = page.section("Provenance").tables()
+    facts = dict(table.rows)
+    assert number(facts.pop("trials (DSR)")) == evaluation["trials"]["n"]
+    assert facts == {"generated at": prov["generated_at"],
+                     "dataset version": prov["dataset_version"],
+                     "git commit": prov["git_commit"], "config hash": prov["config_hash"],
+                     "execution": evaluation["execution"]["description"]}
+    assert models.row("baseline") == {"variant": "baseline", "model version": "3",
+                                      "aliases": "champion", "MLflow run id": "r" * 32,
+                                      "weights": "w" * 16}
 
 
 def test_verdict_tells_the_skilled_variant_from_the_unskilled_one(evaluation):
-    page = render_report(evaluation, plotly_js="")
-    verdict = page[page.index('<div class="verdict'):page.index("</div>")]
-    assert verdict.startswith('<div class="verdict good"')
-    assert "Worth a closer look: enhanced" in verdict
-    assert re.search(r"baseline</b>: active return vs buy-and-hold -[\d.]+% in total", verdict)
-    assert "active DSR 0.000 over 2 trials — not significant" in verdict
+    verdict = Page(render_report(evaluation, plotly_js="")).by_id("verdict")
+    assert "good" in verdict.classes
+    assert verdict.find("p").text.startswith("Worth a closer look: enhanced")
+    lines = {li.find("b").text: li.text for li in verdict.find_all("li")}
+    assert list(lines) == list(evaluation["variants"])
+    active = evaluation["variants"]["baseline"]["relative"]["buy_and_hold"]
+    found = re.search(r"active return vs buy-and-hold (-?[\d.]+)% in total, .* active DSR "
+                      r"([\d.]+) over (\d+) trials — (not significant|significant)",
+                      lines["baseline"])
+    assert found is not None, lines["baseline"]
+    total, dsr, trials, outcome = found.groups()
+    assert float(total) == pytest.approx(100 * active["active_total"], abs=0.05)
+    assert float(dsr) == pytest.approx(active["dsr"], abs=5e-4)
+    assert int(trials) == evaluation["trials"]["n"]
+    assert outcome == "not significant"  # the variant without skill
 
 
-def test_stress_windows_without_days_are_named_not_tabulated(evaluation, figures_of):
+def test_stress_windows_without_days_are_named_not_tabulated(evaluation):
     ev = json.loads(json.dumps(evaluation))
     for v in ev["variants"].values():
         v["stress"]["bear_2022"] = {"strategy": None, "buy_and_hold": None, "always_long": None}
-    page = render_report(ev, plotly_js="")
-    assert "No out-of-sample days in: bear_2022." in page
-    assert "<td>bear_2022</td>" not in page and "<td>gfc_2008</td>" in page
+    stress = Page(render_report(ev, plotly_js="")).section("Stress windows")
+    assert "No out-of-sample days in: bear_2022." in stress.text
+    windows = set(stress.tables()[0].column("window"))
+    assert "bear_2022" not in windows and "gfc_2008" in windows
     for v in ev["variants"].values():
         v["stress"] = {w: {"strategy": None} for w in v["stress"]}
-    titles = [f["layout"]["title"]["text"] for f in figures_of(render_report(ev, plotly_js=""))]
+    titles = [f["layout"]["title"]["text"] for f in figures(render_report(ev, plotly_js=""))]
     assert "Total return per stress window" not in titles
 
 

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 import typer
+from page_support import Page
 from typer.testing import CliRunner
 
 from finmlops.config import Settings
 from finmlops.errors import StageError
+from finmlops.files import write_json
 from finmlops.pipeline import RunContext, SilentReporter, save_state
 from finmlops.pipeline._report import run
 from trained_support import trained_entry
@@ -28,7 +30,7 @@ def state(tmp_path, evaluation, abtest_full):
     ev_path = tmp_path / "evaluation.json"
     ev_path.write_text(json.dumps(evaluation))
     ab_path = tmp_path / "abtest.json"
-    ab_path.write_text(json.dumps(abtest_full))  # NaN as Python writes it
+    write_json(ab_path, abtest_full.to_json(), sort_keys=True)  # as the abtest stage does
     settings = Settings(home=tmp_path / "home", report={"attach_to_mlflow": False})
     return settings, {"evaluation": {"path": str(ev_path), "summary": {}},
                       "abtest": {"decision": "continue", "path": str(ab_path)},
@@ -47,15 +49,19 @@ def test_stage_writes_one_self_contained_file_named_by_its_content(state):
     path = Path(result.outputs["report"]["path"])
     assert path.parent == settings.reports_dir
     assert re.fullmatch(r"report-[0-9a-f]{16}\.html", path.name)
-    page = path.read_text()
-    blobs = re.findall(r'id="plotly-gz">(.*?)</script>', page)
+    page = Page(path.read_text())
+    blobs = [e for e in page.elements if e.attrs.get("id") == "plotly-gz"]
     assert len(blobs) == 1  # plotly.js inlined exactly once
-    assert gzip.decompress(base64.b64decode(blobs[0])).decode() == plotly_bundle().js
+    assert gzip.decompress(base64.b64decode(blobs[0].raw)).decode() == plotly_bundle().js
     assert path.stat().st_size < 2_000_000 and "MB)" in result.summary
-    assert "A/B experiment" in page and "v-test" in page
-    prov = page[page.index("id='provenance'"):page.index("id='performance'")]
-    for text in ("a" * 32, "champion", "<td>7</td>", "generated at", "git commit"):
-        assert text in prov, text
+    assert "A/B experiment" in page.headings(2)
+    facts, models = page.section("Provenance").tables()
+    facts_by_name = dict(facts.rows)
+    assert facts_by_name["dataset version"] == "v-test"
+    assert {"generated at", "git commit", "config hash"} <= set(facts_by_name)
+    baseline = models.row("baseline")
+    assert (baseline["model version"], baseline["aliases"], baseline["MLflow run id"]) == (
+        "7", "champion", "a" * 32)
     # nothing it shows changed: the same file, not rendered again
     mtime = path.stat().st_mtime_ns
     assert run(RunContext(settings, SilentReporter(), st)).outputs["report"]["path"] == str(path)
@@ -65,10 +71,24 @@ def test_stage_writes_one_self_contained_file_named_by_its_content(state):
 def test_report_without_abtest_and_without_evaluation(state):
     settings, st = state
     del st["abtest"]
-    page = Path(run(RunContext(settings, SilentReporter(), st)).outputs["report"]["path"])
-    assert "A/B experiment" not in page.read_text()
+    path = Path(run(RunContext(settings, SilentReporter(), st)).outputs["report"]["path"])
+    assert "A/B experiment" not in Page(path.read_text()).headings(2)
     with pytest.raises(StageError, match="finmlops run --until evaluate"):
         run(RunContext(settings, SilentReporter(), {}))
+
+
+def test_an_abtest_file_the_program_does_not_write_stops_the_stage(state):
+    settings, st = state
+    path = Path(st["abtest"]["path"])
+    data = json.loads(path.read_text())
+    del data["timeline"]
+    write_json(path, data)
+    with pytest.raises(StageError) as bad:
+        run(RunContext(settings, SilentReporter(), st))
+    message = str(bad.value)
+    assert "\n" not in message and str(path) in message and "timeline" in message
+    assert "finmlops run --only abtest" in message
+    assert list(settings.reports_dir.glob("*.html")) == []
 
 
 def test_cli_report_prints_the_path(state, monkeypatch):
@@ -102,12 +122,10 @@ def test_the_page_renders_every_plot_in_headless_chromium(state, tmp_path):
          "--v=0", "--virtual-time-budget=10000", "--dump-dom", path.as_uri()],
         capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    dom = proc.stdout
-    figures = re.findall(r'<div class="plot[^"]*" id="(fig\d+)"', dom)
-    assert len(figures) == 15  # 10 evaluation figures + 5 A/B (3 per arm, 2 sequential)
-    for fig in figures:  # plotly drew svg.main-svg inside every plot div
-        inside = dom[dom.index(f'id="{fig}"'):dom.index(f'id="{fig}-json"')]
-        assert 'class="main-svg"' in inside, fig
+    plots = [e for e in Page(proc.stdout).elements if e.tag == "div" and "plot" in e.classes]
+    assert len(plots) == 15  # 10 evaluation figures + 5 A/B (3 per arm, 2 sequential)
+    for div in plots:  # plotly drew svg.main-svg inside every plot div
+        assert any("main-svg" in svg.classes for svg in div.find_all("svg")), div.attrs["id"]
     # the page logs nothing at all to the console: no errors, no warnings
     console = [line for line in proc.stderr.splitlines()
                if ":CONSOLE" in line or "Uncaught" in line or "console error" in line.lower()]

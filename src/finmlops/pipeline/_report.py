@@ -23,7 +23,7 @@ RESULT_SECTIONS = ("data", "features", "train", "evaluation", "experiment", "abt
 
 def run(ctx: RunContext) -> StageResult:
     """Render the report of the current run state (reused when nothing it shows changed)."""
-    from finmlops.report import render_report, verdict
+    from finmlops.report import read_abtest, render_report, verdict
     from finmlops.report.assets import plotly_bundle
 
     state = ctx.run_state("evaluation", "abtest")
@@ -32,7 +32,7 @@ def run(ctx: RunContext) -> StageResult:
     abtest, ab_path = None, None
     if state.abtest is not None:
         ab_path = Path(state.abtest.path)
-        abtest = _load(ab_path, "A/B result")
+        abtest = read_abtest(ab_path)
     settings = ctx.settings
     bundle = plotly_bundle(settings.report.plotly_js)
     provenance = _provenance(ctx)

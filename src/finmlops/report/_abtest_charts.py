@@ -8,17 +8,16 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from finmlops.contracts import AbtestSummary, ArmCumulative, Timeline
 from finmlops.report import palette
 from finmlops.report._abtest_values import (
     Z95,
     AddFigure,
-    _days,
+    View,
+    _decided_on,
     _esc,
-    _get,
-    _metric,
-    _num,
-    _nums,
     _round,
+    _timeline,
 )
 
 
@@ -35,21 +34,7 @@ def _band(x: list[str], mid: list[float | None], lo: list[float | None],
              "legendgroup": group, "line": {"color": color, "width": 2}}]
 
 
-def _arm_series(t: Any) -> tuple[list[str], dict[str, dict[str, list[float | None]]]] | None:
-    days = _days(t)
-    arms = _get(t, "arms")
-    if days is None or not isinstance(arms, Mapping):
-        return None
-    out = {}
-    for name, a in arms.items():
-        cols = {k: _nums(_get(a, k), len(days)) for k in ("n", "hits", "sum_return", "sum_sq")}
-        if all(v is not None for v in cols.values()):
-            out[str(name)] = {k: v for k, v in cols.items() if v is not None}
-    return (days, out) if out else None
-
-
-def _hit_traces(days: list[str], arms: Mapping[str, Mapping[str, list[float | None]]]
-                ) -> list[dict[str, Any]]:
+def _hit_traces(days: list[str], arms: Mapping[str, ArmCumulative]) -> list[dict[str, Any]]:
     from finmlops.evaluation import wilson_interval
 
     traces: list[dict[str, Any]] = []
@@ -57,13 +42,13 @@ def _hit_traces(days: list[str], arms: Mapping[str, Mapping[str, list[float | No
         mid: list[float | None] = []
         lo: list[float | None] = []
         hi: list[float | None] = []
-        for n, h in zip(c["n"], c["hits"], strict=True):
-            if not n or h is None:
+        for n, h in zip(c.n, c.hits, strict=True):
+            if not n:  # the arm was not served yet
                 mid.append(None)
                 lo.append(None)
                 hi.append(None)
                 continue
-            a, b = wilson_interval(int(h), int(n))
+            a, b = wilson_interval(h, n)
             mid.append(100 * h / n)
             lo.append(100 * a)
             hi.append(100 * b)
@@ -74,16 +59,15 @@ def _hit_traces(days: list[str], arms: Mapping[str, Mapping[str, list[float | No
     return traces
 
 
-def _pnl_traces(days: list[str], arms: Mapping[str, Mapping[str, list[float | None]]]
-                ) -> list[dict[str, Any]]:
+def _pnl_traces(days: list[str], arms: Mapping[str, ArmCumulative]) -> list[dict[str, Any]]:
     """Cumulative net P&L (sum of net returns, %) with ±1.96·sd·√n around it."""
     traces: list[dict[str, Any]] = []
     for i, (name, c) in enumerate(arms.items()):
         mid: list[float | None] = []
         lo: list[float | None] = []
         hi: list[float | None] = []
-        for n, s, q in zip(c["n"], c["sum_return"], c["sum_sq"], strict=True):
-            if n is None or s is None or q is None:
+        for n, s, q in zip(c.n, c.sum_return, c.sum_sq, strict=True):
+            if s is None or q is None:
                 mid.append(None)
                 lo.append(None)
                 hi.append(None)
@@ -132,23 +116,21 @@ def _bands_range(traces: Sequence[Mapping[str, Any]], marks: Sequence[float]
     return _y_range(list(zip(edges[0::2], edges[1::2], strict=True)), marks)
 
 
-def _over_time(ab: Mapping[str, Any], add: AddFigure) -> str:
+def _over_time(ab: AbtestSummary, add: AddFigure) -> str:
     parts = []
-    split = _arm_series(_get(ab, "timeline", "split"))
-    if split:
-        days, arms = split
-        hit = _hit_traces(days, arms)
+    split = ab.timeline.split
+    if split.days:
+        hit = _hit_traces(split.days, split.arms)
         parts.append(add(hit, _layout(
             "Cumulative hit rate per arm, served traffic (95% Wilson band)", "hit rate (%)",
             "%", _bands_range(hit, [50.0])), 400))
-        pnl = _pnl_traces(days, arms)
+        pnl = _pnl_traces(split.days, split.arms)
         parts.append(add(pnl, _layout(
             "Cumulative net P&L per arm, served traffic only (95% band)",
             "sum of net returns (%)", "%", _bands_range(pnl, [0.0])), 400))
-    paired = _arm_series(_get(ab, "timeline", "paired"))
-    if paired:
-        days, arms = paired
-        pnl = _pnl_traces(days, arms)
+    paired = ab.timeline.paired
+    if paired is not None and paired.days:
+        pnl = _pnl_traces(paired.days, paired.arms)
         parts.append(add(pnl, _layout(
             "Counterfactual cumulative net P&L: every arm scored on every day (shadow)",
             "sum of net returns (%)", "%", _bands_range(pnl, [0.0])), 400))
@@ -161,39 +143,22 @@ def _over_time(ab: Mapping[str, Any], add: AddFigure) -> str:
             + "".join(parts))
 
 
-def _seq_view(ab: Mapping[str, Any], view: str, scale: float
-              ) -> tuple[list[str], list[float | None], list[float | None], list[float | None],
-                         list[str]] | None:
-    t = _get(ab, "timeline", view)
-    days = _days(t)
-    if days is None:
-        return None
-    n = len(days)
-    est, lo, hi = (_nums(_get(t, k), n) for k in ("estimate", "lower", "upper"))
-    if est is None or lo is None or hi is None:
-        return None
-    actions = _get(t, "action")
-    acts = [str(a) for a in actions] if isinstance(actions, list) and len(actions) == n else [
-        ""] * n
-
-    def sc(xs: list[float | None]) -> list[float | None]:
-        return [None if x is None else x * scale for x in xs]
-
-    return days, sc(est), sc(lo), sc(hi), acts
+def _scaled(xs: list[float | None], scale: float) -> list[float | None]:
+    return [None if x is None else x * scale for x in xs]
 
 
-def _sequential(ab: Mapping[str, Any], add: AddFigure, scale: float, unit: str) -> str:
-    metric = _metric(ab)
-    minfx = _num(ab.get("min_effect"))
-    if minfx is None:
-        minfx = _num(_get(ab, "decision", "numbers", "min_effect")) or 0.0
-    views = {v: s for v in ("split", "paired") if (s := _seq_view(ab, v, scale)) is not None}
+def _sequential(ab: AbtestSummary, add: AddFigure, scale: float, unit: str) -> str:
+    metric, minfx, alpha = ab.metric, ab.min_effect, ab.alpha
+    views: dict[View, Timeline] = {v: t for v in ("split", "paired")
+                                   if (t := _timeline(ab, v)) is not None and t.days}
     if not views:
         return ""
-    yr = _y_range([(s[2], s[3]) for s in views.values()], [0.0, minfx * scale])
-    alpha = _num(ab.get("alpha")) or 0.05
+    yr = _y_range([(_scaled(t.lower, scale), _scaled(t.upper, scale)) for t in views.values()],
+                  [0.0, minfx * scale])
     figs = []
-    for view, (days, est, lo, hi, acts) in views.items():
+    for view, t in views.items():
+        days, acts = t.days, t.action
+        est, lo, hi = (_scaled(xs, scale) for xs in (t.estimate, t.lower, t.upper))
         edge = {"type": "scatter", "mode": "lines", "x": days, "line": {"width": 0},
                 "hoverinfo": "skip", "showlegend": False}
         traces: list[dict[str, Any]] = [
@@ -213,8 +178,8 @@ def _sequential(ab: Mapping[str, Any], add: AddFigure, scale: float, unit: str) 
                            "hoverinfo": "skip",
                            "line": {"color": "#2e7d32", "dash": "dash", "width": 1.5}})
         shapes, notes = [], []
-        k = _get(ab, "days_to_decision", view)
-        if isinstance(k, int) and not isinstance(k, bool) and 0 < k <= len(days):
+        k = _decided_on(ab, view)
+        if k is not None:
             day = days[k - 1]
             shapes.append({"type": "line", "x0": day, "x1": day, "yref": "paper", "y0": 0,
                            "y1": 1, "line": {"color": "#2e7d32", "dash": "dot"}})

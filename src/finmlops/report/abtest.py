@@ -4,30 +4,29 @@ A headline (both decisions, days to decide, how much narrower the paired confide
 is), traffic against the configured split, per-arm hit rate and net P&L over time with 95%
 bands, the sequential tests' estimate and confidence sequence against their decision
 boundaries (split and paired on one y-scale), and the stress windows. Mean returns are in bps,
-cumulative P&L and rates in %. Every part is optional: older or partial files (no paired
-test when shadow scoring was off, no per-arm timelines) just leave that part out.
+cumulative P&L and rates in %. The paired parts are left out when no arm was shadow-scored,
+the day-by-day charts while no outcome has arrived.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
 
+from pydantic import ValidationError
+
+from finmlops.contracts import AbtestSummary, ArmSummary, DecisionRecord, TestNumbers
+from finmlops.errors import StageError
 from finmlops.report._abtest_charts import _over_time, _sequential
 from finmlops.report._abtest_values import (
     ACTION_COLORS,
     BPS,
     AddFigure,
-    _arms,
+    View,
     _bps,
     _ci,
     _decision,
     _esc,
-    _get,
     _last_cs,
-    _metric,
-    _num,
-    _nums,
     _p,
     _pct,
     _reached,
@@ -35,153 +34,142 @@ from finmlops.report._abtest_values import (
     _unit,
 )
 
+
+def read_abtest(path: Path) -> AbtestSummary:
+    """The abtest stage's ``abtest.json``, validated once; a file this version does not
+    write is one line naming the stage that rewrites it."""
+    if not path.is_file():
+        raise StageError(f"A/B result not found at {path}: run `finmlops run --only abtest` "
+                         "again")
+    try:
+        return AbtestSummary.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the file"
+        raise StageError(f"{path} is not an A/B result this finmlops reads ({where}: "
+                         f"{first['msg']}): run `finmlops run --only abtest` again") from None
+
+
 # --- parts -----------------------------------------------------------------------------------
 
-def _headline(ab: Mapping[str, Any], scale: float, unit: str) -> str:
-    lines = []
-    chal, ref = ab.get("challenger"), ab.get("reference")
-    for view, key, label in (("split", "decision", "Split test (served traffic)"),
-                             ("paired", "paired_decision", "Paired test (shadow scoring)")):
-        action, reason = _decision(ab.get(key))
-        if action is None and reason is None:
-            if view == "paired":
-                lines.append(f"<p><b>{label}:</b> not run (no arm was shadow-scored).</p>")
-            continue
-        color = ACTION_COLORS.get(action or "", "#222")
-        lines.append(
-            f"<p id='abtest-{view}'><b>{label}: <span style='color:{color}'>"
-            f"{_esc((action or '-').upper())}</span></b>"
-            + (f" — {_esc(reason)}" if reason else "")
-            + f". <i>{_esc(_reached(ab, view))}.</i></p>")
+def _decision_line(ab: AbtestSummary, view: View, label: str) -> str:
+    decision = _decision(ab, view)
+    if decision is None:
+        return f"<p><b>{label}:</b> not run (no arm was shadow-scored).</p>"
+    color = ACTION_COLORS[decision.action]
+    return (f"<p id='abtest-{view}'><b>{label}: <span style='color:{color}'>"
+            f"{_esc(decision.action.upper())}</span></b> — {_esc(decision.reason)}"
+            f". <i>{_esc(_reached(ab, view))}.</i></p>")
+
+
+def _width_line(ab: AbtestSummary, scale: float, unit: str) -> str:
+    """How much narrower the paired confidence sequence ends than the split one."""
     split_cs, paired_cs = _last_cs(ab, "split"), _last_cs(ab, "paired")
-    if split_cs and paired_cs and paired_cs[1] > paired_cs[0]:
-        ws, wp = split_cs[1] - split_cs[0], paired_cs[1] - paired_cs[0]
-        lines.append(
-            f"<p id='abtest-width'>At the end the paired 95% confidence sequence is "
+    if split_cs is None or paired_cs is None or paired_cs[1] <= paired_cs[0]:
+        return ""
+    ws, wp = split_cs[1] - split_cs[0], paired_cs[1] - paired_cs[0]
+    return (f"<p id='abtest-width'>At the end the paired 95% confidence sequence is "
             f"<b>{ws / wp:.1f}&times; narrower</b> than the split one (width {wp * scale:.1f} vs "
             f"{ws * scale:.1f} {unit}).</p>")
-    facts = [f"challenger <b>{_esc(chal)}</b> vs reference <b>{_esc(ref)}</b>"
-             if chal and ref else "",
-             f"metric {_esc(_metric(ab))}",
-             f"alpha {_esc(ab['alpha'])}" if _num(ab.get("alpha")) is not None else "",
-             f"{_esc(ab['days'])} days of outcomes" if isinstance(ab.get("days"), int) else ""]
-    minfx = _num(ab.get("min_effect"))
-    if minfx is None:
-        minfx = _num(_get(ab, "decision", "numbers", "min_effect"))
-    if minfx is not None:
-        facts.append(f"min effect {minfx * scale:.1f} {unit}")
-    fact_line = ", ".join(f for f in facts if f)
-    if fact_line:
-        lines.append(f"<p class='muted'>{fact_line}.</p>")
-    if not lines:
-        return ""
-    split_action = _decision(ab.get("decision"))[0]
-    border = ACTION_COLORS.get(split_action or "", "#999")
+
+
+def _headline(ab: AbtestSummary, scale: float, unit: str) -> str:
+    facts = (f"challenger <b>{_esc(ab.challenger)}</b> vs reference <b>{_esc(ab.reference)}</b>"
+             f", metric {_esc(ab.metric)}, alpha {_esc(ab.alpha)}, {ab.days} days of outcomes"
+             f", min effect {ab.min_effect * scale:.1f} {unit}")
+    border = ACTION_COLORS[ab.decision.action]
     return (f"<div id='abtest-headline' style='padding:.8rem 1.2rem;border-radius:6px;"
             f"background:#f4f6f8;border-left:6px solid {border};margin:1rem 0'>"
-            + "".join(lines) + "</div>")
+            + _decision_line(ab, "split", "Split test (served traffic)")
+            + _decision_line(ab, "paired", "Paired test (shadow scoring)")
+            + _width_line(ab, scale, unit)
+            + f"<p class='muted'>{facts}.</p></div>")
 
 
-def _traffic(ab: Mapping[str, Any], arms: Mapping[str, Mapping[str, Any]]) -> str:
-    keys = ("served", "share", "target_share")
-    if not any(a.get(k) is not None for a in arms.values() for k in keys):
-        return ""
-    chal, ref = ab.get("challenger"), ab.get("reference")
+def _role(ab: AbtestSummary, arm: str) -> str:
+    return "challenger" if arm == ab.challenger else "reference" if arm == ab.reference else ""
+
+
+def _traffic(ab: AbtestSummary) -> str:
     rows = []
-    for name, a in arms.items():
-        role = "challenger" if name == chal else "reference" if name == ref else ""
-        share, target = _num(a.get("share")), _num(a.get("target_share"))
-        diff = (f"{100 * (share - target):+.2f} pt" if share is not None and target is not None
-                else "-")
-        served = _num(a.get("served"))
-        rows.append([name, role, _pct(target), f"{served:,.0f}" if served is not None else "-",
-                     _pct(share, 2), diff])
-    srm = _get(ab, "decision", "numbers", "srm")
-    p = _num(_get(srm, "p_value"))
-    if p is None:
-        tail = _nums(_get(ab, "timeline", "split", "srm_p"))
-        p = tail[-1] if tail else None
+    for name, a in ab.arms.items():
+        diff = (f"{100 * (a.share - a.target_share):+.2f} pt"
+                if a.share is not None and a.target_share is not None else "-")
+        rows.append([name, _role(ab, name), _pct(a.target_share), f"{a.served:,}",
+                     _pct(a.share, 2), diff])
+    srm = ab.decision.numbers.srm
     note = ""
-    if p is not None:
+    if srm is not None:
         flag = (" — <b style='color:#c62828'>sample ratio mismatch: the split is not what was "
-                "configured, decisions are invalid</b>" if _get(srm, "mismatch") else
+                "configured, decisions are invalid</b>" if srm.mismatch else
                 " — traffic matches the configured split")
-        note = f"<p>Sample-ratio (SRM) always-valid test p = {_p(p)}{flag}.</p>"
+        note = f"<p>Sample-ratio (SRM) always-valid test p = {_p(srm.p_value)}{flag}.</p>"
     return ("<h3>Traffic</h3>"
             + _table(["arm", "role", "target share", "served", "served share", "off target"],
                      rows, "abtest-traffic") + note)
 
 
-def _results(arms: Mapping[str, Mapping[str, Any]]) -> str:
-    rows = []
-    for name, a in arms.items():
-        n, mean = _num(a.get("n")), _num(a.get("mean_return"))
-        total = n * mean if n is not None and mean is not None else None
-        rows.append([name, f"{n:,.0f}" if n is not None else "-", _pct(a.get("hit_rate")),
-                     _ci(a.get("hit_rate_ci"), _pct), _bps(mean),
-                     _ci(a.get("mean_return_ci"), _bps), _pct(total)])
-    if not rows:
-        return ""
+def _total(a: ArmSummary) -> float | None:
+    return None if a.mean_return is None else a.n * a.mean_return
+
+
+def _results(ab: AbtestSummary) -> str:
+    rows = [[name, f"{a.n:,}", _pct(a.hit_rate), _ci(a.hit_rate_ci, _pct), _bps(a.mean_return),
+             _ci(a.mean_return_ci, _bps), _pct(_total(a))] for name, a in ab.arms.items()]
     return ("<h3>Served outcomes per arm</h3>"
             + _table(["arm", "outcomes", "hit rate", "95% CI", "mean net return", "95% CI",
                       "total net P&L"], rows, "abtest-arms"))
 
 
-def _stress(ab: Mapping[str, Any]) -> str:
-    windows = ab.get("stress_windows")
-    if not isinstance(windows, Mapping) or not windows:
+def _stress(ab: AbtestSummary) -> str:
+    if not ab.stress_windows:
         return ""
     served_rows, paired_rows = [], []
-    chal, ref = ab.get("challenger") or "challenger", ab.get("reference") or "reference"
-    for name, w in windows.items():
-        if not isinstance(w, Mapping):
-            continue
-        span = f"{w.get('start', '?')} to {w.get('end', '?')}"
-        days = w.get("days", "-")
-        served = w.get("served")
-        for arm, a in (served.items() if isinstance(served, Mapping) else []):
-            if isinstance(a, Mapping):
-                served_rows.append([name, span, str(days), arm, str(a.get("n", "-")),
-                                    _pct(a.get("hit_rate")), _bps(a.get("mean_return")),
-                                    _pct(a.get("total_return"))])
-        p = w.get("paired")
-        if isinstance(p, Mapping):
-            paired_rows.append([name, span, str(p.get("n", "-")), _pct(p.get("hit_rate")),
-                                _pct(p.get("hit_rate_reference")), _pct(p.get("total_return")),
-                                _pct(p.get("total_return_reference")),
-                                _pct(p.get("total_diff")), _bps(p.get("mean_diff"))])
-    out = "<h3>Stress windows</h3>"
-    if served_rows:
-        out += ("<p class='muted'>Served traffic (each arm on the days it served).</p>"
-                + _table(["window", "dates", "days", "arm", "served outcomes", "hit rate",
-                          "mean net return", "total net return"], served_rows,
-                         "abtest-stress"))
+    chal, ref = ab.challenger, ab.reference
+    for name, w in ab.stress_windows.items():
+        span = f"{w.start} to {w.end}"
+        for arm, a in w.served.items():
+            served_rows.append([name, span, str(w.days), arm, str(a.n), _pct(a.hit_rate),
+                                _bps(a.mean_return), _pct(a.total_return)])
+        if (p := w.paired) is not None:
+            paired_rows.append([name, span, str(p.n), _pct(p.hit_rate),
+                                _pct(p.hit_rate_reference), _pct(p.total_return),
+                                _pct(p.total_return_reference), _pct(p.total_diff),
+                                _bps(p.mean_diff)])
+    out = ("<h3>Stress windows</h3><p class='muted'>Served traffic (each arm on the days it "
+           "served).</p>"
+           + _table(["window", "dates", "days", "arm", "served outcomes", "hit rate",
+                     "mean net return", "total net return"], served_rows, "abtest-stress"))
     if paired_rows:
         out += (f"<p class='muted'>Shadow: both arms on every day of the window "
                 f"({_esc(chal)} vs {_esc(ref)}).</p>"
                 + _table(["window", "dates", "days", f"hit {chal}", f"hit {ref}",
                           f"total {chal}", f"total {ref}", "total difference",
                           "mean daily difference"], paired_rows, "abtest-stress-paired"))
-    return out if served_rows or paired_rows else ""
+    return out
 
 
-def _fixed_n(ab: Mapping[str, Any]) -> str:
+def _fixed_n_tests(split: DecisionRecord, paired: DecisionRecord | None
+                   ) -> list[tuple[View, str, TestNumbers | None, float, str]]:
+    """Each fixed-sample test a decision reports: view, label, numbers, scale and unit."""
+    tests: list[tuple[View, str, TestNumbers | None, float, str]] = [
+        ("split", "Welch t, net return", split.numbers.net_return, BPS, "bps"),
+        ("split", "two-proportion z, hit rate", split.numbers.hit_rate, 100.0, "pp")]
+    if paired is not None:
+        tests += [("paired", "paired t (iid), net return", paired.numbers.iid_diff, BPS, "bps"),
+                  ("paired", "paired daily (HAC)", paired.numbers.daily_diff, BPS, "bps"),
+                  ("paired", "McNemar, hit rate", paired.numbers.mcnemar, 100.0, "pp")]
+    return tests
+
+
+def _fixed_n(ab: AbtestSummary) -> str:
     rows = []
-    tests = (("split", "decision", "net_return", "Welch t, net return", BPS, "bps"),
-             ("split", "decision", "hit_rate", "two-proportion z, hit rate", 100.0, "pp"),
-             ("paired", "paired_decision", "iid_diff", "paired t (iid), net return", BPS, "bps"),
-             ("paired", "paired_decision", "daily_diff", "paired daily (HAC)", BPS,
-              "bps"),
-             ("paired", "paired_decision", "mcnemar", "McNemar, hit rate", 100.0, "pp"))
-    for view, key, test, label, sc, u in tests:
-        r = _get(ab, key, "numbers", test)
-        est = _num(_get(r, "estimate"))
-        if est is None:
+    for view, label, r, sc, u in _fixed_n_tests(ab.decision, ab.paired_decision):
+        if r is None or r.estimate is None:
             continue
-        lo, hi = _num(_get(r, "lower")), _num(_get(r, "upper"))
-        ci = (f"[{lo * sc:.1f}, {hi * sc:.1f}] {u}" if lo is not None and hi is not None
-              else "-")
-        rows.append([view, label, f"{est * sc:.2f} {u}", ci, _p(_get(r, "p_value"))])
+        ci = (f"[{r.lower * sc:.1f}, {r.upper * sc:.1f}] {u}"
+              if r.lower is not None and r.upper is not None else "-")
+        rows.append([view, label, f"{r.estimate * sc:.2f} {u}", ci, _p(r.p_value)])
     if not rows:
         return ""
     return ("<details><summary>Fixed-sample tests (for reading only: peeking every day "
@@ -189,17 +177,14 @@ def _fixed_n(ab: Mapping[str, Any]) -> str:
             + _table(["test", "statistic", "estimate", "95% CI", "p"], rows) + "</details>")
 
 
-def abtest_section(ab: Mapping[str, Any], add_figure: AddFigure) -> str:
+def abtest_section(ab: AbtestSummary, add_figure: AddFigure) -> str:
     """The A/B section's HTML: headline, traffic, per-arm charts, sequential tests, stress."""
-    if not isinstance(ab, Mapping):
-        ab = {}
-    scale, unit = _unit(_metric(ab))
-    arms = _arms(ab)
+    scale, unit = _unit(ab.metric)
     return "".join([
         "<h2 id='abtest'>A/B experiment</h2>",
         _headline(ab, scale, unit),
-        _traffic(ab, arms),
-        _results(arms),
+        _traffic(ab),
+        _results(ab),
         _over_time(ab, add_figure),
         _sequential(ab, add_figure, scale, unit),
         _stress(ab),

@@ -1,6 +1,7 @@
 """One self-contained HTML report, a tear sheet: plotly.js inlined once, each figure as JSON
 (long x/y arrays shared through one column table) plus one small script, so the file opens
-anywhere with no network. Pure: dicts in, a string out.
+anywhere with no network. Pure: the evaluation (a mapping) and the A/B summary (its contract)
+in, a string out.
 
 Size: plotly.js and the column table are inlined gzip-compressed (base64) and inflated by
 the browser's ``DecompressionStream`` (Chrome 80, Firefox 113, Safari 16.4 and later), which
@@ -16,6 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from finmlops.contracts import AbtestSummary
 from finmlops.evaluation.columns import LINES, METRIC_COLUMNS
 from finmlops.files import json_safe
 from finmlops.report import palette, tearsheet
@@ -221,7 +223,7 @@ def _direction(evaluation: Mapping[str, Any], figs: _Figures) -> str:
                                           "range": [0, 1]}, "hovermode": "closest"}, 400))
 
 
-def render_report(evaluation: Mapping[str, Any], abtest: Mapping[str, Any] | None = None, *,
+def render_report(evaluation: Mapping[str, Any], abtest: AbtestSummary | None = None, *,
                   title: str = "finmlops report", context: Mapping[str, Any] | None = None,
                   provenance: Mapping[str, Any] | None = None,
                   plotly_js: str | None = None, plotly_source: str = "") -> str:
