@@ -153,3 +153,13 @@ def test_replay_against_the_real_service_with_shadow_scoring(
     d = decide_paired(paired, s.abtest, challenger="enhanced", reference="baseline",
                       daily_diff=daily, daily_hit_diff=daily_hit)
     assert d.action == "invalid"  # 39 days < min_samples
+
+
+def test_a_day_of_more_outcomes_than_one_feedback_post_takes_goes_in_several(
+        stub_v2: Any) -> None:
+    tickers = tuple(f"T{i:04d}" for i in range(1_201))
+    data = replay_input(days=2, tickers=tickers)
+    with stub_v2({"baseline": 1}) as stub:
+        res = replay(client(stub.url), data, experiment="direction-ab")
+    assert [len(b["outcomes"]) for b in stub.feedback] == [1_000, 201]  # the service's limit
+    assert res.feedback == 1_201

@@ -67,6 +67,8 @@ def routing_key(ticker: str, day: dt.date) -> str:
     return f"{ticker}:{day.isoformat()}"
 
 
+FEEDBACK_BATCH = 1000
+"""Outcomes per feedback post (the service's ``MAX_FEEDBACK``)."""
 ROWS_BYTES = 512 * 1024
 """Feature bytes per request when a day's tickers travel together (well under the service's
 default 1 MiB body limit)."""
@@ -108,9 +110,10 @@ def replay(client: ServiceClient, data: ReplayInput, *, experiment: str,
                     if np.isfinite(fwd):
                         outcomes.append({"prediction_id": pid, "realized_return": fwd,
                                          "direction": int(fwd > 0)})
-                if outcomes:
-                    client.feedback(outcomes, what=f"feedback for {day}")
-                    result.feedback += len(outcomes)
+                for start in range(0, len(outcomes), FEEDBACK_BATCH):
+                    client.feedback(outcomes[start:start + FEEDBACK_BATCH],
+                                    what=f"feedback for {day}")
+                result.feedback += len(outcomes)
                 result.days += 1
                 if on_progress is not None:
                     on_progress(d_i + 1, len(days), day.isoformat())
