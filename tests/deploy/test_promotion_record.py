@@ -215,11 +215,12 @@ def test_decide_apply_without_gitops_moves_aliases_directly(
         raise AssertionError("decide --apply proposed a Git change with gitops off")
 
     monkeypatch.setattr(gitops, "propose", refuse)
-    from finmlops.cli import abtest
+    from finmlops.contracts import DecisionNumbers, DecisionRecord
+    from finmlops.pipeline import Chosen, apply_decision
 
     settings, _ = cli_home
-    summary = {"challenger": "enhanced", "reference": "baseline",
-               "experiment": settings.experiment.name}
-    decision = {"action": "promote", "test": "paired", "reason": "r", "numbers": {}}
-    out = abtest._apply(settings, summary, decision, "t", settings.ledger_url)
+    numbers = DecisionNumbers(metric="net_return", alpha=0.05, min_effect=0.0,
+                              challenger="enhanced", reference="baseline")
+    chosen = Chosen("paired", DecisionRecord(action="promote", reason="r", numbers=numbers))
+    out = apply_decision(settings, chosen, actor="t", ledger_url=settings.ledger_url).to_json()
     assert out["champion"] == "2" and out["experiment"]["published"]

@@ -52,7 +52,14 @@ def test_run_from_an_empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "challenger" in state["registered"]["enhanced"]["aliases"]
 
     ab = json.loads(Path(state["abtest"]["path"]).read_text())
-    assert ab["decision"]["action"] in {"promote", "rollback", "continue", "invalid"}
+    # Determined: the bundled prices, train.seed with deterministic torch (the same weights
+    # every run) and routing by the hash of each request's TICKER:DATE key (the same arm per
+    # request). 18 months of one ticker's traffic is far from a verdict: both always-valid
+    # confidence sequences still straddle 0 and the arms' counts match the 70/30 weights.
+    assert ab["decision"]["action"] == "continue"
+    assert ab["decision"]["reason"].startswith("no decision yet on net_return")
+    assert ab["paired_decision"]["action"] == "continue"
+    assert not ab["decision"]["numbers"]["srm"]["mismatch"]
     assert ab["replay"]["start"] == "2019-01-01"
     covid = ab["stress_windows"]["covid_crash"]
     assert sum(arm["n"] for arm in covid["served"].values()) == covid["days"] == 24

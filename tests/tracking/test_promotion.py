@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Literal
 
 import pytest
 
@@ -12,9 +13,13 @@ from finmlops.errors import ModelNotFoundError
 from finmlops.models import TrainedVariant
 from finmlops.tracking import (
     TrackingError,
+    arm_versions,
+    carry_out,
+    declared_aliases,
     history,
     list_models,
     log_training,
+    planned_aliases,
     promote,
     register,
     resolve,
@@ -111,3 +116,50 @@ def test_explicit_version_and_missing_reasons(two_arms: Settings) -> None:
 
 def test_history_is_empty_before_anything_is_registered(settings: Settings) -> None:
     assert history(settings) == []
+
+
+def test_arm_versions_are_the_arms_variant_aliases(two_arms: Settings,
+                                                   make_trained: MakeTrained) -> None:
+    """A retrained baseline (v3) takes ``challenger``; the enhanced arm is still v2."""
+    trained = make_trained("baseline", two_arms, bias=1.0)
+    register(two_arms, log_training(two_arms, trained, public_dict(two_arms)), "baseline",
+             trained.data_version)
+    assert resolve(two_arms, "challenger").version == "3"
+    assert arm_versions(two_arms, "enhanced", "baseline") == {"enhanced": "2", "baseline": "3"}
+
+
+@pytest.mark.parametrize(("action", "promoted_first"), [
+    ("promote", False), ("promote", True), ("rollback", False), ("rollback", True)])
+def test_carry_out_follows_the_rule_the_git_record_declares(
+        two_arms: Settings, action: Literal["promote", "rollback"],
+        promoted_first: bool) -> None:
+    """Acting directly and declaring through Git are one rule: after ``carry_out`` the
+    registry's declared aliases and rejections are what ``planned_aliases`` plans, and
+    carrying it out again changes nothing."""
+    if promoted_first:
+        promote(two_arms, actor="abtest", reason="win", decision=DECISION, version="2")
+    before = declared_aliases(two_arms)
+    planned, rejected = planned_aliases(_aliases(two_arms), action, "2", "1")
+    first = carry_out(two_arms, action, "2", "1", actor="abtest", reason="r",
+                      decision=DECISION)
+    assert first["changed"] is (planned != before or bool(rejected))
+    assert declared_aliases(two_arms) == planned
+    assert [v for v in ("1", "2") if resolve(two_arms, v).tags.get("rolled_back") == "true"
+            ] == rejected
+    events = len(history(two_arms))
+    again = carry_out(two_arms, action, "2", "1", actor="abtest", reason="r",
+                      decision=DECISION)
+    assert again["changed"] is False and declared_aliases(two_arms) == planned
+    assert len(history(two_arms)) == events
+
+
+def test_rolling_back_a_promoted_challenger_restores_the_reference(two_arms: Settings) -> None:
+    carry_out(two_arms, "promote", "2", "1", actor="abtest", reason="win", decision=DECISION)
+    result = carry_out(two_arms, "rollback", "2", "1", actor="abtest", reason="loses",
+                       decision=DECISION)
+    assert (result["changed"], result["champion"], result["version"]) == (True, "1", "2")
+    assert result["restored"]["champion"] == "1"
+    assert result["restored"]["previous_champion"] == "2"
+    assert _aliases(two_arms)["champion"] == "1"
+    assert [e["action"] for e in history(two_arms)] == [
+        "register", "register", "promote", "promote", "rollback"]

@@ -154,31 +154,34 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Print the decision and its numbers; with --apply, carry it out."""
+        from finmlops.contracts import AbtestSummary
         from finmlops.errors import ConfigError
+        from finmlops.pipeline import apply_decision, choose_decision, propose_decision
 
         if test not in ("auto", "split", "paired"):
             raise ConfigError(f"--test must be auto, split or paired, not {test!r}")
         settings = settings_from(ctx)
         url = ledger_url or default_ledger(settings)
-        summary = _analyse(settings, url)
-        decision = _chosen(summary, test)
-        out: dict[str, Any] = {"test": decision["test"], "decision": decision}
+        chosen = choose_decision(AbtestSummary.model_validate(_analyse(settings, url)), test)
+        out: dict[str, Any] = {"test": chosen.test, "decision": chosen.to_json()}
         if apply and settings.gitops.enabled:
-            out["proposed"] = _propose(settings, summary, decision, actor or _user(), url)
+            out["proposed"] = propose_decision(settings, chosen, actor=actor or _user(),
+                                               ledger_url=url).to_json()
         elif apply:
-            out["applied"] = _apply(settings, summary, decision, actor or _user(), url)
-        emit(ctx, {"action": decision["action"],
+            out["applied"] = apply_decision(settings, chosen, actor=actor or _user(),
+                                            ledger_url=url).to_json()
+        emit(ctx, {"action": chosen.record.action,
                    "change": out.get("proposed") or out.get("applied") or {},
                    "decision.json": out})
         if as_json:
             print_json(out)
             return
         c = console()
-        c.print(f"[bold]{decision['action']}[/] ({decision['test']} test): {decision['reason']}")
-        seq = decision["numbers"].get("sequential", {})
+        c.print(f"[bold]{chosen.record.action}[/] ({chosen.test} test): {chosen.record.reason}")
+        seq = chosen.record.numbers.sequential
         if seq:
-            c.print(f"  always-valid p={_num(seq.get('p_value'))}, CS "
-                    f"[{_num(seq.get('lower'))}, {_num(seq.get('upper'))}]")
+            c.print(f"  always-valid p={_num(seq.p_value)}, CS "
+                    f"[{_num(seq.lower)}, {_num(seq.upper)}]")
         if "applied" in out:
             c.print(f"  applied: {out['applied']}")
         if "proposed" in out:
@@ -248,146 +251,6 @@ def _analyse(settings: Settings, ledger_url: str | None) -> dict[str, Any]:
     summary = analyse_ledger(settings, url)
     summary["source"] = {"kind": "ledger", "url": redact(url)}
     return summary
-
-
-def _chosen(summary: dict[str, Any], test: str) -> dict[str, Any]:
-    from finmlops.errors import StageError
-
-    paired: dict[str, Any] | None = summary.get("paired_decision")
-    if paired is None:
-        if test == "paired":
-            raise StageError("no paired outcomes: run the experiment with "
-                             "experiment.shadow: true")
-        return {**summary["decision"], "test": "split"}
-    if test == "split":
-        return {**summary["decision"], "test": "split"}
-    return {**paired, "test": "paired"}
-
-
-def _apply(settings: Any, summary: dict[str, Any], decision: dict[str, Any], actor: str,
-           ledger_url: str) -> dict[str, Any]:
-    """Promote or roll back in MLflow, then put the matching weights in force: a new
-    experiment version in the ledger, which every replica's poll picks up."""
-    from finmlops import tracking
-
-    action = decision["action"]
-    if action not in ("promote", "rollback"):
-        return {"action": action, "changed": False, "note": "nothing to apply"}
-    chal, ref = summary["challenger"], summary["reference"]
-    # Each arm is served by its variant alias (``finmlops serve``'s default), so act on the
-    # versions the arms stand for, never on whatever the ``challenger`` alias (the newest
-    # registration, e.g. a retrained baseline) happens to point at.
-    versions = {arm: tracking.resolve(settings, arm).version for arm in (chal, ref)}
-    record = {"action": action, "test": decision["test"], "reason": decision["reason"],
-              "experiment": summary["experiment"], "challenger": chal, "reference": ref,
-              "versions": versions, "sequential": decision["numbers"].get("sequential")}
-    why = {"actor": actor, "reason": decision["reason"], "decision": record}
-    result: dict[str, Any]
-    if action == "promote":
-        result = dict(tracking.promote(settings, version=versions[chal], **why))
-    else:
-        # A challenger promoted earlier and now shown worse: the reference arm's version is
-        # champion again (the weights below send it all traffic), then the loser is rejected.
-        from finmlops.errors import ModelNotFoundError
-
-        try:
-            champion: str | None = tracking.resolve(settings, tracking.CHAMPION).version
-        except ModelNotFoundError:
-            champion = None
-        restored = None
-        if champion == versions[chal]:
-            restored = tracking.promote(settings, version=versions[ref], **why)
-        result = dict(tracking.rollback(settings, version=versions[chal], **why))
-        if restored is not None:
-            result.update(restored=restored, changed=True, champion=restored["champion"])
-    result["experiment"] = _publish_weights(settings, ledger_url, action, chal, ref, actor,
-                                            decision["reason"])
-    return result
-
-
-def _promotion_states(settings: Any, summary: dict[str, Any], decision: dict[str, Any],
-                      actor: str, ledger_url: str) -> tuple[Any, Any]:
-    """``(in force, planned)`` promotion states: the registry's declared aliases and the
-    ledger's experiment now, and what carrying out ``decision`` declares."""
-    import datetime as _dt
-
-    from finmlops import tracking
-    from finmlops.abtest import weights_after
-    from finmlops.config import ExperimentSettings
-    from finmlops.deploy import PromotionState
-    from finmlops.ledger import open_ledger
-
-    action = decision["action"]
-    chal, ref = summary["challenger"], summary["reference"]
-    versions = {arm: tracking.resolve(settings, arm).version for arm in (chal, ref)}
-    ledger = open_ledger(ledger_url, create=False, timeout_s=settings.ledger.write_timeout_s)
-    try:
-        current = ledger.experiment(settings.experiment.name)
-    finally:
-        ledger.close()
-    experiment = current.config if current is not None else settings.experiment
-    aliases = tracking.declared_aliases(settings)
-    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    in_force = PromotionState(
-        registered_model=settings.registered_model, aliases=aliases, experiment=experiment,
-        versions=versions, action="record", actor=actor, decided_at=now,
-        reason="the state in force before the first promotion through Git")
-    declared, rejected = tracking.planned_aliases(aliases, action, versions[chal],
-                                                  versions[ref])
-    planned_experiment = ExperimentSettings(**{
-        **experiment.model_dump(mode="json"),
-        "candidates": weights_after(action, experiment, chal, ref)})
-    planned = PromotionState(
-        registered_model=settings.registered_model, aliases=declared,
-        experiment=planned_experiment, versions=versions, rejected=rejected, action=action,
-        actor=actor, decided_at=now, reason=decision["reason"],
-        decision={"test": decision["test"], "challenger": chal, "reference": ref,
-                  "sequential": decision["numbers"].get("sequential")})
-    return in_force, planned
-
-
-def _propose(settings: Any, summary: dict[str, Any], decision: dict[str, Any], actor: str,
-             ledger_url: str) -> dict[str, Any]:
-    """The decision as a GitOps change (``gitops.enabled``): a commit to the environment's
-    promotion record, or a branch for review; nothing for ``continue``/``invalid``."""
-    from finmlops.deploy.gitops import propose
-
-    action = decision["action"]
-    if action not in ("promote", "rollback"):
-        return {"action": action, "pushed": False, "commits": [], "branch": "",
-                "repo": "", "note": "nothing to apply"}
-    in_force, planned = _promotion_states(settings, summary, decision, actor, ledger_url)
-    pushed = propose(settings, in_force, planned)
-    return {"action": action, **pushed.to_json(), "declared": planned.aliases,
-            "weights": {c.name: c.weight for c in planned.experiment.candidates}}
-
-
-def _publish_weights(settings: Any, ledger_url: str, action: str, chal: str, ref: str,
-                     actor: str, reason: str) -> dict[str, Any]:
-    """The experiment in force with the weights the action calls for, as a new version —
-    once: when the version in force already is this action's (``decide`` published it, or
-    its weights are already the ones called for), applying again changes nothing (a
-    promotion's swap of weights applied twice would hand the traffic back)."""
-    from finmlops.abtest import weights_after
-    from finmlops.config import ExperimentSettings
-    from finmlops.ledger import config_hash, open_ledger
-
-    ledger = open_ledger(ledger_url, create=False, timeout_s=settings.ledger.write_timeout_s)
-    try:
-        current = ledger.experiment(settings.experiment.name)
-        base = current.config if current is not None else settings.experiment
-        candidates = weights_after(action, base, chal, ref)
-        config = ExperimentSettings(**{**base.model_dump(mode="json"),
-                                       "candidates": candidates})
-        if current is not None and (
-                config_hash(config) == config_hash(current.config)
-                or (current.source == "decide" and current.reason.startswith(f"{action}:"))):
-            return {**current.to_json(), "published": False}
-        version = ledger.publish_experiment(config, source="decide", actor=actor,
-                                            reason=f"{action}: {reason}")
-    finally:
-        ledger.close()
-    return {**version.to_json(), "published": True}
 
 
 def _num(v: Any, pct: bool = False) -> str:

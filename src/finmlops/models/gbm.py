@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,26 +25,16 @@ from finmlops.errors import DataValidationError
 from finmlops.evaluation.classification import baseline_metrics, classification_metrics
 from finmlops.evaluation.splits import label_known_by, walk_forward
 from finmlops.features.matrix import training_mask
+from finmlops.models.walkforward import Progress, Samples, WalkForwardRun
 
-Progress = Callable[[str], None]
 
+@dataclass(kw_only=True)
+class GBMRun(WalkForwardRun):
+    """The tree variant's run; ``model`` is the deployable ``lightgbm.Booster``, which sees
+    features ``input_index`` over the last ``lags`` days (what its ONNX export slices)."""
 
-@dataclass
-class GBMRun:
-    """Walk-forward predictions of the tree variant and its deployable booster."""
-
-    name: str
-    feature_names: list[str]
-    oos: pd.DataFrame
-    fold_metrics: list[dict[str, float]]
-    metrics: dict[str, float]
-    baselines: dict[str, dict[str, float]]
-    model: Any
-    """The deployable ``lightgbm.Booster``."""
     input_index: list[int]
     lags: int
-    trained_until: dt.date | None
-    seconds: float = 0.0
     fold_seconds: list[float] = field(default_factory=list)
 
 
@@ -70,14 +60,12 @@ def fit_booster(x: np.ndarray, y: np.ndarray, gbm: GBMSettings, seed: int) -> An
     return lgb.train(params, data, num_boost_round=gbm.n_estimators)
 
 
-def train_gbm(samples: Any, name: str, gbm: GBMSettings, names: Sequence[str], *,
+def train_gbm(samples: Samples, name: str, gbm: GBMSettings, names: Sequence[str], *,
               seed: int, min_train_years: int, test_block_years: int, embargo_days: int,
               cutoff: dt.date | None, horizon: int = 1, dead_band: float = 0.0,
               progress: Progress | None = None) -> GBMRun:
     """Walk-forward out-of-sample probabilities of the tree variant (one fresh booster per
-    fold, on every purged training row), then the booster on every row up to ``cutoff``.
-
-    ``samples`` is a :class:`finmlops.models.walkforward.Samples`."""
+    fold, on every purged training row), then the booster on every row up to ``cutoff``."""
     t0 = time.perf_counter()
     missing = [n for n in names if n not in samples.feature_names]
     if missing:

@@ -105,26 +105,34 @@ def prepare_samples(frame: pd.DataFrame, names: Sequence[str], window: int) -> S
     )
 
 
-@dataclass
-class VariantRun:
-    """What walk-forward training of one variant produced (in memory, before writing)."""
+@dataclass(kw_only=True)
+class WalkForwardRun:
+    """What a walk-forward trainer produced (in memory, before writing): out-of-sample
+    predictions and their metrics, and the model refitted up to the cutoff."""
 
     name: str
-    settings: VariantSettings
     feature_names: list[str]
     oos: pd.DataFrame
     fold_metrics: list[dict[str, float]]
     metrics: dict[str, float]
     baselines: dict[str, dict[str, float]]
     model: Any
-    """The deployable :class:`~finmlops.models._modules.DirectionModel` (raw input)."""
+    """The deployable model (each trainer's own kind)."""
+    trained_until: dt.date | None
+    seconds: float = 0.0
+
+
+@dataclass(kw_only=True)
+class VariantRun(WalkForwardRun):
+    """A neural variant's run; ``model`` is the deployable
+    :class:`~finmlops.models._modules.DirectionModel` (raw input)."""
+
+    settings: VariantSettings
     weights_hash: str
     reference_rows: FloatArray
     """Raw last-day features ``[n, F_all]`` of the deployable model's training rows."""
     reference_predictions: npt.NDArray[np.float64]
     """The deployable model's probabilities on those rows (the prediction drift reference)."""
-    trained_until: dt.date | None
-    seconds: float = 0.0
     epochs: list[int] = field(default_factory=list)
     """Epochs run per fold, then by the deployable fit (last)."""
     final_epochs: int = 0

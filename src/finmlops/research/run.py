@@ -22,9 +22,9 @@ from finmlops.research.study import (
     RESULT_FORMAT,
     Prepared,
     Progress,
-    _quiet,
     book,
     prepare,
+    quiet,
     train_one,
     trial_config,
     universe_trials,
@@ -73,7 +73,7 @@ def _export(settings: Settings, prep: Prepared, outcome: Any, directory: Path) -
 
 
 def run_universe(settings: Settings, *, variants: Sequence[str] | None = None,
-                 progress: Progress = _quiet, record: bool = True,
+                 progress: Progress = quiet, record: bool = True,
                  export: bool = True) -> dict[str, Any]:
     """Train, book, record and deflate each (chosen) universe variant; the result is also
     written to ``universe.json``."""

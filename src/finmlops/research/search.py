@@ -28,9 +28,9 @@ from finmlops.research.run import study_dir, trials_block
 from finmlops.research.study import (
     Prepared,
     Progress,
-    _quiet,
     book,
     prepare,
+    quiet,
     train_one,
     trial_config,
     universe_trials,
@@ -105,7 +105,7 @@ def _objective(settings: Settings, prep: Prepared, parent: str, progress: Progre
 
 
 def run_search(settings: Settings, *, trials: int | None = None,
-               progress: Progress = _quiet) -> dict[str, Any]:
+               progress: Progress = quiet) -> dict[str, Any]:
     """Run ``trials`` (default ``universe.search.trials``) more trials of the study, then
     summarise every trial of the universe; written to ``search.json`` beside
     ``universe.json``."""

@@ -27,7 +27,8 @@ STUDY = "universe"
 RESULT_FORMAT = 1
 
 
-def _quiet(message: str) -> None:
+def quiet(message: str) -> None:
+    """The :data:`Progress` that reports nothing: the default when no caller listens."""
     return None
 
 
@@ -92,7 +93,7 @@ def _panels(bars: pd.DataFrame, settings: Settings, context: Sequence[str]) -> d
     }
 
 
-def prepare(settings: Settings, progress: Progress = _quiet) -> Prepared:
+def prepare(settings: Settings, progress: Progress = quiet) -> Prepared:
     """Read the universe into the store, build its features, windows and panels."""
     from finmlops.data import read_bars
     from finmlops.data.universe import ingest_universe, read_sectors
@@ -143,7 +144,7 @@ def _dead_band(universe: UniverseSettings) -> float:
 
 
 def train_one(settings: Settings, prep: Prepared, name: str,
-              variant: UniverseVariantSettings, progress: Progress = _quiet) -> VariantOutcome:
+              variant: UniverseVariantSettings, progress: Progress = quiet) -> VariantOutcome:
     """Walk-forward one variant over the pooled universe."""
     from finmlops.config import TrainSettings
     from finmlops.features import universe_feature_names

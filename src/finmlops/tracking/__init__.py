@@ -14,7 +14,14 @@ from finmlops.tracking.datasets import DatasetRef
 from finmlops.tracking.declared import DECLARED, declared_aliases, planned_aliases, sync_aliases
 from finmlops.tracking.evaluations import evaluation_figures, log_evaluation
 from finmlops.tracking.logged_model import onnx_signature
-from finmlops.tracking.promotion import history, promote, rollback, set_alias
+from finmlops.tracking.promotion import (
+    arm_versions,
+    carry_out,
+    history,
+    promote,
+    rollback,
+    set_alias,
+)
 from finmlops.tracking.registry import (
     PUBLISHED_TAG,
     ModelVersionInfo,
@@ -55,7 +62,9 @@ __all__ = [
     "TrackingError",
     "TrainingRun",
     "TrialRecord",
+    "arm_versions",
     "baseline_variant",
+    "carry_out",
     "config_hash",
     "configure",
     "count_trials",

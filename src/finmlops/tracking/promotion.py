@@ -3,14 +3,15 @@
 Every alias change is appended to the registered model's audit trail (tags ``audit.NNNNNN``,
 read back by :func:`history`); a promotion also tags the version with ``promoted_by``,
 ``promoted_at``, ``promotion_reason`` and ``promotion_decision`` (JSON). Applying the same
-promotion or roll-back twice changes nothing the second time.
+promotion or roll-back twice changes nothing the second time. :func:`carry_out` is what an
+A/B action means for the registry, on the versions behind the arms (:func:`arm_versions`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from finmlops.config import Settings
 from finmlops.errors import ModelNotFoundError, TrackingError
@@ -30,6 +31,7 @@ from finmlops.tracking.registry import (
     check_alias,
     current_aliases,
     now_iso,
+    resolve,
 )
 
 _MAX_TAG = 90_000
@@ -163,3 +165,33 @@ def history(settings: Settings) -> list[dict[str, Any]]:
         return []
     events = [json.loads(v) for k, v in (rm.tags or {}).items() if k.startswith(AUDIT_PREFIX)]
     return sorted(events, key=lambda e: int(e.get("seq", 0)))
+
+
+@translate
+def arm_versions(settings: Settings, challenger: str, reference: str) -> dict[str, str]:
+    """The registered version behind each A/B arm. Each arm is served by its variant alias
+    (``finmlops serve``'s default), so a decision acts on these versions, never on whatever
+    the ``challenger`` alias (the newest registration, e.g. a retrained baseline) holds."""
+    return {arm: resolve(settings, arm).version for arm in (challenger, reference)}
+
+
+@translate
+def carry_out(settings: Settings, action: Literal["promote", "rollback"], challenger: str,
+              reference: str, *, actor: str, reason: str,
+              decision: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """An A/B action on the registry, for the versions behind the ``challenger`` and
+    ``reference`` arms: ``promote`` makes the challenger's version champion; ``rollback``
+    rejects it and, when it had been promoted, makes the reference's version champion again
+    (the rule :func:`~finmlops.tracking.planned_aliases` declares for Git). Idempotent."""
+    if action == "promote":
+        return promote(settings, version=challenger, actor=actor, reason=reason,
+                       decision=decision)
+    restored = None
+    if alias_version(configure(settings), CHAMPION) == challenger:
+        restored = promote(settings, version=reference, actor=actor, reason=reason,
+                           decision=decision)
+    result = rollback(settings, version=challenger, actor=actor, reason=reason,
+                      decision=decision)
+    if restored is not None:
+        result.update(restored=restored, changed=True, champion=restored["champion"])
+    return result
