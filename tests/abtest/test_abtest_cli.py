@@ -112,6 +112,46 @@ def test_replay_to_a_running_service_by_url(cli: Callable[..., Any], stub_v2: An
     assert set(seldon.seldon_models) == {"direction-ab.experiment"}
 
 
+@pytest.mark.integration
+def test_replay_per_row_to_the_real_service(cli: Callable[..., Any], tmp_path: Path,
+                                            tiny_model: Callable[..., Path]) -> None:
+    """``--per-row``: each day's tickers in one request, one routing key per row (the bundled
+    data has one target; the real-service replay test runs several); the ledger holds one
+    prediction per ticker and day under its key, each joined to its outcome."""
+    from finmlops.abtest import configured_signature
+    from finmlops.data import ingest
+    from finmlops.serving import create_app, run_in_thread
+
+    config = {"data__start": "2019-06-01", "data__end": "2020-02-28",
+              "train__cutoff": "2019-12-31"}
+    _, cfg = cli("--help", **config)
+    settings = load_settings(cfg, environ={})
+    ingest(settings)
+    window, names = configured_signature(settings)
+    dirs = {arm: tiny_model(tmp_path / "m" / arm, arm, window, names, w)
+            for arm, w in (("baseline", 1.0), ("enhanced", -1.0))}
+    handle = run_in_thread(create_app(settings, dirs), "127.0.0.1", 0)
+    try:
+        result, _ = cli("replay", "--json", "--per-row", "--url", handle.url,
+                        "--end", "2020-01-31", **config)
+    finally:
+        handle.stop()
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert (summary["days"], summary["requests"], summary["feedback"]) == (21, 21, 21)
+    ledger = open_ledger(settings.ledger_url, create=False)
+    try:
+        rows = ledger.predictions("direction-ab")
+        joined = {f["prediction_id"] for f in ledger.feedback()}
+    finally:
+        ledger.close()
+    assert len({r["routing_key"] for r in rows}) == len(rows) == 21
+    assert [r["routing_key"] for r in rows][:2] == ["IBB:2020-01-02", "IBB:2020-01-03"]
+    assert {r["client_id"].split(":", 1)[1] for r in rows} == {
+        f"{r['day']}:0" for r in rows}  # one request a day
+    assert joined == {r["prediction_id"] for r in rows}
+
+
 def register_two_versions(settings: Settings, tmp_path: Path,
                           tiny_model: Callable[..., Path]) -> dict[str, Path]:
     """baseline (champion) and enhanced (challenger) in a real MLflow registry."""

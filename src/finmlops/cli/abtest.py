@@ -51,9 +51,14 @@ def replay_cmd(
     seldon: Annotated[bool, typer.Option(
         "--seldon", help="Address a Seldon Core v2 Experiment: send the header "
                          "seldon-model: <experiment>.experiment (with --url).")] = False,
+    per_row: Annotated[bool, typer.Option(
+        "--per-row", help="Send each day's tickers together, one routing key per row (a "
+                          "finmlops service; with --url). Default: one request per ticker "
+                          "and day, which any V2 endpoint takes.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Replay held-out days as live traffic (one request per day and ticker, then feedback)."""
+    """Replay held-out days as live traffic (every ticker and day under its routing key, then
+    that day's outcomes as feedback)."""
     overrides = {"abtest.replay_start": _date(start, "--start"),
                  "abtest.replay_end": _date(end, "--end")}
     settings = settings_from(ctx, overrides)
@@ -65,7 +70,7 @@ def replay_cmd(
             return
         _print_status(summary)
         return
-    result = _replay_remote(settings, url, as_json, seldon)
+    result = _replay_remote(settings, url, as_json, seldon, per_row)
     if as_json:
         print_json(result)
         return
@@ -220,8 +225,8 @@ def _load_json(path: str) -> dict[str, Any]:
     return data
 
 
-def _replay_remote(settings: Settings, url: str, as_json: bool,
-                   seldon: bool = False) -> dict[str, Any]:
+def _replay_remote(settings: Settings, url: str, as_json: bool, seldon: bool = False,
+                   per_row: bool = False) -> dict[str, Any]:
     """Replay against a running service, with a progress bar on the terminal."""
     from rich.progress import Progress
 
@@ -233,7 +238,7 @@ def _replay_remote(settings: Settings, url: str, as_json: bool,
         def progress(done: int, total: int, day: str) -> None:
             bar.update(task, completed=done, total=total, description=f"replaying {day}")
 
-        return replay_to(settings, url, on_progress=progress, seldon=seldon)
+        return replay_to(settings, url, on_progress=progress, seldon=seldon, per_row=per_row)
 
 
 def default_ledger(settings: Settings) -> str:
