@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from finmlops.config import Settings
 from finmlops.deploy._k8s import (
@@ -35,6 +35,20 @@ from finmlops.deploy._k8s import (
     resources,
     secret_env,
 )
+
+if TYPE_CHECKING:
+    from hera.workflows import Parameter
+    from hera.workflows.models import (
+        ArtifactRepositoryRef,
+        Metadata,
+        PersistentVolumeClaim,
+        PodGC,
+        PodSecurityContext,
+        Synchronization,
+        TTLStrategy,
+        Volume,
+        VolumeClaimGC,
+    )
 
 REGISTRY_MUTEX = "finmlops-registry"
 """Held by every workflow that moves registry aliases (training, promotion)."""
@@ -201,26 +215,39 @@ def shared_home_claim() -> Manifest:
     }
 
 
+class WorkflowFields(TypedDict):
+    """The keyword arguments every workflow here is created with (typed, so mypy checks each
+    name and value against Hera's ``Workflow`` fields)."""
+
+    namespace: str
+    labels: dict[str, str]
+    entrypoint: str
+    on_exit: str
+    service_account_name: str
+    active_deadline_seconds: int
+    security_context: PodSecurityContext
+    volumes: list[Volume]
+    volume_claim_templates: NotRequired[list[PersistentVolumeClaim]]
+    volume_claim_gc: NotRequired[VolumeClaimGC]
+    synchronization: NotRequired[Synchronization]
+    artifact_repository_ref: ArtifactRepositoryRef
+    pod_gc: PodGC
+    ttl_strategy: TTLStrategy
+    pod_metadata: Metadata
+    arguments: list[Parameter]
+
+
 def workflow_kwargs(settings: Settings, component: str, deadline: int,
                     parameters: dict[str, str], *, shared_home: bool = False,
                     mutex: bool = False, extra_volumes: Sequence[Manifest] = ()
-                    ) -> dict[str, Any]:
+                    ) -> WorkflowFields:
     """Workflow-level fields; ``shared_home`` replaces each pod's emptyDir ``FINMLOPS_HOME``
     with one claim for the whole workflow (for steps that pass the run state on)."""
     from hera.workflows import Parameter
 
     m = hera_models()
     volumes = [v for v in app_volumes() if not (shared_home and v["name"] == HOME_VOLUME)]
-    extra: dict[str, Any] = {}
-    if shared_home:
-        extra = {
-            "volume_claim_templates": [m.PersistentVolumeClaim.model_validate(
-                shared_home_claim())],
-            "volume_claim_gc": m.VolumeClaimGC(strategy="OnWorkflowCompletion"),
-        }
-    if mutex:
-        extra["synchronization"] = m.Synchronization(mutexes=[m.Mutex(name=REGISTRY_MUTEX)])
-    return {
+    fields: WorkflowFields = {
         "namespace": namespace(settings, "pipelines"),
         "labels": labels(component),
         "entrypoint": "main",
@@ -229,7 +256,6 @@ def workflow_kwargs(settings: Settings, component: str, deadline: int,
         "active_deadline_seconds": deadline,
         "security_context": m.PodSecurityContext.model_validate(pod_security_context()),
         "volumes": [m.Volume.model_validate(v) for v in (*volumes, *extra_volumes)],
-        **extra,
         "artifact_repository_ref": m.ArtifactRepositoryRef(config_map=ARTIFACT_REPOSITORIES,
                                                            key=ARTIFACT_KEY),
         "pod_gc": m.PodGC(strategy="OnPodSuccess"),
@@ -237,6 +263,13 @@ def workflow_kwargs(settings: Settings, component: str, deadline: int,
         "pod_metadata": m.Metadata(labels=labels(component)),
         "arguments": [Parameter(name=k, value=v) for k, v in parameters.items()],
     }
+    if shared_home:
+        fields["volume_claim_templates"] = [
+            m.PersistentVolumeClaim.model_validate(shared_home_claim())]
+        fields["volume_claim_gc"] = m.VolumeClaimGC(strategy="OnWorkflowCompletion")
+    if mutex:
+        fields["synchronization"] = m.Synchronization(mutexes=[m.Mutex(name=REGISTRY_MUTEX)])
+    return fields
 
 
 def dag_outputs(**params: str) -> list[Any]:
