@@ -22,6 +22,7 @@ from finmlops.deploy.render import (
 )
 from finmlops.deploy.triton import (
     Published,
+    PublishMarker,
     config_pbtxt,
     model_folder,
     publish_version,
@@ -35,6 +36,7 @@ __all__ = [
     "Manifest",
     "PromotionFile",
     "PromotionState",
+    "PublishMarker",
     "Published",
     "Rendered",
     "cluster_config",

@@ -32,7 +32,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from finmlops.config import Settings
 from finmlops.errors import ConfigError, FinmlopsError, StoreError
@@ -112,6 +112,20 @@ def config_pbtxt(signature: Mapping[str, Sequence[Mapping[str, Any]]], version: 
     return "\n".join(lines) + "\n"
 
 
+class PublishMarker(TypedDict):
+    """``published.json``: which registered version a publish wrote, and each file's SHA-256
+    (what a second publish of the same version compares with)."""
+
+    format: int
+    registered_model: str
+    version: str
+    source: str
+    platform: str
+    published_at: str
+    files: dict[str, str]
+    """Path under the version's repository -> SHA-256 of its bytes."""
+
+
 @dataclass(frozen=True)
 class Published:
     version: str
@@ -140,12 +154,12 @@ def _sha256(data: bytes) -> str:
 
 
 def read_marker(root: str, model: str, version: str,
-                endpoint_url: str | None = None) -> dict[str, Any] | None:
+                endpoint_url: str | None = None) -> PublishMarker | None:
     """The ``published.json`` of a version, or ``None`` when it is not published there."""
     fs, base = _filesystem(root, endpoint_url)
     path = f"{base}/{model}/v{_version(version)}/{MARKER}"
     try:
-        marker: dict[str, Any] = json.loads(fs.cat_file(path))
+        marker: PublishMarker = json.loads(fs.cat_file(path))
     except FileNotFoundError:
         return None
     return marker
@@ -188,10 +202,11 @@ def publish_version(onnx_path: Path, signature: Mapping[str, Any], *, model: str
         for rel, data in files.items():
             fs.makedirs(f"{target}/{rel.rsplit('/', 1)[0]}", exist_ok=True)
             fs.pipe_file(f"{target}/{rel}", data)
-        marker = {"format": PUBLISH_FORMAT, "registered_model": model, "version": str(number),
-                  "source": source, "platform": PLATFORM,
-                  "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                  "files": {rel: _sha256(data) for rel, data in sorted(files.items())}}
+        marker: PublishMarker = {
+            "format": PUBLISH_FORMAT, "registered_model": model, "version": str(number),
+            "source": source, "platform": PLATFORM,
+            "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "files": {rel: _sha256(data) for rel, data in sorted(files.items())}}
         fs.pipe_file(f"{target}/{MARKER}", json.dumps(marker, indent=1).encode())
     except FinmlopsError:
         raise
