@@ -7,6 +7,8 @@ name, ``<name>.experiment``, or its ``default`` model's name, as in Seldon Core 
 ONNX Runtime; hand the record to the ledger's group-commit writer and wait for the commit
 (with shadow and mirror scores computed by the writer, batched, in the same transaction); then
 answer. A prediction that could not be committed is refused (503), never answered.
+What the writer runs on its thread is in :mod:`finmlops.serving._commit`; the answer types
+in :mod:`finmlops.serving.results`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,6 @@ from finmlops.errors import (
     NotReadyError,
 )
 from finmlops.ledger import (
-    Assignment,
     Feedback,
     FeedbackResult,
     GroupCommitWriter,
@@ -46,9 +46,11 @@ from finmlops.ledger import (
     open_ledger,
 )
 from finmlops.monitoring.metrics import Metrics
+from finmlops.serving._commit import CommitSide
 from finmlops.serving._telemetry import Telemetry
 from finmlops.serving.experiment import LiveExperiment
 from finmlops.serving.protocol import InferRequest
+from finmlops.serving.results import ROWS_ARM, InferResult, Route, Target
 from finmlops.serving.router import Router, parse_route
 from finmlops.serving.runtime import LoadedModel, load_models
 
@@ -58,73 +60,9 @@ INLINE_ROWS = 64
 """Batches up to this many rows run on the event loop; larger ones in a thread."""
 EXPERIMENT_SUFFIX = ".experiment"
 MODEL_SUFFIX = ".model"
-ROWS_ARM = "per-row"
-"""The ``arm`` label of a request whose rows were routed one by one (its rows are counted
-under the arms that served them)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What a request addresses: the experiment (``model`` is any arm, for the signature) or
-    one model."""
-
-    experiment: str | None
-    model: LoadedModel
-
-
-@dataclass(frozen=True, slots=True)
-class InferResult:
-    """One answered request, committed."""
-
-    model_name: str
-    """The arm that served (the experiment's name when its rows were routed one by one)."""
-    model_version: str
-    request_id: str
-    """The client's id when it sent one, else the prediction id (the V2 response ``id``)."""
-    prediction_id: str
-    output_name: str
-    probabilities: list[float]
-    experiment: str | None
-    config_version: int | None
-    assignment: str
-    row_arms: tuple[str, ...] | None = None
-    """Per row, the arm that served it (a request with per-row routing keys)."""
-    row_ids: tuple[str, ...] | None = None
-    """Per row, its prediction id (a request with per-row routing keys)."""
-
-    def parameters(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"prediction_id": self.prediction_id}
-        if self.row_arms is None:
-            out |= {"arm": self.model_name, "assignment": self.assignment}
-        if self.experiment is not None:
-            out["experiment"] = self.experiment
-            out["experiment_version"] = self.config_version
-        return out
-
-    @property
-    def arm_label(self) -> str:
-        """The ``arm`` label of the request's latency and count."""
-        return self.model_name if self.row_arms is None else ROWS_ARM
-
-    def rows(self) -> dict[str, tuple[str, ...]] | None:
-        """The per-row outputs (``arm``, ``prediction_id``), or None for a whole request."""
-        if self.row_arms is None or self.row_ids is None:
-            return None
-        return {"arm": self.row_arms, "prediction_id": self.row_ids}
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """Where one request (or one row) goes: its arm, how it was chosen, and the other arms
-    that also score it before the commit."""
-
-    arm: str
-    assignment: Assignment
-    propensity: float
-    also: tuple[str, ...]
-
-
-class DataPlane:
+class DataPlane(CommitSide):
     """Models, the experiment and the ledger of one serving process."""
 
     def __init__(self, settings: Settings, loader: Callable[[], Mapping[str, Path]],
@@ -366,7 +304,7 @@ class DataPlane:
             route = self._route(router, routing_key,
                                 parse_route(pinned, router.arms) if pinned else None)
         else:
-            route = _Route(target.model.name, "direct", 1.0, ())
+            route = Route(target.model.name, "direct", 1.0, ())
         model = self.models[route.arm] if target.experiment is not None else target.model
         x = req.x
         n = x.shape[0]
@@ -390,7 +328,7 @@ class DataPlane:
         ledger item per arm, all committed before the answer."""
         n = len(keys)
         version: int | None = None
-        groups: dict[_Route, list[int]] = {}
+        groups: dict[Route, list[int]] = {}
         if target.experiment is not None:
             router = self.experiment.router
             version = router.version
@@ -398,7 +336,7 @@ class DataPlane:
             for i, key in enumerate(keys):
                 groups.setdefault(self._route(router, key, pin), []).append(i)
         else:
-            groups[_Route(target.model.name, "direct", 1.0, ())] = list(range(n))
+            groups[Route(target.model.name, "direct", 1.0, ())] = list(range(n))
         first = f"{self._id_prefix}{next(self._ids):x}"
         ids = (first, *(f"{first}/{i}" for i in range(1, n)))
         probs = np.empty(n, dtype=np.float32)
@@ -430,7 +368,7 @@ class DataPlane:
                            target.model.output_name, probs.tolist(), target.experiment,
                            version, "per-row", tuple(arms), ids)
 
-    def _route(self, router: Router, key: str | None, pin: str | None) -> _Route:
+    def _route(self, router: Router, key: str | None, pin: str | None) -> Route:
         choice = router.choose(key, self._rng.random(), pin)
         arm = choice.arm
         also: tuple[str, ...] = ()
@@ -439,87 +377,13 @@ class DataPlane:
         if router.mirror and router.mirror != arm and router.mirror not in also \
                 and router.mirrors(key, self._rng.random()):
             also = (*also, router.mirror)
-        return _Route(arm, choice.assignment, choice.propensity, also)
+        return Route(arm, choice.assignment, choice.propensity, also)
 
     @staticmethod
     async def _predict(model: LoadedModel, x: np.ndarray) -> np.ndarray:
         if x.shape[0] <= INLINE_ROWS:
             return model.predict(x)
         return await asyncio.get_running_loop().run_in_executor(None, model.predict, x)
-
-    # -- the writer's side (writer thread) -------------------------------------------------
-
-    def _commit(self, batch: Sequence[Served], *, wait: bool = True) -> None:
-        ledger = self.ledger
-        if ledger is None:  # pragma: no cover - the writer starts after the ledger opens
-            raise LedgerUnavailableError("the ledger is not open")
-        extra = self._extra_scores(batch)
-        ledger.record(batch, extra, wait=wait)
-        self._observe(batch)
-
-    def _commit_inline(self, batch: Sequence[Served]) -> None:
-        """The loop's own commit (SQLite): never waits for a lock held elsewhere."""
-        self._commit(batch, wait=False)
-
-    def _extra_scores(self, batch: Sequence[Served]
-                      ) -> dict[tuple[int, str], tuple[str, np.ndarray]]:
-        """Every (request, other arm) score, one ONNX Runtime call per arm for the batch; an
-        arm whose scoring fails leaves those predictions without its score (counted)."""
-        by_arm: dict[str, list[int]] = {}
-        for i, it in enumerate(batch):
-            for arm in it.also_score:
-                by_arm.setdefault(arm, []).append(i)
-        out: dict[tuple[int, str], tuple[str, np.ndarray]] = {}
-        for arm, idx in by_arm.items():
-            model = self.models.get(arm)
-            try:
-                if model is None:
-                    raise ModelNotFoundError(f"no model {arm!r}")
-                probs = model.predict(np.concatenate([batch[i].x for i in idx]))
-            except Exception:
-                log.exception("shadow scoring with %s failed", arm)
-                self.metrics.shadow_failures.labels(arm).inc(
-                    sum(len(batch[i].prediction_ids) for i in idx))
-                continue
-            start = 0
-            for i in idx:
-                k = len(batch[i].prediction_ids)
-                out[(i, arm)] = (model.version, probs[start:start + k])
-                start += k
-        return out
-
-    def _observe(self, batch: Sequence[Served]) -> None:
-        by_arm: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-        for it in batch:
-            rows, probs = by_arm.setdefault(it.arm, ([], []))
-            # the last two steps of each window: a smoothed feature's drift is tested on its
-            # daily change, and each arm sees only the days routed to it
-            rows.append(it.x[:, -2:, :])
-            probs.append(it.probabilities)
-        for arm, (rows, probs) in by_arm.items():
-            try:
-                self.telemetry.observe(arm, np.concatenate(rows), np.concatenate(probs))
-            except Exception:
-                log.exception("drift observation failed")
-
-    def _probe(self) -> None:
-        if self.ledger is not None:
-            self.ledger.probe()
-
-    def _ping(self) -> None:
-        if self.ledger is not None:
-            self.ledger.ping()
-
-    def _committed(self, n: int, seconds: float) -> None:
-        self.metrics.ledger_committed.inc(n)
-        self.metrics.ledger_commit_seconds.observe(seconds)
-
-    def _refused(self, reason: str, n: int) -> None:
-        self.metrics.ledger_refused.labels("infer", reason).inc(n)
-
-    def _health(self, healthy: bool) -> None:
-        self.metrics.ledger_healthy.set(int(healthy))
-        self.metrics.ready.set(int(self.ready))
 
     # -- feedback --------------------------------------------------------------------------
 
