@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -57,8 +58,6 @@ def _long_flag(opts: list[str]) -> str:
 def _same_value(raw: Any, value: Any) -> bool:
     """Whether ``value`` is the flag's ``raw`` value, maybe converted (a path to a string, a
     datetime to its date)."""
-    import datetime as dt
-
     if isinstance(raw, dt.datetime) and isinstance(value, dt.date):
         raw = raw.date() if not isinstance(value, dt.datetime) else raw
     return bool(raw == value or str(raw) == str(value))
@@ -125,3 +124,15 @@ def emit(ctx: typer.Context, values: dict[str, Any]) -> None:
         text = value if isinstance(value, str) else json.dumps(
             value, indent=2 if name.endswith(".json") else None, sort_keys=True, default=str)
         write_text(root / name, text)
+
+
+def date_option(text: str | None, flag: str) -> dt.date | None:
+    """A ``--flag YYYY-MM-DD`` value; a malformed one is a :class:`ConfigError` naming it."""
+    from finmlops.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{flag} must be a date like 2020-01-31, not {text!r}") from None

@@ -14,7 +14,6 @@ sync (``finmlops promotion apply``) and ``git revert`` rolls back.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -23,6 +22,7 @@ from finmlops.cli._common import (
     JsonOption,
     console,
     current_user,
+    date_option,
     emit,
     print_json,
     run_stage,
@@ -59,8 +59,8 @@ def replay_cmd(
 ) -> None:
     """Replay held-out days as live traffic (every ticker and day under its routing key, then
     that day's outcomes as feedback)."""
-    overrides = {"abtest.replay_start": _date(start, "--start"),
-                 "abtest.replay_end": _date(end, "--end")}
+    overrides = {"abtest.replay_start": date_option(start, "--start"),
+                 "abtest.replay_end": date_option(end, "--end")}
     settings = settings_from(ctx, overrides)
     if url is None:
         state = run_stage(settings, "abtest", as_json)
@@ -111,8 +111,8 @@ def feedback_cmd(
     settings = settings_from(ctx)
     names = None if tickers is None else [t.strip().upper() for t in tickers.split(",")
                                           if t.strip()]
-    out = record_realised(settings, url, _date(date, "--date"), names, f"cli:{_user()}",
-                          since=_date(since or None, "--since"),
+    out = record_realised(settings, url, date_option(date, "--date"), names, f"cli:{_user()}",
+                          since=date_option(since or None, "--since"),
                           dataset=None if dataset in (None, "", "latest") else dataset)
     emit(ctx, {"feedback": out["answer"]})
     if as_json:
@@ -196,17 +196,6 @@ def register(app: typer.Typer) -> None:
                     if p["pushed"] else f"  not proposed: {p.get('note') or 'nothing to do'}")
 
     app.add_typer(group)
-
-
-def _date(text: str | None, flag: str) -> dt.date | None:
-    from finmlops.errors import ConfigError
-
-    if text is None:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"{flag} must be a date like 2020-01-31, not {text!r}") from None
 
 
 _user = current_user

@@ -96,11 +96,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score the newest day (or every day --since) of each target ticker through the
         service's experiment, so it is committed in the ledger as experiment traffic."""
-        from finmlops.cli.abtest import _date
+        from finmlops.cli._common import date_option
 
         settings = settings_from(ctx)
         out = predict_days(settings, url, None if dataset in (None, "", "latest") else dataset,
-                           _date(since or None, "--since"))
+                           date_option(since or None, "--since"))
         emit(ctx, {"predicted": len(out["predictions"]), "predictions.json": out})
         if as_json:
             print_json(out)

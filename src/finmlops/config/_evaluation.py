@@ -9,10 +9,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from finmlops.config._section import _Section
+from finmlops.config._section import Section
 
 
-class CostSettings(_Section):
+class CostSettings(Section):
     commission_bps: float = Field(1.0, ge=0)
     half_spread_bps: float = Field(1.0, ge=0)
     slippage_bps: float = Field(1.0, ge=0)
@@ -21,7 +21,7 @@ class CostSettings(_Section):
     notional: float = Field(1_000_000.0, gt=0)
 
 
-class StressWindow(_Section):
+class StressWindow(Section):
     start: dt.date
     end: dt.date
 
@@ -40,7 +40,7 @@ def _default_windows() -> dict[str, StressWindow]:
     }
 
 
-class EvaluationSettings(_Section):
+class EvaluationSettings(Section):
     rule: Literal["long_flat", "long_short"] = "long_flat"
     threshold: float = Field(0.5, gt=0, lt=1)
     dead_band: float = Field(0.0, ge=0, lt=0.5)

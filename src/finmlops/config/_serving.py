@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from finmlops.config._section import _Section
+from finmlops.config._section import Section
 
 
-class TokenSettings(_Section):
+class TokenSettings(Section):
     """One bearer token per scope: ``inference`` (infer and model metadata), ``feedback``
     (outcomes) and ``admin`` (experiment weights, reload). With none set, the service is open
     (loopback only is advised); once any is set, every scope needs its own token and a scope
@@ -24,7 +24,7 @@ class TokenSettings(_Section):
     admin: SecretStr | None = None
 
 
-class ServeSettings(_Section):
+class ServeSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     workers: int = Field(1, ge=1)
@@ -39,7 +39,7 @@ class ServeSettings(_Section):
     0 picks a free port, for one worker)."""
 
 
-class LedgerSettings(_Section):
+class LedgerSettings(Section):
     """The experiment ledger: every answered prediction, every score and every outcome."""
 
     url: SecretStr | None = None
@@ -71,7 +71,7 @@ class LedgerSettings(_Section):
     PostgreSQL (two commits in flight share the server's WAL flushes)."""
 
 
-class ABTestSettings(_Section):
+class ABTestSettings(Section):
     alpha: float = Field(0.05, gt=0, lt=0.5)
     min_effect: float = Field(0.0, ge=0)
     """Smallest improvement in mean daily net return worth promoting for."""
@@ -85,7 +85,7 @@ class ABTestSettings(_Section):
     replay_end: dt.date | None = None
 
 
-class MonitoringSettings(_Section):
+class MonitoringSettings(Section):
     """Drift against a null calibrated on windows of each model's own reference period."""
 
     psi_threshold: float = Field(0.2, gt=0)
@@ -99,7 +99,7 @@ class MonitoringSettings(_Section):
     bins: int = Field(10, ge=2, le=100)
 
 
-class EnvironmentSettings(_Section):
+class EnvironmentSettings(Section):
     """One deployment environment (``deploy.environments``): its own namespaces, images,
     cluster, sizes and configuration. What it leaves unset follows the ``deploy`` section."""
 
@@ -140,7 +140,7 @@ def _default_environments() -> dict[str, EnvironmentSettings]:
     }
 
 
-class DeploySettings(_Section):
+class DeploySettings(Section):
     image: str = "ghcr.io/finmlops/finmlops:0.1.0"
     training_image: str = "ghcr.io/finmlops/finmlops-train:0.1.0"
     namespace_prefix: str = "finmlops"
@@ -210,7 +210,7 @@ class DeploySettings(_Section):
         return v
 
 
-class GitOpsSettings(_Section):
+class GitOpsSettings(Section):
     """Promotion as a change to the config repository that Argo CD syncs. Off locally
     (``abtest decide --apply`` moves the aliases and the ledger's weights itself); the
     rendered cluster configuration turns it on for its environment."""
@@ -232,7 +232,7 @@ class GitOpsSettings(_Section):
     credential helper reading the environment, never on a command line."""
 
 
-class ValidationSettings(_Section):
+class ValidationSettings(Section):
     """What ``finmlops data validate`` checks beyond the schema every ingest enforces."""
 
     max_age_days: int = Field(4, ge=0, le=60)

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from finmlops.config._evaluation import (
     EvaluationSettings,
 )
-from finmlops.config._section import _Section
+from finmlops.config._section import Section
 from finmlops.config._serving import (
     ABTestSettings,
     DeploySettings,
@@ -28,7 +28,7 @@ from finmlops.config._serving import (
 )
 
 
-class DataSettings(_Section):
+class DataSettings(Section):
     """Where bars come from and where versions are stored."""
 
     source: Literal["bundled", "yahoo", "stooq", "csv"] = "bundled"
@@ -61,7 +61,7 @@ class DataSettings(_Section):
         return self
 
 
-class FeatureSettings(_Section):
+class FeatureSettings(Section):
     """What is predicted, from what."""
 
     target: list[str] = Field(default_factory=lambda: ["IBB"], min_length=1)
@@ -79,7 +79,7 @@ class FeatureSettings(_Section):
         return [t.strip().upper() for t in v if t.strip()]
 
 
-class VariantSettings(_Section):
+class VariantSettings(Section):
     """One trainable model variant; adding a variant is adding one of these."""
 
     architecture: Literal["lstm", "gru", "tcn", "mlp"] = "lstm"
@@ -104,7 +104,7 @@ def _default_variants() -> dict[str, VariantSettings]:
     }
 
 
-class TrainSettings(_Section):
+class TrainSettings(Section):
     variants: dict[str, VariantSettings] = Field(default_factory=_default_variants)
     seed: int = 42
     min_train_years: int = Field(4, ge=1)
@@ -128,7 +128,7 @@ class TrainSettings(_Section):
         return v
 
 
-class GBMSettings(_Section):
+class GBMSettings(Section):
     """A gradient-boosted tree variant (LightGBM), exported to ONNX for serving."""
 
     n_estimators: int = Field(200, ge=1, le=5000)
@@ -149,7 +149,7 @@ def _default_universe_network() -> VariantSettings:
                            epochs=8, patience=2, batch_size=1024, learning_rate=2e-3)
 
 
-class UniverseVariantSettings(_Section):
+class UniverseVariantSettings(Section):
     """One model of a universe study: a pooled network or a gradient-boosted tree."""
 
     kind: Literal["neural", "gbm"] = "gbm"
@@ -167,7 +167,7 @@ def _default_universe_variants() -> dict[str, UniverseVariantSettings]:
             "gbm": UniverseVariantSettings(kind="gbm")}
 
 
-class PortfolioSettings(_Section):
+class PortfolioSettings(Section):
     """The daily ranked long/short book of a universe study (``finmlops.evaluation.portfolio``)."""
 
     quantile: float = Field(0.2, gt=0, le=0.5)
@@ -195,7 +195,7 @@ class PortfolioSettings(_Section):
     """Buckets of the quantile spread returns."""
 
 
-class SearchSettings(_Section):
+class SearchSettings(Section):
     """An Optuna search over one universe variant; every trial enters the trial ledger."""
 
     trials: int = Field(20, ge=1, le=10_000)
@@ -208,7 +208,7 @@ class SearchSettings(_Section):
     study: str = "universe"
 
 
-class UniverseSettings(_Section):
+class UniverseSettings(Section):
     """A cross-sectional study over many tickers (``finmlops universe``, ``finmlops search``)."""
 
     files: list[Path] = Field(default_factory=list)
@@ -259,7 +259,7 @@ class UniverseSettings(_Section):
         return self
 
 
-class ReportSettings(_Section):
+class ReportSettings(Section):
     plotly_js: Path | None = None
     """A plotly.js build to inline in the report. ``None``: the partial bundle ``make``
     installs (``<venv>/share/finmlops/plotly-basic.min.js``), else plotly's full bundle."""
@@ -267,7 +267,7 @@ class ReportSettings(_Section):
     """Log each distinct report once to the tracking store (one run of kind ``report``)."""
 
 
-class TrackingSettings(_Section):
+class TrackingSettings(Section):
     uri: str | None = None
     """``None`` means ``sqlite:///<home>/mlflow.db``."""
     experiment: str = "finmlops"
@@ -275,17 +275,17 @@ class TrackingSettings(_Section):
     """``None`` means ``<first target, lower case>-direction``."""
 
 
-class Candidate(_Section):
+class Candidate(Section):
     name: str
     weight: int = Field(ge=0)
 
 
-class Mirror(_Section):
+class Mirror(Section):
     name: str
     percent: int = Field(100, ge=0, le=100)
 
 
-class ExperimentSettings(_Section):
+class ExperimentSettings(Section):
     """The fields of a Seldon Core v2 Experiment, so one definition drives both."""
 
     name: str = "direction-ab"

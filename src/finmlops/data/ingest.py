@@ -18,7 +18,7 @@ from finmlops.data._source import Source
 from finmlops.data.manifest import Manifest
 from finmlops.data.schema import TICKER_PATTERN, validate_bars
 from finmlops.data.sources import make_source
-from finmlops.data.store import DatasetStore, ProgressFn, _no_progress
+from finmlops.data.store import DatasetStore, ProgressFn, no_progress
 from finmlops.errors import ConfigError, SourceError
 
 
@@ -44,7 +44,7 @@ def ingest(settings: Settings, *, source: Source | None = None,
            end: dt.date | None = None, progress: ProgressFn | None = None,
            store: DatasetStore | None = None) -> IngestResult:
     """Fetch, validate and store; arguments left as None come from ``settings.data``."""
-    report = progress or _no_progress
+    report = progress or no_progress
     data = settings.data
     src = source or make_source(settings)
     names = [t.strip().upper() for t in (tickers or data.tickers) if t.strip()]

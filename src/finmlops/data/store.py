@@ -153,7 +153,7 @@ class DatasetStore:
     def publish(self, bars: pd.DataFrame, *, source: str, progress: ProgressFn | None = None,
                 now: dt.datetime | None = None) -> PublishResult:
         """Store valid ``bars`` as a version (or find the identical one already stored)."""
-        report = progress or _no_progress
+        report = progress or no_progress
         bars = canonical(bars)
         if bars.empty:
             raise StoreError("refusing to store an empty dataset")
@@ -254,7 +254,7 @@ def _protocols(fs: Any) -> tuple[str, ...]:
     return (proto,) if isinstance(proto, str) else tuple(proto)
 
 
-def _no_progress(message: str, completed: float | None = None,
+def no_progress(message: str, completed: float | None = None,
                  total: float | None = None) -> None:
     return None
 

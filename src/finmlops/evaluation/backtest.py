@@ -66,7 +66,7 @@ class BacktestResult:
         return BacktestResult(
             dates=self.dates[mask], position=self.position[mask],
             turnover=self.turnover[mask], gross=self.gross[mask], cost=self.cost[mask],
-            net=net, equity=_compound(net), impact=self.impact[mask],
+            net=net, equity=compound(net), impact=self.impact[mask],
             rf=None if self.rf is None else self.rf[mask],
         )
 
@@ -76,7 +76,7 @@ class BacktestResult:
         net = self.gross - cost
         return BacktestResult(
             dates=self.dates, position=self.position, turnover=self.turnover,
-            gross=self.gross, cost=cost, net=net, equity=_compound(net),
+            gross=self.gross, cost=cost, net=net, equity=compound(net),
             impact=np.zeros_like(cost), rf=self.rf,
         )
 
@@ -202,7 +202,7 @@ def backtest_positions(
     net = gross - cost
     return BacktestResult(
         dates=_dates(dates, r.shape[0]), position=pos, turnover=turnover, gross=gross,
-        cost=cost, net=net, equity=_compound(net), impact=impact, rf=rate,
+        cost=cost, net=net, equity=compound(net), impact=impact, rf=rate,
     )
 
 
@@ -238,7 +238,7 @@ def equal_weight(results: Sequence[BacktestResult]) -> BacktestResult:
     net = mean["gross"] - mean["cost"]
     return BacktestResult(dates=dates, position=mean["position"], turnover=mean["turnover"],
                           gross=mean["gross"], cost=mean["cost"], net=net,
-                          equity=_compound(net), impact=mean["impact"], rf=mean.get("rf"))
+                          equity=compound(net), impact=mean["impact"], rf=mean.get("rf"))
 
 
 def _abs_changes(pos: FloatArray) -> FloatArray:
@@ -251,7 +251,7 @@ def _abs_changes(pos: FloatArray) -> FloatArray:
     return out
 
 
-def _compound(net: FloatArray) -> FloatArray:
+def compound(net: FloatArray) -> FloatArray:
     out = np.add(net, 1.0)
     np.multiply.accumulate(out, out=out)
     return out

@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from finmlops.errors import DataValidationError
-from finmlops.evaluation.backtest import BacktestResult, FloatArray, _compound
+from finmlops.evaluation.backtest import BacktestResult, FloatArray, compound
 from finmlops.evaluation.relative import long_run_covariance, newey_west_lags
 
 Weighting = Literal["equal", "volatility"]
@@ -86,7 +86,7 @@ class Book:
         gross_exposure = np.abs(self.weights).sum(axis=1)
         return BacktestResult(
             dates=self.dates, position=gross_exposure, turnover=self.traded,
-            gross=self.gross, cost=self.cost, net=self.net, equity=_compound(self.net),
+            gross=self.gross, cost=self.cost, net=self.net, equity=compound(self.net),
             impact=self.impact)
 
 

@@ -14,10 +14,10 @@ from finmlops.report._abtest_values import (
     Z95,
     AddFigure,
     View,
-    _decided_on,
-    _esc,
-    _round,
-    _timeline,
+    decided_on,
+    esc,
+    rounded,
+    timeline_of,
 )
 
 
@@ -27,10 +27,10 @@ def _band(x: list[str], mid: list[float | None], lo: list[float | None],
     color, fill = palette.color(name), palette.fill(name)  # one colour per arm, report-wide
     edge = {"type": "scatter", "mode": "lines", "x": x, "line": {"width": 0, "color": color},
             "legendgroup": group, "showlegend": False, "hoverinfo": "skip"}
-    return [{**edge, "y": _round(lo), "name": f"{name} lower"},
-            {**edge, "y": _round(hi), "name": f"{name} 95% band", "fill": "tonexty",
+    return [{**edge, "y": rounded(lo), "name": f"{name} lower"},
+            {**edge, "y": rounded(hi), "name": f"{name} 95% band", "fill": "tonexty",
              "fillcolor": fill},
-            {"type": "scatter", "mode": "lines", "x": x, "y": _round(mid), "name": name,
+            {"type": "scatter", "mode": "lines", "x": x, "y": rounded(mid), "name": name,
              "legendgroup": group, "line": {"color": color, "width": 2}}]
 
 
@@ -116,7 +116,7 @@ def _bands_range(traces: Sequence[Mapping[str, Any]], marks: Sequence[float]
     return _y_range(list(zip(edges[0::2], edges[1::2], strict=True)), marks)
 
 
-def _over_time(ab: AbtestSummary, add: AddFigure) -> str:
+def over_time(ab: AbtestSummary, add: AddFigure) -> str:
     parts = []
     split = ab.timeline.split
     if split.days:
@@ -147,10 +147,10 @@ def _scaled(xs: list[float | None], scale: float) -> list[float | None]:
     return [None if x is None else x * scale for x in xs]
 
 
-def _sequential(ab: AbtestSummary, add: AddFigure, scale: float, unit: str) -> str:
+def sequential_chart(ab: AbtestSummary, add: AddFigure, scale: float, unit: str) -> str:
     metric, minfx, alpha = ab.metric, ab.min_effect, ab.alpha
     views: dict[View, Timeline] = {v: t for v in ("split", "paired")
-                                   if (t := _timeline(ab, v)) is not None and t.days}
+                                   if (t := timeline_of(ab, v)) is not None and t.days}
     if not views:
         return ""
     yr = _y_range([(_scaled(t.lower, scale), _scaled(t.upper, scale)) for t in views.values()],
@@ -162,10 +162,10 @@ def _sequential(ab: AbtestSummary, add: AddFigure, scale: float, unit: str) -> s
         edge = {"type": "scatter", "mode": "lines", "x": days, "line": {"width": 0},
                 "hoverinfo": "skip", "showlegend": False}
         traces: list[dict[str, Any]] = [
-            {**edge, "y": _round(lo), "name": "lower"},
-            {**edge, "y": _round(hi), "name": f"{100 * (1 - alpha):.0f}% confidence sequence",
+            {**edge, "y": rounded(lo), "name": "lower"},
+            {**edge, "y": rounded(hi), "name": f"{100 * (1 - alpha):.0f}% confidence sequence",
              "fill": "tonexty", "fillcolor": "rgba(31,119,180,0.2)", "showlegend": True},
-            {"type": "scatter", "mode": "lines", "x": days, "y": _round(est),
+            {"type": "scatter", "mode": "lines", "x": days, "y": rounded(est),
              "name": "estimate (challenger - reference)", "text": acts,
              "hovertemplate": f"%{{y:.1f}} {unit} (%{{text}})<extra></extra>",
              "line": {"color": "#1f3b73", "width": 2}},
@@ -178,7 +178,7 @@ def _sequential(ab: AbtestSummary, add: AddFigure, scale: float, unit: str) -> s
                            "hoverinfo": "skip",
                            "line": {"color": "#2e7d32", "dash": "dash", "width": 1.5}})
         shapes, notes = [], []
-        k = _decided_on(ab, view)
+        k = decided_on(ab, view)
         if k is not None:
             day = days[k - 1]
             shapes.append({"type": "line", "x0": day, "x1": day, "yref": "paper", "y0": 0,
@@ -196,7 +196,7 @@ def _sequential(ab: AbtestSummary, add: AddFigure, scale: float, unit: str) -> s
                else "above zero")
     return ("<h3>Sequential tests</h3><p class='muted'>The always-valid confidence sequence "
             "may be checked every day: promote when it lies entirely "
-            f"{_esc(promote)}, roll back when it lies entirely below zero, continue otherwise "
+            f"{esc(promote)}, roll back when it lies entirely below zero, continue otherwise "
             "(invalid while an arm has too few outcomes or traffic mismatches the split)."
             + (" Both charts share one y-scale (set by the bounds after the first tenth of the "
                "days; earlier days are wider), so the paired sequence's narrower width shows."

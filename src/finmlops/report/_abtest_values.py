@@ -21,66 +21,66 @@ ACTION_COLORS = {"promote": "#2e7d32", "rollback": "#c62828", "continue": "#555"
 
 # --- formats ----------------------------------------------------------------------------------
 
-def _esc(v: object) -> str:
+def esc(v: object) -> str:
     return html.escape(str(v))
 
 
-def _pct(x: float | None, digits: int = 1) -> str:
+def pct(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{100 * x:.{digits}f}%"
 
 
-def _bps(x: float | None) -> str:
+def bps_text(x: float | None) -> str:
     return "-" if x is None else f"{BPS * x:.1f} bps"
 
 
-def _p(x: float | None) -> str:
+def p_text(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
 
-def _ci(bounds: Sequence[float | None] | None, one: Callable[[float | None], str]) -> str:
+def ci_text(bounds: Sequence[float | None] | None, one: Callable[[float | None], str]) -> str:
     return "-" if bounds is None else f"[{one(bounds[0])}, {one(bounds[1])}]"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+def table_html(headers: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
     attr = f" class='{cls}'" if cls else ""
     return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _round(xs: Sequence[float | None], digits: int = 4) -> list[float | None]:
+def rounded(xs: Sequence[float | None], digits: int = 4) -> list[float | None]:
     return [None if x is None else round(x, digits) for x in xs]
 
 
-def _unit(metric: str) -> tuple[float, str]:
+def unit_of(metric: str) -> tuple[float, str]:
     """Scale and unit of the tested difference: bps of net return, or points of hit rate."""
     return (100.0, "pp") if metric == "hit_rate" else (BPS, "bps")
 
 
 # --- the two views ------------------------------------------------------------------------------
 
-def _decision(ab: AbtestSummary, view: View) -> DecisionRecord | None:
+def decision_of(ab: AbtestSummary, view: View) -> DecisionRecord | None:
     """The view's decision; the paired one is ``None`` when no arm was shadow-scored."""
     return ab.decision if view == "split" else ab.paired_decision
 
 
-def _timeline(ab: AbtestSummary, view: View) -> Timeline | None:
+def timeline_of(ab: AbtestSummary, view: View) -> Timeline | None:
     return ab.timeline.split if view == "split" else ab.timeline.paired
 
 
-def _decided_on(ab: AbtestSummary, view: View) -> int | None:
+def decided_on(ab: AbtestSummary, view: View) -> int | None:
     """The day (1-based) the view's sequential test first decided, ``None`` if not yet."""
     return ab.days_to_decision.split if view == "split" else ab.days_to_decision.paired
 
 
-def _last_cs(ab: AbtestSummary, view: View) -> tuple[float, float] | None:
+def last_cs(ab: AbtestSummary, view: View) -> tuple[float, float] | None:
     """The confidence sequence at the end: the decision's, else (a split decision made
     invalid by the sample-ratio test carries none) the timeline's last defined one."""
-    decision = _decision(ab, view)
+    decision = decision_of(ab, view)
     seq = decision.numbers.sequential if decision is not None else None
     if seq is not None and seq.lower is not None and seq.upper is not None:
         return seq.lower, seq.upper
-    t = _timeline(ab, view)
+    t = timeline_of(ab, view)
     if t is not None:
         for lo, hi in zip(reversed(t.lower), reversed(t.upper), strict=True):
             if lo is not None and hi is not None:
@@ -88,10 +88,10 @@ def _last_cs(ab: AbtestSummary, view: View) -> tuple[float, float] | None:
     return None
 
 
-def _reached(ab: AbtestSummary, view: View) -> str:
-    t = _timeline(ab, view)
+def reached_text(ab: AbtestSummary, view: View) -> str:
+    t = timeline_of(ab, view)
     days = t.days if t is not None else []
-    k = _decided_on(ab, view)
+    k = decided_on(ab, view)
     if k is not None:
         return f"Decision reached after {k} days (on {days[k - 1]})"
     if days:

@@ -16,22 +16,22 @@ from pydantic import ValidationError
 
 from finmlops.contracts import AbtestSummary, ArmSummary, DecisionRecord, TestNumbers
 from finmlops.errors import StageError
-from finmlops.report._abtest_charts import _over_time, _sequential
+from finmlops.report._abtest_charts import over_time, sequential_chart
 from finmlops.report._abtest_values import (
     ACTION_COLORS,
     BPS,
     AddFigure,
     View,
-    _bps,
-    _ci,
-    _decision,
-    _esc,
-    _last_cs,
-    _p,
-    _pct,
-    _reached,
-    _table,
-    _unit,
+    bps_text,
+    ci_text,
+    decision_of,
+    esc,
+    last_cs,
+    p_text,
+    pct,
+    reached_text,
+    table_html,
+    unit_of,
 )
 
 
@@ -53,18 +53,18 @@ def read_abtest(path: Path) -> AbtestSummary:
 # --- parts -----------------------------------------------------------------------------------
 
 def _decision_line(ab: AbtestSummary, view: View, label: str) -> str:
-    decision = _decision(ab, view)
+    decision = decision_of(ab, view)
     if decision is None:
         return f"<p><b>{label}:</b> not run (no arm was shadow-scored).</p>"
     color = ACTION_COLORS[decision.action]
     return (f"<p id='abtest-{view}'><b>{label}: <span style='color:{color}'>"
-            f"{_esc(decision.action.upper())}</span></b> — {_esc(decision.reason)}"
-            f". <i>{_esc(_reached(ab, view))}.</i></p>")
+            f"{esc(decision.action.upper())}</span></b> — {esc(decision.reason)}"
+            f". <i>{esc(reached_text(ab, view))}.</i></p>")
 
 
 def _width_line(ab: AbtestSummary, scale: float, unit: str) -> str:
     """How much narrower the paired confidence sequence ends than the split one."""
-    split_cs, paired_cs = _last_cs(ab, "split"), _last_cs(ab, "paired")
+    split_cs, paired_cs = last_cs(ab, "split"), last_cs(ab, "paired")
     if split_cs is None or paired_cs is None or paired_cs[1] <= paired_cs[0]:
         return ""
     ws, wp = split_cs[1] - split_cs[0], paired_cs[1] - paired_cs[0]
@@ -74,8 +74,8 @@ def _width_line(ab: AbtestSummary, scale: float, unit: str) -> str:
 
 
 def _headline(ab: AbtestSummary, scale: float, unit: str) -> str:
-    facts = (f"challenger <b>{_esc(ab.challenger)}</b> vs reference <b>{_esc(ab.reference)}</b>"
-             f", metric {_esc(ab.metric)}, alpha {_esc(ab.alpha)}, {ab.days} days of outcomes"
+    facts = (f"challenger <b>{esc(ab.challenger)}</b> vs reference <b>{esc(ab.reference)}</b>"
+             f", metric {esc(ab.metric)}, alpha {esc(ab.alpha)}, {ab.days} days of outcomes"
              f", min effect {ab.min_effect * scale:.1f} {unit}")
     border = ACTION_COLORS[ab.decision.action]
     return (f"<div id='abtest-headline' style='padding:.8rem 1.2rem;border-radius:6px;"
@@ -95,17 +95,17 @@ def _traffic(ab: AbtestSummary) -> str:
     for name, a in ab.arms.items():
         diff = (f"{100 * (a.share - a.target_share):+.2f} pt"
                 if a.share is not None and a.target_share is not None else "-")
-        rows.append([name, _role(ab, name), _pct(a.target_share), f"{a.served:,}",
-                     _pct(a.share, 2), diff])
+        rows.append([name, _role(ab, name), pct(a.target_share), f"{a.served:,}",
+                     pct(a.share, 2), diff])
     srm = ab.decision.numbers.srm
     note = ""
     if srm is not None:
         flag = (" — <b style='color:#c62828'>sample ratio mismatch: the split is not what was "
                 "configured, decisions are invalid</b>" if srm.mismatch else
                 " — traffic matches the configured split")
-        note = f"<p>Sample-ratio (SRM) always-valid test p = {_p(srm.p_value)}{flag}.</p>"
+        note = f"<p>Sample-ratio (SRM) always-valid test p = {p_text(srm.p_value)}{flag}.</p>"
     return ("<h3>Traffic</h3>"
-            + _table(["arm", "role", "target share", "served", "served share", "off target"],
+            + table_html(["arm", "role", "target share", "served", "served share", "off target"],
                      rows, "abtest-traffic") + note)
 
 
@@ -114,10 +114,11 @@ def _total(a: ArmSummary) -> float | None:
 
 
 def _results(ab: AbtestSummary) -> str:
-    rows = [[name, f"{a.n:,}", _pct(a.hit_rate), _ci(a.hit_rate_ci, _pct), _bps(a.mean_return),
-             _ci(a.mean_return_ci, _bps), _pct(_total(a))] for name, a in ab.arms.items()]
+    rows = [[name, f"{a.n:,}", pct(a.hit_rate), ci_text(a.hit_rate_ci, pct),
+             bps_text(a.mean_return), ci_text(a.mean_return_ci, bps_text), pct(_total(a))]
+            for name, a in ab.arms.items()]
     return ("<h3>Served outcomes per arm</h3>"
-            + _table(["arm", "outcomes", "hit rate", "95% CI", "mean net return", "95% CI",
+            + table_html(["arm", "outcomes", "hit rate", "95% CI", "mean net return", "95% CI",
                       "total net P&L"], rows, "abtest-arms"))
 
 
@@ -129,21 +130,21 @@ def _stress(ab: AbtestSummary) -> str:
     for name, w in ab.stress_windows.items():
         span = f"{w.start} to {w.end}"
         for arm, a in w.served.items():
-            served_rows.append([name, span, str(w.days), arm, str(a.n), _pct(a.hit_rate),
-                                _bps(a.mean_return), _pct(a.total_return)])
+            served_rows.append([name, span, str(w.days), arm, str(a.n), pct(a.hit_rate),
+                                bps_text(a.mean_return), pct(a.total_return)])
         if (p := w.paired) is not None:
-            paired_rows.append([name, span, str(p.n), _pct(p.hit_rate),
-                                _pct(p.hit_rate_reference), _pct(p.total_return),
-                                _pct(p.total_return_reference), _pct(p.total_diff),
-                                _bps(p.mean_diff)])
+            paired_rows.append([name, span, str(p.n), pct(p.hit_rate),
+                                pct(p.hit_rate_reference), pct(p.total_return),
+                                pct(p.total_return_reference), pct(p.total_diff),
+                                bps_text(p.mean_diff)])
     out = ("<h3>Stress windows</h3><p class='muted'>Served traffic (each arm on the days it "
            "served).</p>"
-           + _table(["window", "dates", "days", "arm", "served outcomes", "hit rate",
+           + table_html(["window", "dates", "days", "arm", "served outcomes", "hit rate",
                      "mean net return", "total net return"], served_rows, "abtest-stress"))
     if paired_rows:
         out += (f"<p class='muted'>Shadow: both arms on every day of the window "
-                f"({_esc(chal)} vs {_esc(ref)}).</p>"
-                + _table(["window", "dates", "days", f"hit {chal}", f"hit {ref}",
+                f"({esc(chal)} vs {esc(ref)}).</p>"
+                + table_html(["window", "dates", "days", f"hit {chal}", f"hit {ref}",
                           f"total {chal}", f"total {ref}", "total difference",
                           "mean daily difference"], paired_rows, "abtest-stress-paired"))
     return out
@@ -169,24 +170,24 @@ def _fixed_n(ab: AbtestSummary) -> str:
             continue
         ci = (f"[{r.lower * sc:.1f}, {r.upper * sc:.1f}] {u}"
               if r.lower is not None and r.upper is not None else "-")
-        rows.append([view, label, f"{r.estimate * sc:.2f} {u}", ci, _p(r.p_value)])
+        rows.append([view, label, f"{r.estimate * sc:.2f} {u}", ci, p_text(r.p_value)])
     if not rows:
         return ""
     return ("<details><summary>Fixed-sample tests (for reading only: peeking every day "
             "inflates their error rate, so they never decide)</summary>"
-            + _table(["test", "statistic", "estimate", "95% CI", "p"], rows) + "</details>")
+            + table_html(["test", "statistic", "estimate", "95% CI", "p"], rows) + "</details>")
 
 
 def abtest_section(ab: AbtestSummary, add_figure: AddFigure) -> str:
     """The A/B section's HTML: headline, traffic, per-arm charts, sequential tests, stress."""
-    scale, unit = _unit(ab.metric)
+    scale, unit = unit_of(ab.metric)
     return "".join([
         "<h2 id='abtest'>A/B experiment</h2>",
         _headline(ab, scale, unit),
         _traffic(ab),
         _results(ab),
-        _over_time(ab, add_figure),
-        _sequential(ab, add_figure, scale, unit),
+        over_time(ab, add_figure),
+        sequential_chart(ab, add_figure, scale, unit),
         _stress(ab),
         _fixed_n(ab),
     ])

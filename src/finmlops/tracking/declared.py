@@ -18,13 +18,13 @@ from typing import Any
 from finmlops.config import Settings
 from finmlops.tracking._client import configure, translate
 from finmlops.tracking.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, after_promote
-from finmlops.tracking.promotion import _decision_json
+from finmlops.tracking.promotion import decision_json
 from finmlops.tracking.registry import (
-    _versions,
     append_audit,
     apply_aliases,
     current_aliases,
     now_iso,
+    registry_versions,
 )
 
 DECLARED = (CHAMPION, PREVIOUS_CHAMPION)
@@ -73,7 +73,7 @@ def sync_aliases(settings: Settings, declared: Mapping[str, str], *, rejected: S
         raise ValueError(f"not a declared alias: {unknown[0]!r}")
     tracker = configure(settings)
     client, name = tracker.client, tracker.registered_model
-    existing = {str(mv.version) for mv in _versions(tracker)}
+    existing = {str(mv.version) for mv in registry_versions(tracker)}
     missing = sorted({*declared.values(), *rejected} - existing, key=int)
     if missing:
         raise ModelNotFoundError(f"model {name!r} has no version {missing[0]}: the record "
@@ -95,13 +95,13 @@ def sync_aliases(settings: Settings, declared: Mapping[str, str], *, rejected: S
         if tags.get("rolled_back") != "true":
             for key, value in {"rolled_back": "true", "rolled_back_by": actor,
                                "rolled_back_at": at, "rollback_reason": reason,
-                               "rollback_decision": _decision_json(decision)}.items():
+                               "rollback_decision": decision_json(decision)}.items():
                 client.set_model_version_tag(name, version, key, value)
             tagged.append(version)
     champion = declared.get(CHAMPION)
     if champion is not None and before.get(CHAMPION) != champion:
         for key, value in {"promoted_by": actor, "promoted_at": at, "promotion_reason": reason,
-                           "promotion_decision": _decision_json(decision)}.items():
+                           "promotion_decision": decision_json(decision)}.items():
             client.set_model_version_tag(name, champion, key, value)
         tagged.append(champion)
     if changed or tagged:

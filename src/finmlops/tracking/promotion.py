@@ -37,7 +37,7 @@ from finmlops.tracking.registry import (
 _MAX_TAG = 90_000
 
 
-def _decision_json(decision: Mapping[str, Any] | None) -> str:
+def decision_json(decision: Mapping[str, Any] | None) -> str:
     text = json.dumps(dict(decision or {}), sort_keys=True, default=str)
     return text if len(text) <= _MAX_TAG else json.dumps({"truncated": True})
 
@@ -109,7 +109,7 @@ def promote(settings: Settings, *, actor: str, reason: str,
     at = now_iso()
     apply_aliases(tracker, lambda current: after_promote(current, target))
     for key, value in {"promoted_by": actor, "promoted_at": at, "promotion_reason": reason,
-                       "promotion_decision": _decision_json(decision)}.items():
+                       "promotion_decision": decision_json(decision)}.items():
         client.set_model_version_tag(name, target, key, value)
     if _version_tags(tracker, target).get("rolled_back") == "true":  # promoted after all
         client.set_model_version_tag(name, target, "rolled_back", "false")
@@ -145,7 +145,7 @@ def rollback(settings: Settings, *, actor: str, reason: str,
         apply_aliases(tracker, after_rollback)
     for key, value in {"rolled_back": "true", "rolled_back_by": actor, "rolled_back_at": at,
                        "rollback_reason": reason,
-                       "rollback_decision": _decision_json(decision)}.items():
+                       "rollback_decision": decision_json(decision)}.items():
         client.set_model_version_tag(name, target, key, value)
     append_audit(tracker, {"action": "rollback", "alias": CHALLENGER, "version": target,
                            "actor": actor, "at": at,

@@ -120,7 +120,7 @@ def _info(tracker: Tracker, mv: Any, alias_map: dict[str, Any] | None = None) ->
     )
 
 
-def _versions(tracker: Tracker, extra_filter: str = "") -> list[Any]:
+def registry_versions(tracker: Tracker, extra_filter: str = "") -> list[Any]:
     flt = f"name = '{tracker.registered_model}'" + (f" and {extra_filter}" if extra_filter else "")
     out: list[Any] = []
     token = None
@@ -223,7 +223,7 @@ def register(settings: Settings, run_id: str, variant: str, data_version: str) -
     tracker = configure(settings)
     client = tracker.client
     _ensure_registered_model(tracker)
-    existing = _versions(tracker, f"run_id = '{run_id}'")
+    existing = registry_versions(tracker, f"run_id = '{run_id}'")
     if existing:
         return _info(tracker, client.get_model_version(tracker.registered_model,
                                                        existing[0].version))
@@ -275,7 +275,7 @@ def resolve(settings: Settings, ref: str) -> ModelVersionInfo:
         except MlflowException:
             raise ModelNotFoundError(f"model {name!r} has no version {int(number)}") from None
     if ref.lower() == "latest":
-        versions = _versions(tracker)
+        versions = registry_versions(tracker)
         if not versions:
             raise ModelNotFoundError(f"model {name!r} has no registered version")
         return _info(tracker, tracker.client.get_model_version(name, versions[-1].version))
@@ -300,7 +300,7 @@ def list_models(settings: Settings) -> list[dict[str, Any]]:
     from mlflow.exceptions import MlflowException
 
     tracker = configure(settings)
-    versions = _versions(tracker)
+    versions = registry_versions(tracker)
     if not versions:
         return []
     alias_map = dict(tracker.client.get_registered_model(tracker.registered_model).aliases or {})
