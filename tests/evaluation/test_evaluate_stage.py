@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 import finmlops.tracking
 from finmlops.config import EvaluationSettings, FeatureSettings
+from finmlops.contracts import PerformanceMetrics, read_evaluation
 from finmlops.errors import StageError, TrackingError
 from finmlops.evaluation import execution_returns, run_backtest
 from finmlops.pipeline import RunContext, SilentReporter, save_state
@@ -67,6 +68,40 @@ def test_stage_writes_the_evaluation_and_a_summary(ingested, no_ledger):
     mtime = os.stat(path).st_mtime_ns  # same inputs: served from the cache
     assert Path(run(ctx).outputs["evaluation"]["path"]) == path
     assert os.stat(path).st_mtime_ns == mtime
+
+
+def test_the_written_file_is_exactly_its_contract(ingested, no_ledger):
+    settings, state = ingested
+    path = Path(run(RunContext(settings, SilentReporter(), dict(state)))
+                .outputs["evaluation"]["path"])
+    data = json.loads(path.read_text())
+    evaluation = read_evaluation(path)
+    assert evaluation.to_json() == data  # every key typed, none dropped or added
+    assert evaluation.dataset_version == state["dataset_version"]
+    assert set(evaluation.predictions) == {"baseline", "enhanced"}
+    strategy = evaluation.variants["baseline"].metrics["strategy"]
+    assert isinstance(strategy, PerformanceMetrics)
+    assert strategy.sharpe == data["variants"]["baseline"]["metrics"]["strategy"]["sharpe"]
+
+
+def test_a_cached_file_the_program_does_not_write_is_one_line(ingested, no_ledger):
+    settings, state = ingested
+    ctx = RunContext(settings, SilentReporter(), dict(state))
+    path = Path(run(ctx).outputs["evaluation"]["path"])
+    data = json.loads(path.read_text())
+    data["variants"]["baseline"]["direction"]["accuracy"] = "high"
+    path.write_text(json.dumps(data))
+    with pytest.raises(StageError) as bad:
+        run(ctx)
+    message = str(bad.value)
+    assert "\n" not in message and str(path) in message
+    assert "variants.baseline.direction.accuracy" in message
+    assert "run `finmlops run --only evaluate` again" in message
+
+
+def test_a_missing_file_names_the_stage(tmp_path):
+    with pytest.raises(StageError, match=r"evaluation not found at .*--only evaluate"):
+        read_evaluation(tmp_path / "evaluation.json")
 
 
 def test_next_open_backtest_earns_open_to_open_returns(ingested, no_ledger):

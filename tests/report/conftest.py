@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from finmlops.config import EvaluationSettings
-from finmlops.contracts import AbtestSummary
+from finmlops.contracts import AbtestSummary, EvaluationFile
 from finmlops.evaluation import evaluate_predictions
 
 BUNDLED = Path(__file__).resolve().parents[2] / "src" / "finmlops" / "data" / "bundled"
@@ -27,7 +27,7 @@ def _predictions(seed: int, skill: float) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def evaluation() -> dict[str, Any]:
+def evaluation() -> EvaluationFile:
     """Two variants: one with no skill at all, one with a little."""
     return evaluate_predictions({"baseline": _predictions(0, 0.0),
                                  "enhanced": _predictions(1, 0.03)}, EvaluationSettings())

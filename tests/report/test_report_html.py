@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
 import re
 
 import pytest
 from page_support import Page, figures, number
 
+from finmlops.contracts import EvaluationFile
 from finmlops.report import palette, render_report
 from finmlops.report.assets import installed_bundle, plotly_bundle
+from finmlops.report.html import LINE_NAMES
 from finmlops.report.tearsheet import MONTHS
 
 TITLES = ["Equity (growth of 1)", "Drawdown",
@@ -48,8 +49,8 @@ def test_sections_figures_and_no_external_resources(evaluation):
     assert [f["layout"]["title"]["text"] for f in figs] == TITLES
     equity = figs[0]["data"]
     assert [t["name"] for t in equity] == ["baseline", "buy & hold", "enhanced"]
-    assert len(equity[0]["x"]) == evaluation["variants"]["baseline"]["days"]
-    bh_dd = evaluation["variants"]["baseline"]["metrics"]["buy_and_hold"]["max_drawdown"]
+    assert len(equity[0]["x"]) == evaluation.variants["baseline"].days
+    bh_dd = evaluation.variants["baseline"].metrics["buy_and_hold"].max_drawdown
     assert min(figs[1]["data"][1]["y"]) == pytest.approx(bh_dd, abs=1e-3)
 
 
@@ -70,7 +71,7 @@ def test_one_colour_per_line_in_every_chart(evaluation):
 
 def test_calendar_heatmap_and_drawdown_table(evaluation):
     page = Page(render_report(evaluation, plotly_js=""))
-    baseline = evaluation["variants"]["baseline"]["tearsheet"]
+    baseline = evaluation.variants["baseline"].tearsheet
     cal = page.section("baseline", within=page.section("Monthly and yearly returns"))
     table = cal.table("heat")
     assert table.headers == ["year", *MONTHS, "year", "B&H", "active"]
@@ -103,11 +104,11 @@ def test_provenance_block(evaluation):
     page = Page(render_report(evaluation, plotly_js="", provenance=prov))
     table, models = page.section("Provenance").tables()
     facts = dict(table.rows)
-    assert number(facts.pop("trials (DSR)")) == evaluation["trials"]["n"]
+    assert number(facts.pop("trials (DSR)")) == evaluation.trials.n
     assert facts == {"generated at": prov["generated_at"],
                      "dataset version": prov["dataset_version"],
                      "git commit": prov["git_commit"], "config hash": prov["config_hash"],
-                     "execution": evaluation["execution"]["description"]}
+                     "execution": evaluation.execution.description}
     assert models.row("baseline") == {"variant": "baseline", "model version": "3",
                                       "aliases": "champion", "MLflow run id": "r" * 32,
                                       "weights": "w" * 16}
@@ -118,29 +119,31 @@ def test_verdict_tells_the_skilled_variant_from_the_unskilled_one(evaluation):
     assert "good" in verdict.classes
     assert verdict.find("p").text.startswith("Worth a closer look: enhanced")
     lines = {li.find("b").text: li.text for li in verdict.find_all("li")}
-    assert list(lines) == list(evaluation["variants"])
-    active = evaluation["variants"]["baseline"]["relative"]["buy_and_hold"]
+    assert list(lines) == list(evaluation.variants)
+    active = evaluation.variants["baseline"].relative.buy_and_hold
     found = re.search(r"active return vs buy-and-hold (-?[\d.]+)% in total, .* active DSR "
                       r"([\d.]+) over (\d+) trials — (not significant|significant)",
                       lines["baseline"])
     assert found is not None, lines["baseline"]
     total, dsr, trials, outcome = found.groups()
-    assert float(total) == pytest.approx(100 * active["active_total"], abs=0.05)
-    assert float(dsr) == pytest.approx(active["dsr"], abs=5e-4)
-    assert int(trials) == evaluation["trials"]["n"]
+    assert float(total) == pytest.approx(100 * active.active_total, abs=0.05)
+    assert float(dsr) == pytest.approx(active.dsr, abs=5e-4)
+    assert int(trials) == evaluation.trials.n
     assert outcome == "not significant"  # the variant without skill
 
 
 def test_stress_windows_without_days_are_named_not_tabulated(evaluation):
-    ev = json.loads(json.dumps(evaluation))
-    for v in ev["variants"].values():
-        v["stress"]["bear_2022"] = {"strategy": None, "buy_and_hold": None, "always_long": None}
+    data = evaluation.to_json()
+    for v in data["variants"].values():
+        v["stress"]["bear_2022"] = dict.fromkeys(LINE_NAMES)
+    ev = EvaluationFile.model_validate(data)
     stress = Page(render_report(ev, plotly_js="")).section("Stress windows")
     assert "No out-of-sample days in: bear_2022." in stress.text
     windows = set(stress.tables()[0].column("window"))
     assert "bear_2022" not in windows and "gfc_2008" in windows
-    for v in ev["variants"].values():
-        v["stress"] = {w: {"strategy": None} for w in v["stress"]}
+    for v in data["variants"].values():
+        v["stress"] = {w: dict.fromkeys(LINE_NAMES) for w in v["stress"]}
+    ev = EvaluationFile.model_validate(data)
     titles = [f["layout"]["title"]["text"] for f in figures(render_report(ev, plotly_js=""))]
     assert "Total return per stress window" not in titles
 

@@ -28,7 +28,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 @pytest.fixture
 def state(tmp_path, evaluation, abtest_full):
     ev_path = tmp_path / "evaluation.json"
-    ev_path.write_text(json.dumps(evaluation))
+    write_json(ev_path, evaluation.to_json(), indent=1)  # as the evaluate stage does
     ab_path = tmp_path / "abtest.json"
     write_json(ab_path, abtest_full.to_json(), sort_keys=True)  # as the abtest stage does
     settings = Settings(home=tmp_path / "home", report={"attach_to_mlflow": False})
@@ -88,6 +88,21 @@ def test_an_abtest_file_the_program_does_not_write_stops_the_stage(state):
     message = str(bad.value)
     assert "\n" not in message and str(path) in message and "timeline" in message
     assert "finmlops run --only abtest" in message
+    assert list(settings.reports_dir.glob("*.html")) == []
+
+
+def test_an_evaluation_file_the_program_does_not_write_stops_the_stage(state):
+    settings, st = state
+    path = Path(st["evaluation"]["path"])
+    data = json.loads(path.read_text())
+    del data["variants"]["enhanced"]["relative"]["capm"]
+    write_json(path, data)
+    with pytest.raises(StageError) as bad:
+        run(RunContext(settings, SilentReporter(), st))
+    message = str(bad.value)
+    assert "\n" not in message and str(path) in message
+    assert "variants.enhanced.relative.capm" in message
+    assert "finmlops run --only evaluate" in message
     assert list(settings.reports_dir.glob("*.html")) == []
 
 

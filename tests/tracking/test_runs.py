@@ -8,13 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from finmlops.config import Settings, VariantSettings, public_dict
+from finmlops.config import EvaluationSettings, Settings, VariantSettings, public_dict
+from finmlops.contracts import EvaluationFile
 from finmlops.errors import ModelNotFoundError
+from finmlops.evaluation import evaluate_predictions
 from finmlops.models import TrainedVariant
 from finmlops.tracking import (
     DatasetRef,
@@ -203,44 +207,53 @@ def test_evaluation_adds_metrics_and_artifacts(settings: Settings, make_trained:
         log_evaluation(settings, "0" * 32, {"sharpe": 1.0})
 
 
-def _evaluation(variant: str, costs: list[float]) -> dict[str, Any]:
-    line = {"days": 24, "total_return": -0.12, "sharpe": -1.77, "min_trl": None}
-    return {"variants": {variant: {
-        "stress": {"covid_crash": {"strategy": line, "buy_and_hold": {**line, "sharpe": -2.1}}},
-        "cost_sweep": [{"cost_bps": c, "sharpe": 0.5 - c / 100, "total_return": 3.0 - c / 10}
-                       for c in costs],
-        "break_even_bps": 12.5}}}
+def _evaluation(costs: list[float]) -> EvaluationFile:
+    """A real evaluation of two variants over 2019-2021 (no day in the 2022 window): a
+    skilled ``enhanced`` and a coin-flipping ``baseline``."""
+    rng = np.random.default_rng(3)
+    dates = pd.bdate_range("2019-01-02", "2021-12-31")
+    fwd = rng.normal(0.0004, 0.012, len(dates))
+    frame = pd.DataFrame({"date": dates, "ticker": "IBB", "forward_return": fwd,
+                          "label": (fwd > 0).astype(np.int64), "fold": 0})
+    return evaluate_predictions(
+        {"enhanced": frame.assign(probability=0.5 + 0.45 * np.sign(fwd)),
+         "baseline": frame.assign(probability=rng.uniform(0.3, 0.7, len(dates)))},
+        EvaluationSettings(cost_sweep_bps=costs))
 
 
 def test_stress_and_cost_figures_become_metrics(settings: Settings, make_trained: MakeTrained,
                                                 tmp_path: Path) -> None:
     run_id = log_training(settings, make_trained("enhanced", settings), public_dict(settings))
-    doc = tmp_path / "evaluation.json"
-    doc.write_text(json.dumps(_evaluation("enhanced", [0.0, 2.0, 5.0])))
-    log_evaluation(settings, run_id, {"backtest.sharpe": 0.21}, {"evaluation": doc})
+    evaluation = _evaluation([0.0, 2.0, 5.0])
+    entry = evaluation.variants["enhanced"]
+    log_evaluation(settings, run_id, {"backtest.sharpe": 0.21}, evaluation=evaluation)
     client = configure(settings).client
     metrics = client.get_run(run_id).data.metrics
-    assert metrics["stress.covid_crash.strategy.total_return"] == pytest.approx(-0.12)
-    assert metrics["stress.covid_crash.buy_and_hold.sharpe"] == pytest.approx(-2.1)
-    assert "stress.covid_crash.strategy.min_trl" not in metrics  # null: no figure
-    assert metrics["break_even_bps"] == pytest.approx(12.5)
+    covid = entry.stress["covid_crash"]
+    assert covid["strategy"] is not None and covid["buy_and_hold"] is not None
+    assert metrics["stress.covid_crash.strategy.total_return"] == pytest.approx(
+        covid["strategy"].total_return)
+    assert metrics["stress.covid_crash.buy_and_hold.sharpe"] == pytest.approx(
+        covid["buy_and_hold"].sharpe)
+    assert not any(k.startswith("stress.bear_2022.") for k in metrics)  # null: no figure
+    assert entry.break_even_bps is not None
+    assert metrics["break_even_bps"] == pytest.approx(entry.break_even_bps)
     sweep = sorted((m.step, m.value) for m in client.get_metric_history(run_id,
                                                                          "cost_sweep.sharpe"))
-    assert sweep == [(0, pytest.approx(0.5)), (2, pytest.approx(0.48)),
-                     (5, pytest.approx(0.45))]
+    assert sweep == [(round(r.cost_bps), pytest.approx(r.sharpe)) for r in entry.cost_sweep]
     assert json.loads(client.get_run(run_id).data.tags["cost_sweep.bps"]) == [0.0, 2.0, 5.0]
 
 
 def test_a_fractional_cost_sweep_steps_by_index_and_other_variants_are_ignored(
-        settings: Settings, make_trained: MakeTrained, tmp_path: Path) -> None:
+        settings: Settings, make_trained: MakeTrained) -> None:
     run_id = log_training(settings, make_trained("enhanced", settings), public_dict(settings))
-    doc = tmp_path / "evaluation.json"
-    doc.write_text(json.dumps({"variants": {**_evaluation("enhanced", [0.5, 1.5])["variants"],
-                                            **_evaluation("baseline", [9.0])["variants"]}}))
-    log_evaluation(settings, run_id, {}, {"evaluation": doc})
+    evaluation = _evaluation([0.5, 1.5])
+    log_evaluation(settings, run_id, {}, evaluation=evaluation)
     client = configure(settings).client
-    steps = sorted(m.step for m in client.get_metric_history(run_id, "cost_sweep.sharpe"))
-    assert steps == [0, 1]
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run_id,
+                                                                           "cost_sweep.sharpe"))
+    assert history == [(i, pytest.approx(r.sharpe))
+                       for i, r in enumerate(evaluation.variants["enhanced"].cost_sweep)]
 
 
 def test_count_trials_counts_distinct_configurations(make_settings: Callable[..., Settings],

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from finmlops.cli._common import (
 )
 from finmlops.errors import StageError
 
+if TYPE_CHECKING:
+    from finmlops.contracts import EvaluationFile, PerformanceMetrics
+
 # The CLI's per-variant table: the report's metric columns (finmlops.evaluation.columns),
 # narrower. Looked up when a table is drawn: evaluation imports numpy, --help must not.
 TABLE_KEYS = ("days", "total_return", "annual_return", "volatility", "sharpe", "sortino",
@@ -29,15 +32,17 @@ def evaluate_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     execution: overall and per stress window, against buy-and-hold and an
     exposure-matched benchmark, with active-return statistics, the trial count and the
     break-even cost."""
+    from finmlops.contracts import read_evaluation
+
     state = run_stage(settings_from(ctx), "evaluate", as_json)
     path = state.need_evaluation().path
-    text = Path(path).read_text("utf-8")
-    emit(ctx, {"evaluation.json": text})
-    evaluation = json.loads(text)
+    evaluation = read_evaluation(Path(path))
+    emit(ctx, {"evaluation.json": Path(path).read_text("utf-8")})
     if as_json:  # everything but the daily series (they are in the file)
-        for e in evaluation["variants"].values():
-            e.pop("series", None)
-        print_json({"path": path, **evaluation})
+        data = evaluation.to_json()
+        for e in data["variants"].values():
+            del e["series"]
+        print_json({"path": path, **data})
         return
     out = console()
     out.print(headline_table(evaluation))
@@ -46,7 +51,7 @@ def evaluate_cmd(ctx: typer.Context, as_json: JsonOption = False) -> None:
     out.print(active_table(evaluation))
     for line in break_even_lines(evaluation):
         out.print(line)
-    for note in evaluation.get("notes", []):
+    for note in evaluation.notes:
         out.print(f"[dim]note: {note}[/]")
 
 
@@ -66,7 +71,7 @@ def register(app: typer.Typer) -> None:
     app.command("report")(report_cmd)
 
 
-def tables(evaluation: dict[str, Any]) -> list[Any]:
+def tables(evaluation: EvaluationFile) -> list[Any]:
     """One rich table per variant: overall and per stress window, strategy and benchmarks."""
     from rich.table import Table
 
@@ -75,94 +80,91 @@ def tables(evaluation: dict[str, Any]) -> list[Any]:
     table_columns, lines = columns(*TABLE_KEYS), tuple(LINES.items())
 
     out = []
-    cost = evaluation.get("cost_bps")
-    for variant, e in evaluation["variants"].items():
-        table = Table(title=f"{variant}: {e['start']} to {e['end']}, net of {cost:g} bps "
+    cost = evaluation.cost_bps
+    for variant, e in evaluation.variants.items():
+        table = Table(title=f"{variant}: {e.start} to {e.end}, net of {cost:g} bps "
                             "per unit traded", title_justify="left")
         table.add_column("period")
         table.add_column("line")
         for label, _, _ in table_columns:
             table.add_column(label, justify="right")
-        periods = [("overall", e["metrics"]), *e["stress"].items()]
+        periods: list[tuple[str, Mapping[str, PerformanceMetrics | None]]] = [
+            ("overall", e.metrics), *e.stress.items()]
         for i, (period, metrics) in enumerate(periods):
             for key, label in lines:
                 m = metrics.get(key)
-                cells = [fmt(m.get(k), kind) if m else "-" for _, k, kind in table_columns]
+                cells = [fmt(getattr(m, k), kind) if m else "-" for _, k, kind in table_columns]
                 table.add_row(period if key == "strategy" else "", label, *cells,
                               end_section=key == lines[-1][0] and i < len(periods) - 1)
         out.append(table)
     return out
 
 
-def headline_table(evaluation: dict[str, Any]) -> Any:
+def headline_table(evaluation: EvaluationFile) -> Any:
     """The README's evaluation table: per variant and buy-and-hold, the absolute figures and
     the benchmark-relative ones the verdict rests on."""
     from rich.table import Table
 
     from finmlops.evaluation.columns import fmt
 
-    trials = evaluation.get("trials") or {}
-    exe = (evaluation.get("execution") or {}).get("setting", "?")
-    table = Table(title=f"summary: net of {evaluation.get('cost_bps', 0):g} bps, execution "
-                        f"{exe}, {trials.get('n')} trials", title_justify="left")
+    table = Table(title=f"summary: net of {evaluation.cost_bps:g} bps, execution "
+                        f"{evaluation.execution.setting}, {evaluation.trials.n} trials",
+                  title_justify="left")
     for label in ("line", "total return", "Sharpe", "max DD", "DSR", "active return",
                   "alpha t", "IR", "active PSR", "active DSR", "Sharpe diff p"):
         table.add_column(label, justify="left" if label == "line" else "right")
-    for variant, e in evaluation["variants"].items():
-        m = e["metrics"]["strategy"]
-        rel = e.get("relative") or {}
-        a, capm = rel.get("buy_and_hold") or {}, rel.get("capm") or {}
-        table.add_row(variant, fmt(m.get("total_return"), "%"), fmt(m.get("sharpe"), "f"),
-                      fmt(m.get("max_drawdown"), "%"), fmt(m.get("dsr"), "f3"),
-                      fmt(a.get("active_total"), "%"), fmt(capm.get("alpha_t"), "f"),
-                      fmt(a.get("information_ratio"), "f"), fmt(a.get("psr"), "f3"),
-                      fmt(a.get("dsr"), "f3"),
-                      fmt((a.get("sharpe_difference") or {}).get("p_value"), "f3"))
-    first = next(iter(evaluation["variants"].values()), None)
+    for variant, e in evaluation.variants.items():
+        m = e.metrics["strategy"]
+        a, capm = e.relative.buy_and_hold, e.relative.capm
+        table.add_row(variant, fmt(m.total_return, "%"), fmt(m.sharpe, "f"),
+                      fmt(m.max_drawdown, "%"), fmt(m.dsr, "f3"),
+                      fmt(a.active_total, "%"), fmt(capm.alpha_t, "f"),
+                      fmt(a.information_ratio, "f"), fmt(a.psr, "f3"), fmt(a.dsr, "f3"),
+                      fmt(a.sharpe_difference.p_value, "f3"))
+    first = next(iter(evaluation.variants.values()), None)
     if first is not None:
-        b = first["metrics"]["buy_and_hold"]
-        table.add_row("buy & hold", fmt(b.get("total_return"), "%"), fmt(b.get("sharpe"), "f"),
-                      fmt(b.get("max_drawdown"), "%"), *["-"] * 7)
+        b = first.metrics["buy_and_hold"]
+        table.add_row("buy & hold", fmt(b.total_return, "%"), fmt(b.sharpe, "f"),
+                      fmt(b.max_drawdown, "%"), *["-"] * 7)
     return table
 
 
-def active_table(evaluation: dict[str, Any]) -> Any:
+def active_table(evaluation: EvaluationFile) -> Any:
     """Per variant and benchmark: active return, IR, active PSR/DSR, the Sharpe-difference
     test, alpha t and the break-even cost; the trial count in the title."""
     from rich.table import Table
 
     from finmlops.evaluation.columns import ACTIVE_COLUMNS, LINES, fmt
 
-    trials = evaluation.get("trials") or {}
-    table = Table(title=f"active return, net of costs; DSR deflated over {trials.get('n')} "
-                        f"trials ({trials.get('source')})", title_justify="left")
+    trials = evaluation.trials
+    table = Table(title=f"active return, net of costs; DSR deflated over {trials.n} "
+                        f"trials ({trials.source})", title_justify="left")
     for label in ("variant", "vs", *(c[0] for c in ACTIVE_COLUMNS), "Sharpe diff p",
                   "alpha/yr", "alpha t", "beta"):
         table.add_column(label, justify="left" if label in ("variant", "vs") else "right")
-    for variant, e in evaluation["variants"].items():
-        rel = e.get("relative") or {}
-        capm = rel.get("capm") or {}
-        for key, label in tuple(LINES.items())[1::2]:  # buy & hold, exposure-matched
-            a = rel.get(key) or {}
+    for variant, e in evaluation.variants.items():
+        rel, capm = e.relative, e.relative.capm
+        for key, a in (("buy_and_hold", rel.buy_and_hold),
+                       ("exposure_matched", rel.exposure_matched)):
             first = key == "buy_and_hold"
-            table.add_row(variant if first else "", label,
-                          *(fmt(a.get(k), kind) for _, k, kind in ACTIVE_COLUMNS),
-                          fmt((a.get("sharpe_difference") or {}).get("p_value"), "f3"),
-                          fmt(capm.get("alpha_annual"), "%") if first else "",
-                          fmt(capm.get("alpha_t"), "f") if first else "",
-                          fmt(capm.get("beta"), "f") if first else "")
+            table.add_row(variant if first else "", LINES[key],
+                          *(fmt(getattr(a, k), kind) for _, k, kind in ACTIVE_COLUMNS),
+                          fmt(a.sharpe_difference.p_value, "f3"),
+                          fmt(capm.alpha_annual, "%") if first else "",
+                          fmt(capm.alpha_t, "f") if first else "",
+                          fmt(capm.beta, "f") if first else "")
     return table
 
 
-def break_even_lines(evaluation: dict[str, Any]) -> list[str]:
+def break_even_lines(evaluation: EvaluationFile) -> list[str]:
     """The break-even one-way cost of each variant (mean active return zero), in words."""
     lines = []
-    for variant, e in evaluation["variants"].items():
-        be = e.get("break_even_bps")
+    for variant, e in evaluation.variants.items():
+        be = e.break_even_bps
         if be is None:
             lines.append(f"{variant}: no break-even cost: its active return against "
                          "buy-and-hold is negative even at zero cost")
         else:
             lines.append(f"{variant}: break-even cost {be:.1f} bps per unit traded against "
-                         f"buy-and-hold (configured {evaluation.get('cost_bps', 0):g} bps)")
+                         f"buy-and-hold (configured {evaluation.cost_bps:g} bps)")
     return lines

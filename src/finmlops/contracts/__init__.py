@@ -4,7 +4,8 @@
 - :class:`TrainedVariant` — ``result.json``, the run state's ``trained[variant]`` entry and
   what training hands to tracking and evaluation;
 - :class:`RunState` and its stage outputs — ``state.json``;
-- :class:`EvaluationSummary` — the headline of ``evaluation.json`` per variant;
+- :class:`EvaluationFile` and its parts — ``evaluation.json`` (:func:`read_evaluation`);
+  :class:`EvaluationSummary` — its headline per variant;
 - :class:`AbtestSummary`, :class:`DecisionRecord`, :class:`DecisionNumbers` —
   ``abtest.json`` and a decision's numbers.
 
@@ -29,6 +30,15 @@ from finmlops.contracts.abtest import (
     Timeline,
 )
 from finmlops.contracts.card import CARD, INPUT_NAME, MODEL_FORMAT, OUTPUT_NAME, ModelCard
+from finmlops.contracts.evaluation import (
+    ActiveStats,
+    CostPoint,
+    EvaluationFile,
+    PerformanceMetrics,
+    TrialsUsed,
+    VariantEvaluation,
+    read_evaluation,
+)
 from finmlops.contracts.state import (
     WRITER,
     AbtestOutput,
@@ -51,16 +61,20 @@ __all__ = [
     "AbtestOutput",
     "AbtestSummary",
     "Action",
+    "ActiveStats",
     "ArmCumulative",
     "ArmNumbers",
     "ArmSummary",
     "Contract",
+    "CostPoint",
     "DecisionNumbers",
     "DecisionRecord",
+    "EvaluationFile",
     "EvaluationOutput",
     "EvaluationSummary",
     "FeaturesOutput",
     "ModelCard",
+    "PerformanceMetrics",
     "RegisteredEntry",
     "ReplaySummary",
     "ReportOutput",
@@ -72,4 +86,7 @@ __all__ = [
     "TestNumbers",
     "Timeline",
     "TrainedVariant",
+    "TrialsUsed",
+    "VariantEvaluation",
+    "read_evaluation",
 ]

@@ -52,8 +52,8 @@ from finmlops.evaluation.backtest import (  # noqa: E402
     positions as positions,
     run_backtest as run_backtest,
 )
+from finmlops.contracts import PerformanceMetrics as PerformanceMetrics  # noqa: E402
 from finmlops.evaluation.performance import (  # noqa: E402
-    PerformanceMetrics as PerformanceMetrics,
     deflated_sharpe_ratio as deflated_sharpe_ratio,
     expected_max_sharpe as expected_max_sharpe,
     max_drawdown as max_drawdown,

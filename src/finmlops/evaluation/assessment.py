@@ -1,4 +1,5 @@
-"""Everything the evaluate stage computes from out-of-sample predictions, as a plain dict.
+"""Everything the evaluate stage computes from out-of-sample predictions, as the contract of
+``evaluation.json`` (:class:`~finmlops.contracts.EvaluationFile`).
 
 Input: per variant, the OOS prediction frame from training (``date, ticker, probability,
 label, forward_return, fold``; one row per day per ticker), ``forward_return`` being the
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from finmlops.config import EvaluationSettings
-from finmlops.contracts import EvaluationSummary
+from finmlops.contracts import EvaluationFile, EvaluationSummary
 from finmlops.errors import DataValidationError
 from finmlops.evaluation import _report_data as rd
 from finmlops.evaluation._direction import direction_summary
@@ -121,7 +122,7 @@ def evaluate_predictions(
     impact: ImpactInputs | None = None,
     rf: pd.Series | None = None,
     horizon: int = 1,
-) -> dict[str, Any]:
+) -> EvaluationFile:
     """Metrics net of the configured costs against every benchmark, benchmark-relative
     statistics, forecast tests, stress windows, the cost sweep, break-even costs and the
     tear sheet's figures, for each variant.
@@ -170,7 +171,7 @@ def evaluate_predictions(
             "tearsheet": rd.tearsheet(runs_v),
             "series": rd.series(runs_v, settings.rolling_days, ppy),
         }
-    out: dict[str, Any] = json_safe({
+    return EvaluationFile.model_validate(json_safe({
         "format": 2,
         "settings": settings.model_dump(mode="json"),
         "cost_bps": cost_per_unit(settings.costs) * 1e4,
@@ -186,30 +187,25 @@ def evaluate_predictions(
                     for k, w in settings.stress_windows.items()},
         "notes": notes,
         "variants": variants,
-    })
-    return out
+    }))
 
 
-def summarize(evaluation: Mapping[str, Any]) -> dict[str, EvaluationSummary]:
+def summarize(evaluation: EvaluationFile) -> dict[str, EvaluationSummary]:
     """The few headline numbers per variant, for the run state and one-line summaries."""
     out: dict[str, EvaluationSummary] = {}
-    for v, e in evaluation["variants"].items():
-        m, bh = e["metrics"]["strategy"], e["metrics"]["buy_and_hold"]
-        rel = e.get("relative") or {}
-        act = rel.get("buy_and_hold") or {}
-        capm = rel.get("capm") or {}
-        out[v] = EvaluationSummary.model_validate({
-            "sharpe": m["sharpe"], "total_return": m["total_return"], "dsr": m["dsr"],
-            "max_drawdown": m["max_drawdown"], "break_even_bps": e["break_even_bps"],
-            "accuracy": e["direction"]["accuracy"],
-            "buy_and_hold_sharpe": bh["sharpe"], "buy_and_hold_total_return": bh["total_return"],
-            "active_total_return": act.get("active_total"),
-            "information_ratio": act.get("information_ratio"),
-            "active_psr": act.get("psr"), "active_dsr": act.get("dsr"),
-            "sharpe_difference_p": (act.get("sharpe_difference") or {}).get("p_value"),
-            "alpha_t": capm.get("alpha_t"), "beta": capm.get("beta"),
-            "n_trials": m["n_trials"],
-        })
+    for v, e in evaluation.variants.items():
+        m, bh = e.metrics["strategy"], e.metrics["buy_and_hold"]
+        act, capm = e.relative.buy_and_hold, e.relative.capm
+        out[v] = EvaluationSummary(
+            sharpe=m.sharpe, total_return=m.total_return, dsr=m.dsr,
+            max_drawdown=m.max_drawdown, break_even_bps=e.break_even_bps,
+            accuracy=e.direction.accuracy,
+            buy_and_hold_sharpe=bh.sharpe, buy_and_hold_total_return=bh.total_return,
+            active_total_return=act.active_total, information_ratio=act.information_ratio,
+            active_psr=act.psr, active_dsr=act.dsr,
+            sharpe_difference_p=act.sharpe_difference.p_value,
+            alpha_t=capm.alpha_t, beta=capm.beta, n_trials=m.n_trials,
+        )
     return out
 
 

@@ -9,52 +9,15 @@ non-excess kurtosis ``g4`` (3 for a normal distribution).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from statistics import NormalDist
-from typing import Any
 
 import numpy as np
 
+from finmlops.contracts import PerformanceMetrics
 from finmlops.evaluation.backtest import BacktestResult, FloatArray
 
 EULER_GAMMA = 0.5772156649015329
 _N = NormalDist()
-
-
-@dataclass(frozen=True)
-class PerformanceMetrics:
-    """Every figure of one return series; ``None`` where it is undefined (e.g. zero volatility).
-
-    Returns are fractions (0.1 = 10%); ``max_drawdown`` is negative; ``turnover`` and
-    ``cost_drag`` are per year; ``min_trl`` is in days (``None`` when the Sharpe ratio is
-    not above zero, i.e. no track record would suffice).
-    """
-
-    days: int
-    total_return: float
-    annual_return: float
-    volatility: float
-    sharpe: float | None
-    sortino: float | None
-    calmar: float | None
-    max_drawdown: float
-    max_drawdown_days: int
-    hit_rate: float | None
-    exposure: float
-    turnover: float
-    cost_drag: float
-    skew: float | None
-    kurtosis: float | None
-    sharpe_per_period: float | None
-    psr: float | None
-    min_trl: float | None
-    dsr: float | None
-    dsr_benchmark_sharpe: float
-    """The expected maximum per-period Sharpe ratio of ``n_trials`` unskilled trials."""
-    n_trials: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def sharpe_moments(returns: FloatArray) -> tuple[float | None, float | None, float | None]:

@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from finmlops.config import Settings
-from finmlops.contracts import EvaluationOutput, EvaluationSummary, TrainedVariant
+from finmlops.contracts import (
+    EvaluationFile,
+    EvaluationOutput,
+    EvaluationSummary,
+    TrainedVariant,
+    read_evaluation,
+)
 from finmlops.errors import ConfigError, FinmlopsError, StageError
 from finmlops.files import write_json
 from finmlops.pipeline.runner import RunContext, StageResult
@@ -70,21 +76,22 @@ def run(ctx: RunContext) -> StageResult:
     }
     out_path = ctx.cache_dir("evaluate", key) / "evaluation.json"
     if out_path.is_file():
-        evaluation: dict[str, Any] = json.loads(out_path.read_text("utf-8"))
+        evaluation = read_evaluation(out_path)
     else:
         ctx.progress(f"evaluating {', '.join(paths)}")
-        evaluation = evaluate_predictions(frames, ev, trials=trials, impact=impact_inputs,
-                                          rf=rf, horizon=horizon)
-        evaluation["notes"] = [*notes, *evaluation["notes"]]
-        evaluation["predictions"] = {v: str(p) for v, p in paths.items()}
-        evaluation["dataset_version"] = ctx.state.get("dataset_version")
-        write_json(out_path, evaluation, indent=1)
+        computed = evaluate_predictions(frames, ev, trials=trials, impact=impact_inputs,
+                                        rf=rf, horizon=horizon)
+        evaluation = computed.model_copy(update={
+            "notes": [*notes, *computed.notes],
+            "predictions": {v: str(p) for v, p in paths.items()},
+            "dataset_version": ctx.state.get("dataset_version")})
+        write_json(out_path, evaluation.to_json(), indent=1)
     summary = summarize(evaluation)
-    _log_to_runs(ctx, trained, summary, out_path, key)
+    _log_to_runs(ctx, trained, evaluation, summary, out_path, key)
     line = "; ".join(
         f"{v}: Sharpe {_num(s.sharpe)} (B&H {_num(s.buy_and_hold_sharpe)}), active "
         f"DSR {_num(s.active_dsr)}, alpha t {_num(s.alpha_t)}" for v, s in summary.items())
-    n = evaluation["trials"]["n"]
+    n = evaluation.trials.n
     output = EvaluationOutput(path=str(out_path), summary=summary)
     return StageResult(summary=f"{line} ({n} trials)", outputs={"evaluation": output.to_json()})
 
@@ -242,7 +249,8 @@ def _rf_note(ev: Any) -> str:
 
 
 def _log_to_runs(ctx: RunContext, trained: Mapping[str, TrainedVariant],
-                 summary: Mapping[str, EvaluationSummary], path: Path, key: Any) -> None:
+                 evaluation: EvaluationFile, summary: Mapping[str, EvaluationSummary],
+                 path: Path, key: Any) -> None:
     """The headline backtest numbers and ``evaluation.json`` on each variant's MLflow run."""
     from finmlops.tracking import log_evaluation
 
@@ -253,7 +261,8 @@ def _log_to_runs(ctx: RunContext, trained: Mapping[str, TrainedVariant],
             continue
         metrics = {f"backtest.{k}": float(v) for k, v in summary[variant].to_json().items()
                    if isinstance(v, int | float)}
-        log_evaluation(ctx.settings, run_id, metrics, {"evaluation": path}, key=digest[:32])
+        log_evaluation(ctx.settings, run_id, metrics, {"evaluation": path}, key=digest[:32],
+                       evaluation=evaluation)
 
 
 def _impact_inputs(bars: Any) -> tuple[dict[str, Any] | None, str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from finmlops.config import Settings, public_dict
-from finmlops.errors import FinmlopsError, StageError
+from finmlops.errors import FinmlopsError
 from finmlops.files import write_text
 from finmlops.pipeline.runner import RunContext, StageResult
 
@@ -23,12 +23,13 @@ RESULT_SECTIONS = ("data", "features", "train", "evaluation", "experiment", "abt
 
 def run(ctx: RunContext) -> StageResult:
     """Render the report of the current run state (reused when nothing it shows changed)."""
+    from finmlops.contracts import read_evaluation
     from finmlops.report import read_abtest, render_report, verdict
     from finmlops.report.assets import plotly_bundle
 
     state = ctx.run_state("evaluation", "abtest")
     ev_path = Path(state.need_evaluation().path)
-    evaluation = _load(ev_path, "evaluation")
+    evaluation = read_evaluation(ev_path)
     abtest, ab_path = None, None
     if state.abtest is not None:
         ab_path = Path(state.abtest.path)
@@ -38,7 +39,7 @@ def run(ctx: RunContext) -> StageResult:
     provenance = _provenance(ctx)
     context = {
         "targets": ", ".join(settings.features.target),
-        "variants": ", ".join(evaluation.get("variants", {})),
+        "variants": ", ".join(evaluation.variants),
         "position rule": f"{settings.evaluation.rule}, threshold {settings.evaluation.threshold}"
                          f", dead band {settings.evaluation.dead_band}",
     }
@@ -111,9 +112,3 @@ def _attach(ctx: RunContext, path: Path, key: str, provenance: dict[str, Any]) -
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _load(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise StageError(f"{what} not found at {path}: run the stage that writes it again")
-    return json.loads(path.read_text("utf-8"))

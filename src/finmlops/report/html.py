@@ -1,6 +1,6 @@
 """One self-contained HTML report, a tear sheet: plotly.js inlined once, each figure as JSON
 (long x/y arrays shared through one column table) plus one small script, so the file opens
-anywhere with no network. Pure: the evaluation (a mapping) and the A/B summary (its contract)
+anywhere with no network. Pure: the evaluation and the A/B summary (their contracts)
 in, a string out.
 
 Size: plotly.js and the column table are inlined gzip-compressed (base64) and inflated by
@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from finmlops.contracts import AbtestSummary
+from finmlops.contracts import AbtestSummary, EvaluationFile, PerformanceMetrics
 from finmlops.evaluation.columns import LINES, METRIC_COLUMNS
 from finmlops.files import json_safe
 from finmlops.report import palette, tearsheet
@@ -97,7 +97,7 @@ def packed(element_id: str, text: str) -> str:
     return f'<script type="application/octet-stream" id="{element_id}">{data}</script>'
 
 
-def _verdict_html(evaluation: Mapping[str, Any]) -> str:
+def _verdict_html(evaluation: EvaluationFile) -> str:
     v = verdict(evaluation)
     items = "".join(
         f"<li><b>{html.escape(p.variant)}</b>: " + "; ".join(html.escape(x) for x in p.lines)
@@ -106,40 +106,40 @@ def _verdict_html(evaluation: Mapping[str, Any]) -> str:
             f'<p class="head">{html.escape(v.headline)}</p><ul>{items}</ul></div>')
 
 
-def _metrics_rows(lines: Mapping[str, Any], prefix: list[str]) -> list[list[str]]:
+def _metrics_rows(lines: Mapping[str, PerformanceMetrics | None],
+                  prefix: list[str]) -> list[list[str]]:
     rows = []
     for key, label in LINE_NAMES.items():
         m = lines.get(key)
-        rows.append([*prefix, label, *(fmt(m.get(k), kind) if m else "-"
+        rows.append([*prefix, label, *(fmt(getattr(m, k), kind) if m else "-"
                                        for _, k, kind in TABLE_METRICS)])
     return rows
 
 
-def _stress(evaluation: Mapping[str, Any], figs: _Figures) -> str:
-    variants: Mapping[str, Any] = evaluation.get("variants") or {}
-    windows: Mapping[str, Any] = evaluation.get("windows") or {}
+def _stress(evaluation: EvaluationFile, figs: _Figures) -> str:
+    variants, windows = evaluation.variants, evaluation.windows
     headers = ["window", "variant", "line", *(h for h, _, _ in TABLE_METRICS)]
     rows, bars, empty, act_rows = [], [], [], []
     for w in windows:
-        per = {v: (e.get("stress") or {}).get(w) or {} for v, e in variants.items()}
+        per = {v: e.stress[w] for v, e in variants.items()}
         if all(not any(m.values()) for m in per.values()):
             empty.append(w)
             continue
         for v, lines in per.items():
             rows.extend(_metrics_rows(lines, [w, v]))
-            a = (variants[v].get("stress_active") or {}).get(w) or {}
-            act_rows.append([w, v, fmt(a.get("buy_and_hold"), "%"),
-                             fmt(a.get("exposure_matched"), "%")])
+            a = variants[v].stress_active[w]
+            act_rows.append([w, v, fmt(a["buy_and_hold"], "%"),
+                             fmt(a["exposure_matched"], "%")])
     for i, (v, e) in enumerate(variants.items()):
         for key, label in LINE_NAMES.items():
             if key not in ("strategy", "buy_and_hold") or (key != "strategy" and i > 0):
                 continue
-            ys = [((e.get("stress") or {}).get(w) or {}).get(key) for w in windows]
+            ys = [e.stress[w][key] for w in windows]
             bars.append({"type": "bar", "name": v if key == "strategy" else label,
                          "marker": {"color": palette.color(v if key == "strategy" else key)},
-                         "x": list(windows), "y": [m.get("total_return") if m else None
+                         "x": list(windows), "y": [m.total_return if m else None
                                                    for m in ys]})
-    spans = ", ".join(f"{k} {w.get('start')} to {w.get('end')}" for k, w in windows.items())
+    spans = ", ".join(f"{k} {w.start} to {w.end}" for k, w in windows.items())
     none = (f" No out-of-sample days in: {', '.join(empty)}." if empty else "")
     head = (f"<h2 id='stress'>Stress windows</h2><p class='muted'>{html.escape(spans)}. "
             f"Totals are compounded inside each window.{html.escape(none)}</p>")
@@ -153,34 +153,33 @@ def _stress(evaluation: Mapping[str, Any], figs: _Figures) -> str:
                               "hovermode": "closest"}, 340))
 
 
-def _costs(evaluation: Mapping[str, Any], figs: _Figures) -> str:
-    variants: Mapping[str, Any] = evaluation.get("variants") or {}
+def _costs(evaluation: EvaluationFile, figs: _Figures) -> str:
+    variants = evaluation.variants
     traces: list[dict[str, Any]] = []
     rows: list[list[str]] = []
     for v, e in variants.items():
-        sweep = e.get("cost_sweep") or []
+        sweep = e.cost_sweep
         traces.append({"type": "scatter", "mode": "lines+markers", "name": v,
                        "line": palette.line(v), "marker": {"color": palette.color(v)},
-                       "x": [r["cost_bps"] for r in sweep],
-                       "y": [r["total_return"] for r in sweep]})
+                       "x": [r.cost_bps for r in sweep],
+                       "y": [r.total_return for r in sweep]})
         for r in sweep:
-            rows.append([v, fmt(r["cost_bps"], "g"), fmt(r.get("total_return"), "%"),
-                         fmt(r.get("annual_return"), "%"), fmt(r.get("sharpe")),
-                         fmt(r.get("max_drawdown"), "%"), fmt(r.get("cost_drag"), "%"),
-                         fmt(r.get("dsr"))])
-    bh = next(((e.get("metrics") or {}).get("buy_and_hold") or {}
-               for e in variants.values()), {}).get("total_return")
-    sweeps = [r["cost_bps"] for e in variants.values() for r in e.get("cost_sweep") or []]
-    if bh is not None and sweeps:
+            rows.append([v, fmt(r.cost_bps, "g"), fmt(r.total_return, "%"),
+                         fmt(r.annual_return, "%"), fmt(r.sharpe),
+                         fmt(r.max_drawdown, "%"), fmt(r.cost_drag, "%"), fmt(r.dsr)])
+    first = next(iter(variants.values()), None)
+    sweeps = [r.cost_bps for e in variants.values() for r in e.cost_sweep]
+    if first is not None and sweeps:
+        bh = first.metrics["buy_and_hold"].total_return
         traces.append({"type": "scatter", "mode": "lines", "name": LINE_NAMES["buy_and_hold"],
                        "x": [min(sweeps), max(sweeps)], "y": [bh, bh],
                        "line": palette.line("buy_and_hold")})
     be = []
     for v, e in variants.items():
-        rel = e.get("relative") or {}
         parts = []
-        for b in ("buy_and_hold", "exposure_matched"):
-            x = (rel.get(b) or {}).get("break_even_bps")
+        for b, stats in (("buy_and_hold", e.relative.buy_and_hold),
+                         ("exposure_matched", e.relative.exposure_matched)):
+            x = stats.break_even_bps
             parts.append(f"vs {LINE_NAMES[b]} " + ("none (active return negative at zero "
                                                    "cost)" if x is None else f"{x:.1f} bps"))
         be.append(f"{v}: " + ", ".join(parts))
@@ -193,23 +192,21 @@ def _costs(evaluation: Mapping[str, Any], figs: _Figures) -> str:
                     rows))
 
 
-def _direction(evaluation: Mapping[str, Any], figs: _Figures) -> str:
-    variants: Mapping[str, Any] = evaluation.get("variants") or {}
+def _direction(evaluation: EvaluationFile, figs: _Figures) -> str:
     rows, traces = [], [{"type": "scatter", "mode": "lines", "name": "perfect calibration",
                          "x": [0, 1], "y": [0, 1], "line": {"dash": "dash",
                                                             "color": palette.NEUTRAL}}]
-    for v, e in variants.items():
-        d = e.get("direction") or {}
-        ci = d.get("accuracy_ci") or [None, None]
-        rows.append([v, fmt(d.get("n"), "d"), fmt(d.get("accuracy"), "%"),
-                     f"[{fmt(ci[0], '%')}, {fmt(ci[1], '%')}]", fmt(d.get("always_up"), "%"),
-                     fmt(d.get("yesterday"), "%"), fmt(d.get("brier"), "g"),
-                     fmt(d.get("log_loss"), "g")])
-        rel = d.get("reliability") or []
+    for v, e in evaluation.variants.items():
+        d = e.direction
+        lo, hi = d.accuracy_ci
+        rows.append([v, fmt(d.n, "d"), fmt(d.accuracy, "%"),
+                     f"[{fmt(lo, '%')}, {fmt(hi, '%')}]", fmt(d.always_up, "%"),
+                     fmt(d.yesterday, "%"), fmt(d.brier, "g"), fmt(d.log_loss, "g")])
+        rel = d.reliability
         traces.append({"type": "scatter", "mode": "lines+markers", "name": v,
                        "line": palette.line(v), "marker": {"color": palette.color(v)},
-                       "x": [b["mean_predicted"] for b in rel], "y": [b["observed"] for b in rel],
-                       "text": [f"n={b['count']}" for b in rel]})
+                       "x": [b.mean_predicted for b in rel], "y": [b.observed for b in rel],
+                       "text": [f"n={b.count}" for b in rel]})
     return ("<h2 id='accuracy'>Accuracy and calibration</h2><p class='muted'>Naive baselines: "
             "always-up predicts a rise every day; yesterday repeats the previous day's "
             "direction.</p>"
@@ -223,7 +220,7 @@ def _direction(evaluation: Mapping[str, Any], figs: _Figures) -> str:
                                           "range": [0, 1]}, "hovermode": "closest"}, 400))
 
 
-def render_report(evaluation: Mapping[str, Any], abtest: AbtestSummary | None = None, *,
+def render_report(evaluation: EvaluationFile, abtest: AbtestSummary | None = None, *,
                   title: str = "finmlops report", context: Mapping[str, Any] | None = None,
                   provenance: Mapping[str, Any] | None = None,
                   plotly_js: str | None = None, plotly_source: str = "") -> str:
@@ -237,7 +234,7 @@ def render_report(evaluation: Mapping[str, Any], abtest: AbtestSummary | None = 
     figs = _Figures()
     add, col = figs.add, figs.column
     info = {**(provenance or {}), "context": context or {}}
-    notes = "".join(f"<li>{html.escape(str(n))}</li>" for n in evaluation.get("notes") or [])
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in evaluation.notes)
     nav = "".join(f"<a href='#{a}'>{html.escape(t)}</a>" for a, t in _NAV
                   if a != "abtest" or abtest is not None)
     sections = [

@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from finmlops.contracts import EvaluationFile
 from finmlops.evaluation.columns import LINES
 from finmlops.report import palette
 from finmlops.report._format import fmt, table
@@ -24,11 +25,6 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 PERCENT_AXIS = {"tickformat": ".0%"}
 
 
-def _variants(evaluation: Mapping[str, Any]) -> Mapping[str, Any]:
-    out: Mapping[str, Any] = evaluation.get("variants") or {}
-    return out
-
-
 def _trace(name: str, x: str, y: list[Any] | str, label: str | None = None,
            key: str | None = None) -> dict[str, Any]:
     """A line trace coloured by ``key`` (the palette's line name; defaults to ``name``)."""
@@ -36,17 +32,17 @@ def _trace(name: str, x: str, y: list[Any] | str, label: str | None = None,
             "line": palette.line(key or name)}
 
 
-def provenance(info: Mapping[str, Any] | None, evaluation: Mapping[str, Any]) -> str:
+def provenance(info: Mapping[str, Any] | None, evaluation: EvaluationFile) -> str:
     """Who made this report from what: time, data, models with their MLflow runs, code,
     configuration, execution and trial count."""
     info = info or {}
     rows = [["generated at", info.get("generated_at", "-")],
             ["dataset version", info.get("dataset_version")
-             or evaluation.get("dataset_version") or "-"],
+             or evaluation.dataset_version or "-"],
             ["git commit", info.get("git_commit", "-")],
             ["config hash", info.get("config_hash", "-")],
-            ["execution", (evaluation.get("execution") or {}).get("description", "-")],
-            ["trials (DSR)", str((evaluation.get("trials") or {}).get("n", "-"))]]
+            ["execution", evaluation.execution.description],
+            ["trials (DSR)", str(evaluation.trials.n)]]
     rows += [[k, str(v)] for k, v in (info.get("context") or {}).items()]
     models = info.get("models") or []
     mrows = [[m.get("variant", "-"), m.get("version") or "-", ", ".join(m.get("aliases") or [])
@@ -56,27 +52,27 @@ def provenance(info: Mapping[str, Any] | None, evaluation: Mapping[str, Any]) ->
                if mrows else "") + "</section>")
 
 
-def performance(evaluation: Mapping[str, Any], add: AddFigure, col: Column,
+def performance(evaluation: EvaluationFile, add: AddFigure, col: Column,
                 metrics: Sequence[tuple[str, str, str]]) -> str:
-    variants = _variants(evaluation)
+    variants = evaluation.variants
     headers = ["variant", "line", *(h for h, _, _ in metrics)]
     rows = []
     for v, e in variants.items():
         for key, label in LINE_NAMES.items():
-            m = (e.get("metrics") or {}).get(key)
-            rows.append([v, label, *(fmt(m.get(k), kind) if m else "-" for _, k, kind in metrics)])
+            m = e.metrics[key]
+            rows.append([v, label, *(fmt(getattr(m, k), kind) for _, k, kind in metrics)])
     eq, dd = [], []
     for i, (v, e) in enumerate(variants.items()):
-        s = e.get("series") or {}
-        x = col(s.get("dates") or [])
+        s = e.series
+        x = col(s["dates"])
         lines = [("strategy", v)] + ([("buy_and_hold", "buy_and_hold")] if i == 0 else [])
         for key, name in lines:
             if key in s:
                 label = v if key == "strategy" else LINE_NAMES[key]
                 eq.append(_trace(name, x, col(_round(s[key], 5)), label))
                 dd.append(_trace(name, x, col(_drawdown(s[key])), label))
-    cost = evaluation.get("cost_bps")
-    exe = (evaluation.get("execution") or {}).get("description", "")
+    cost = evaluation.cost_bps
+    exe = evaluation.execution.description
     return (
         f"<h2 id='performance'>Performance net of costs</h2><p class='muted'>Positions "
         f"{html.escape(exe)}. Costs: {fmt(cost, 'g')} bps per unit of position change "
@@ -88,28 +84,26 @@ def performance(evaluation: Mapping[str, Any], add: AddFigure, col: Column,
         + add(dd, {"title": {"text": "Drawdown"}, "yaxis": PERCENT_AXIS}, 320))
 
 
-def active(evaluation: Mapping[str, Any], add: AddFigure, col: Column) -> str:
+def active(evaluation: EvaluationFile, add: AddFigure, col: Column) -> str:
     """Active return against buy-and-hold and the exposure-matched benchmark."""
-    variants = _variants(evaluation)
+    variants = evaluation.variants
     rows, reg_rows, traces = [], [], []
     for v, e in variants.items():
-        rel = e.get("relative") or {}
-        for b in ("buy_and_hold", "exposure_matched"):
-            a = rel.get(b) or {}
-            sd, iid = a.get("sharpe_difference") or {}, a.get("sharpe_difference_iid") or {}
-            rows.append([v, LINE_NAMES[b], fmt(a.get("active_total"), "%"),
-                         fmt(a.get("active_annual"), "%"), fmt(a.get("tracking_error"), "%"),
-                         fmt(a.get("information_ratio")), fmt(a.get("psr"), "f3"),
-                         fmt(a.get("dsr"), "f3"), fmt(a.get("min_trl"), "d"),
-                         fmt(sd.get("p_value"), "p"), fmt(iid.get("p_value"), "p"),
-                         fmt(a.get("break_even_bps"), "f1")])
-        c = rel.get("capm") or {}
-        reg_rows.append([v, fmt(c.get("alpha_annual"), "%"), fmt(c.get("alpha_t")),
-                         fmt(c.get("alpha_p"), "p"), fmt(c.get("beta")), fmt(c.get("beta_t")),
-                         fmt(c.get("r_squared")), fmt(c.get("lags"), "d"),
-                         fmt(rel.get("exposure"), "%")])
-        s = e.get("series") or {}
-        if s.get("strategy") and s.get("buy_and_hold"):
+        rel = e.relative
+        for b, a in (("buy_and_hold", rel.buy_and_hold),
+                     ("exposure_matched", rel.exposure_matched)):
+            rows.append([v, LINE_NAMES[b], fmt(a.active_total, "%"),
+                         fmt(a.active_annual, "%"), fmt(a.tracking_error, "%"),
+                         fmt(a.information_ratio), fmt(a.psr, "f3"), fmt(a.dsr, "f3"),
+                         fmt(a.min_trl, "d"), fmt(a.sharpe_difference.p_value, "p"),
+                         fmt(a.sharpe_difference_iid.p_value, "p"),
+                         fmt(a.break_even_bps, "f1")])
+        c = rel.capm
+        reg_rows.append([v, fmt(c.alpha_annual, "%"), fmt(c.alpha_t), fmt(c.alpha_p, "p"),
+                         fmt(c.beta), fmt(c.beta_t), fmt(c.r_squared), fmt(c.lags, "d"),
+                         fmt(rel.exposure, "%")])
+        s = e.series
+        if s["strategy"] and s["buy_and_hold"]:
             x = col(s["dates"])
             for b, suffix in (("buy_and_hold", "vs buy & hold"),
                               ("exposure_matched", "vs exposure-matched")):
@@ -141,12 +135,12 @@ def active(evaluation: Mapping[str, Any], add: AddFigure, col: Column) -> str:
         + fig)
 
 
-def calendar(evaluation: Mapping[str, Any]) -> str:
+def calendar(evaluation: EvaluationFile) -> str:
     """Monthly and yearly returns as a heat-map table per variant, with buy-and-hold's year
     and the year's active return (compounded)."""
     parts = []
-    for v, e in _variants(evaluation).items():
-        cal = ((e.get("tearsheet") or {}).get("calendar") or {})
+    for v, e in evaluation.variants.items():
+        cal = e.tearsheet["calendar"]
         strat, bh = cal.get("strategy") or {}, cal.get("buy_and_hold") or {}
         monthly = {(r["year"], r["month"]): r["return"] for r in strat.get("monthly") or []}
         years = {r["year"]: r["return"] for r in strat.get("yearly") or []}
@@ -174,13 +168,13 @@ def calendar(evaluation: Mapping[str, Any]) -> str:
             + "".join(parts))
 
 
-def rolling(evaluation: Mapping[str, Any], add: AddFigure, col: Column) -> str:
-    variants = _variants(evaluation)
+def rolling(evaluation: EvaluationFile, add: AddFigure, col: Column) -> str:
+    variants = evaluation.variants
     figs: dict[str, list[dict[str, Any]]] = {"sharpe": [], "volatility": [], "beta": []}
     window = None
     for i, (v, e) in enumerate(variants.items()):
-        s = e.get("series") or {}
-        roll = s.get("rolling") or {}
+        s = e.series
+        roll = s["rolling"]
         window = roll.get("window", window)
         if not roll:
             continue
@@ -204,10 +198,10 @@ def rolling(evaluation: Mapping[str, Any], add: AddFigure, col: Column) -> str:
                       for k, traces in figs.items() if traces))
 
 
-def drawdowns(evaluation: Mapping[str, Any]) -> str:
+def drawdowns(evaluation: EvaluationFile) -> str:
     rows = []
-    for v, e in _variants(evaluation).items():
-        dd = (e.get("tearsheet") or {}).get("drawdowns") or {}
+    for v, e in evaluation.variants.items():
+        dd = e.tearsheet["drawdowns"]
         for line in ("strategy", "buy_and_hold"):
             for rank, d in enumerate(dd.get(line) or [], start=1):
                 rows.append([v if line == "strategy" else f"{v} days: buy & hold", str(rank),
@@ -220,20 +214,19 @@ def drawdowns(evaluation: Mapping[str, Any]) -> str:
             "</p>" + table(["line", "#", "peak", "trough", "recovery", "depth", "days"], rows))
 
 
-def returns_distribution(evaluation: Mapping[str, Any], add: AddFigure) -> str:
+def returns_distribution(evaluation: EvaluationFile, add: AddFigure) -> str:
     rows, traces = [], []
-    for i, (v, e) in enumerate(_variants(evaluation).items()):
-        dist = (e.get("tearsheet") or {}).get("distribution") or {}
-        m = e.get("metrics") or {}
+    for i, (v, e) in enumerate(evaluation.variants.items()):
+        dist = e.tearsheet["distribution"]
         for line in ("strategy", "buy_and_hold"):
             d = dist.get(line) or {}
             if not d or (line == "buy_and_hold" and i > 0):
                 continue
             name = v if line == "strategy" else LINE_NAMES[line]
             var, cvar = d.get("var") or {}, d.get("cvar") or {}
-            lm = m.get(line) or {}
+            lm = e.metrics[line]
             rows.append([name, fmt(d.get("mean"), "%2"), fmt(d.get("std"), "%2"),
-                         fmt(lm.get("skew")), fmt(lm.get("kurtosis")),
+                         fmt(lm.skew), fmt(lm.kurtosis),
                          fmt(var.get("0.95"), "%2"), fmt(cvar.get("0.95"), "%2"),
                          fmt(var.get("0.99"), "%2"), fmt(cvar.get("0.99"), "%2"),
                          fmt(d.get("worst"), "%2"), fmt(d.get("best"), "%2")])
@@ -259,22 +252,17 @@ def returns_distribution(evaluation: Mapping[str, Any], add: AddFigure) -> str:
                      "VaR 99%", "CVaR 99%", "worst day", "best day"], rows) + fig)
 
 
-def forecasts(evaluation: Mapping[str, Any]) -> str:
+def forecasts(evaluation: EvaluationFile) -> str:
     rows = []
-    for v, e in _variants(evaluation).items():
-        f = e.get("forecast") or {}
-        mc = f.get("mcnemar_vs_always_up") or {}
-        dm = f.get("diebold_mariano") or {}
-        auc = f.get("auc") or {}
-        ci = auc.get("ci") or [None, None]
-        rows.append([v, f"{fmt(mc.get('wins'), 'd')} / {fmt(mc.get('losses'), 'd')}",
-                     fmt(mc.get("p_value"), "p"),
-                     fmt((dm.get("coin") or {}).get("mean_difference"), "g"),
-                     fmt((dm.get("coin") or {}).get("p_value"), "p"),
-                     fmt((dm.get("base_rate") or {}).get("mean_difference"), "g"),
-                     fmt((dm.get("base_rate") or {}).get("p_value"), "p"),
-                     f"{fmt(auc.get('auc'), 'f3')} [{fmt(ci[0], 'f3')}, {fmt(ci[1], 'f3')}]",
-                     fmt(auc.get("p_value"), "p")])
+    for v, e in evaluation.variants.items():
+        f = e.forecast
+        mc, dm, auc = f.mcnemar_vs_always_up, f.diebold_mariano, f.auc
+        lo, hi = auc.ci or (None, None)
+        rows.append([v, f"{fmt(mc.wins, 'd')} / {fmt(mc.losses, 'd')}", fmt(mc.p_value, "p"),
+                     fmt(dm.coin.mean_difference, "g"), fmt(dm.coin.p_value, "p"),
+                     fmt(dm.base_rate.mean_difference, "g"), fmt(dm.base_rate.p_value, "p"),
+                     f"{fmt(auc.auc, 'f3')} [{fmt(lo, 'f3')}, {fmt(hi, 'f3')}]",
+                     fmt(auc.p_value, "p")])
     return ("<h3>Forecast tests on the same days</h3><p class='muted'>McNemar (exact): days "
             "only the model called right / days only always-up did (these are the model's "
             "\"down\" calls), two-sided p. Diebold-Mariano: mean log-loss of the model minus "
@@ -285,27 +273,26 @@ def forecasts(evaluation: Mapping[str, Any]) -> str:
                      "DM vs base rate", "p", "AUC [95% CI]", "p (AUC = 0.5)"], rows))
 
 
-def trials(evaluation: Mapping[str, Any], add: AddFigure) -> str:
-    t = evaluation.get("trials") or {}
-    items = "".join(f"<li>{html.escape(str(c))}</li>" for c in t.get("counted") or [])
-    head = (f"<h2 id='trials'>Trials and overfitting</h2><p><b>{fmt(t.get('n'), 'd')} trials"
-            f"</b> deflate every DSR (source: {html.escape(str(t.get('source')))}; Sharpe-ratio "
-            f"variance: {html.escape(str(t.get('sr_variance_source')))}).</p><ul>{items}</ul>")
+def trials(evaluation: EvaluationFile, add: AddFigure) -> str:
+    t = evaluation.trials
+    items = "".join(f"<li>{html.escape(c)}</li>" for c in t.counted)
+    head = (f"<h2 id='trials'>Trials and overfitting</h2><p><b>{fmt(t.n, 'd')} trials"
+            f"</b> deflate every DSR (source: {html.escape(t.source)}; Sharpe-ratio "
+            f"variance: {html.escape(t.sr_variance_source)}).</p><ul>{items}</ul>")
     rows: list[list[str]] = []
-    ks: list[Any] = []
-    for v, e in _variants(evaluation).items():
-        by = e.get("dsr_by_trials") or {}
-        ks = by.get("trials") or ks
-        for kind in ("active", "absolute"):
-            rows.append([v, kind, *(fmt(x, "f3") for x in by.get(kind) or [])])
+    ks: list[int] = []
+    for v, e in evaluation.variants.items():
+        by = e.dsr_by_trials
+        ks = by.trials
+        for kind, values in (("active", by.active), ("absolute", by.absolute)):
+            rows.append([v, kind, *(fmt(x, "f3") for x in values)])
     sens = ("<p class='muted'>What the DSR would be at other trial counts (same Sharpe-ratio "
             "variance):</p>" + table(["variant", "DSR of", *(f"{k} trials" for k in ks)], rows)
             if rows else "")
-    pbo = t.get("pbo")
-    if not pbo:
-        return head + sens + f"<p class='muted'>{html.escape(str(t.get('pbo_note') or ''))}</p>"
-    hist = pbo.get("logit_histogram") or {}
-    edges, counts = hist.get("edges") or [], hist.get("counts") or []
+    pbo = t.pbo
+    if pbo is None:
+        return head + sens + f"<p class='muted'>{html.escape(t.pbo_note)}</p>"
+    edges, counts = pbo.logit_histogram.edges, pbo.logit_histogram.counts
     fig = add([{"type": "bar", "name": "splits", "marker": {"color": palette.NEUTRAL},
                 "x": [(a + b) / 2 for a, b in itertools.pairwise(edges)],
                 "y": counts}],
@@ -313,10 +300,10 @@ def trials(evaluation: Mapping[str, Any], add: AddFigure) -> str:
                "xaxis": {"title": {"text": "logit (≤ 0: below the median out of sample)"}},
                "hovermode": "closest", "showlegend": False}, 300) if counts else ""
     return (head + sens
-            + f"<p><b>Probability of backtest overfitting: {fmt(pbo.get('pbo'), 'f3')}</b> "
-              f"({html.escape(str(t.get('pbo_note') or ''))}; {html.escape(str(pbo.get('metric')))}"
-              f", {pbo.get('start')} to {pbo.get('end')}). The in-sample best trial lost money "
-              f"out of sample in {fmt(pbo.get('oos_below_zero'), '%')} of splits.</p>" + fig)
+            + f"<p><b>Probability of backtest overfitting: {fmt(pbo.pbo, 'f3')}</b> "
+              f"({html.escape(t.pbo_note)}; {html.escape(pbo.metric)}"
+              f", {pbo.start} to {pbo.end}). The in-sample best trial lost money "
+              f"out of sample in {fmt(pbo.oos_below_zero, '%')} of splits.</p>" + fig)
 
 
 def _heat_cell(value: float | None, scale: float) -> str:

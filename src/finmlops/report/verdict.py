@@ -17,9 +17,9 @@ the market's Sharpe ratio without skill.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from finmlops.contracts import EvaluationFile, VariantEvaluation
 
 DSR_LEVEL = 0.95
 PBO_LEVEL = 0.5
@@ -54,63 +54,55 @@ def _p(x: float | None) -> str:
     return "< 0.001" if x < 0.001 else f"{x:.3f}"
 
 
-def variant_verdict(variant: str, e: Mapping[str, Any], cost_bps: float | None,
-                    n_trials: int | None, alpha: float = DEFAULT_ALPHA,
-                    pbo: float | None = None) -> VariantVerdict:
+def variant_verdict(variant: str, e: VariantEvaluation, cost_bps: float, n_trials: int,
+                    alpha: float = DEFAULT_ALPHA, pbo: float | None = None) -> VariantVerdict:
     """Active DSR, the Sharpe-difference test and PBO decide; alpha, accuracy against
     always-up, the absolute DSR and the break-even cost explain."""
-    rel = e.get("relative") or {}
-    act = rel.get("buy_and_hold") or {}
-    capm = rel.get("capm") or {}
-    m = (e.get("metrics") or {}).get("strategy") or {}
-    bh = (e.get("metrics") or {}).get("buy_and_hold") or {}
+    act, capm = e.relative.buy_and_hold, e.relative.capm
+    m, bh = e.metrics["strategy"], e.metrics["buy_and_hold"]
     trials = f" over {n_trials} trials" if n_trials else ""
     lines = []
-    dsr = act.get("dsr")
+    dsr = act.dsr
     dsr_ok = dsr is not None and dsr >= DSR_LEVEL
-    lines.append(f"active return vs buy-and-hold {_pct(act.get('active_total'))} in total, "
-                 f"{_pct(act.get('active_annual'))} a year, IR {_f(act.get('information_ratio'))}"
+    lines.append(f"active return vs buy-and-hold {_pct(act.active_total)} in total, "
+                 f"{_pct(act.active_annual)} a year, IR {_f(act.information_ratio)}"
                  f"; active DSR {_f(dsr, 3)}{trials} — "
                  f"{'significant' if dsr_ok else 'not significant'} (needs ≥ {DSR_LEVEL})")
-    sd = act.get("sharpe_difference") or {}
-    p = sd.get("p_value")
+    p = act.sharpe_difference.p_value
     sd_ok = p is not None and p < alpha
-    lines.append(f"net Sharpe {_f(m.get('sharpe'))} vs buy-and-hold {_f(bh.get('sharpe'))}: "
+    lines.append(f"net Sharpe {_f(m.sharpe)} vs buy-and-hold {_f(bh.sharpe)}: "
                  f"difference p = {_p(p)} (Ledoit-Wolf, one-sided) — "
                  f"{'significant' if sd_ok else 'not significant'} (needs < {alpha:g})")
-    if capm:
-        lines.append(f"alpha {_pct(capm.get('alpha_annual'))} a year (HAC t "
-                     f"{_f(capm.get('alpha_t'))}), beta {_f(capm.get('beta'))}")
+    lines.append(f"alpha {_pct(capm.alpha_annual)} a year (HAC t {_f(capm.alpha_t)}), "
+                 f"beta {_f(capm.beta)}")
     pbo_ok = pbo is None or pbo <= PBO_LEVEL
     if pbo is not None:
         lines.append(f"probability of backtest overfitting {_f(pbo, 2)} — "
                      f"{'acceptable' if pbo_ok else 'too high'} (needs ≤ {PBO_LEVEL})")
-    d = e.get("direction") or {}
-    acc, ci, up = d.get("accuracy"), d.get("accuracy_ci") or [None, None], d.get("always_up")
-    if acc is not None and up is not None and None not in ci:
-        mc = (e.get("forecast") or {}).get("mcnemar_vs_always_up") or {}
-        test = f", McNemar p = {_p(mc.get('p_value'))}" if mc else ""
-        lines.append(f"accuracy {_pct(acc)} [{_pct(ci[0])}, {_pct(ci[1])}] vs always-up "
-                     f"{_pct(up)}{test}")
-    if m.get("dsr") is not None:
-        lines.append(f"absolute DSR {_f(m.get('dsr'), 3)} (against zero: counts the market's "
+    d = e.direction
+    if d.accuracy is not None and d.always_up is not None and None not in d.accuracy_ci:
+        lo, hi = d.accuracy_ci
+        lines.append(f"accuracy {_pct(d.accuracy)} [{_pct(lo)}, {_pct(hi)}] vs always-up "
+                     f"{_pct(d.always_up)}, McNemar p = "
+                     f"{_p(e.forecast.mcnemar_vs_always_up.p_value)}")
+    if m.dsr is not None:
+        lines.append(f"absolute DSR {_f(m.dsr, 3)} (against zero: counts the market's "
                      "return as skill, not used)")
-    be = act.get("break_even_bps", e.get("break_even_bps"))
-    cost = f" (configured {cost_bps:g} bps)" if cost_bps is not None else ""
+    be = act.break_even_bps
     lines.append("active return is negative even at zero cost: no break-even cost" if be is None
-                 else f"break-even cost {be:.1f} bps per unit traded{cost}")
+                 else f"break-even cost {be:.1f} bps per unit traded (configured "
+                      f"{cost_bps:g} bps)")
     return VariantVerdict(variant, dsr_ok and sd_ok and pbo_ok, lines)
 
 
-def verdict(evaluation: Mapping[str, Any]) -> Verdict:
+def verdict(evaluation: EvaluationFile) -> Verdict:
     """The report's headline from the evaluation's numbers."""
-    trials = evaluation.get("trials") or {}
-    alpha = (evaluation.get("settings") or {}).get("alpha", DEFAULT_ALPHA)
-    pbo = (trials.get("pbo") or {}).get("pbo")
-    per = [variant_verdict(v, e, evaluation.get("cost_bps"), trials.get("n"), alpha, pbo)
-           for v, e in (evaluation.get("variants") or {}).items()]
+    trials = evaluation.trials
+    pbo = trials.pbo.pbo if trials.pbo is not None else None
+    per = [variant_verdict(v, e, evaluation.cost_bps, trials.n, evaluation.settings.alpha, pbo)
+           for v, e in evaluation.variants.items()]
     good = [v.variant for v in per if v.worth]
-    n = f" over {trials['n']} trials" if trials.get("n") else ""
+    n = f" over {trials.n} trials" if trials.n else ""
     if good:
         headline = (f"Worth a closer look: {', '.join(good)} — significant active performance "
                     f"against buy-and-hold after costs, deflated{n}.")
