@@ -149,7 +149,7 @@ def write_tiny_model(dest: Path, arm: str, window: int, names: Sequence[str],
                               trained_until="2019-12-31", model_version="1")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_model() -> Callable[..., Path]:
     return write_tiny_model
 
