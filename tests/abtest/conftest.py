@@ -17,7 +17,7 @@ import pytest
 from abtest_support import Row, simulate_rows, write_ledger
 
 from finmlops.config import Settings
-from finmlops.contracts import ModelCard
+from model_support import write_linear_model
 
 
 @pytest.fixture
@@ -143,35 +143,13 @@ def stub_v2() -> Iterator[type[StubV2]]:
 def write_tiny_model(dest: Path, arm: str, window: int, names: Sequence[str],
                      weight: float, bias: float = 0.0, feature: int = 0) -> Path:
     """An exported model dir (CONTRACTS): p = sigmoid(weight * x[:, -1, feature] + bias)."""
-    import onnx
-    from onnx import TensorProto, helper
-
     w = np.zeros((window, len(names)), dtype=np.float32)
     w[-1, feature] = weight
-    graph = helper.make_graph(
-        [helper.make_node("Mul", ["features", "w"], ["scaled"]),
-         helper.make_node("ReduceSum", ["scaled", "axes"], ["z0"], keepdims=0),
-         helper.make_node("Add", ["z0", "b"], ["z"]),
-         helper.make_node("Sigmoid", ["z"], ["probability"])],
-        f"tiny_{arm}",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT,
-                                       ["batch", window, len(names)])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch"])],
-        initializer=[helper.make_tensor("w", TensorProto.FLOAT, list(w.shape), w.ravel()),
-                     helper.make_tensor("axes", TensorProto.INT64, [2], [1, 2]),
-                     helper.make_tensor("b", TensorProto.FLOAT, [], [bias])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    dest.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(dest / "model.onnx"))
-    ModelCard(variant=arm, target=["IBB"], window=window, feature_names=list(names),
-              data_version="test", weights_hash=f"hash-{arm}", trained_until="2019-12-31",
-              horizon=1, model_version="1").write(dest)
-    return dest
+    return write_linear_model(dest, w, variant=arm, feature_names=names, bias=bias,
+                              trained_until="2019-12-31", model_version="1")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_model() -> Callable[..., Path]:
     return write_tiny_model
 

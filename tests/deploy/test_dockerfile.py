@@ -13,6 +13,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from model_support import mean_weights, write_linear_model
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "src" / "finmlops" / "deploy" / "docker"
 FINAL = ("serving", "training", "mlflow")
@@ -204,25 +206,8 @@ if len(sys.argv) > 2:
 
 def _tiny_model(dest: Path, variant: str) -> None:
     """p = sigmoid(mean of a [batch, 2, 1] window): the smallest model the service loads."""
-    import json
-
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("ReduceMean", ["features"], ["m"], axes=[1, 2], keepdims=0),
-         helper.make_node("Sigmoid", ["m"], ["probability"])], "tiny",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 2, 1])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch"])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    dest.mkdir(parents=True)
-    onnx.save(model, str(dest / "model.onnx"))
-    (dest / "model.json").write_text(json.dumps({
-        "format": 1, "variant": variant, "target": ["IBB"], "input_name": "features",
-        "output_name": "probability", "window": 2, "feature_names": ["ret_1"],
-        "data_version": "test", "weights_hash": variant, "trained_until": "2018-12-31",
-        "horizon": 1}))
+    write_linear_model(dest, mean_weights(1.0, 2, 1), variant=variant, feature_names=["ret_1"],
+                       weights_hash=variant)
 
 
 @pytest.mark.integration

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from finmlops.contracts import ModelCard
+from model_support import mean_weights, write_linear_model
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "src" / "finmlops" / "deploy" / "assets"
@@ -63,34 +63,15 @@ def dashboard_targets() -> list[tuple[str, str, str]]:
 
 def write_model(dest: Path, arm: str, version: str) -> Path:
     """An exported model dir: ``sigmoid(w * mean(features))`` with a drift reference."""
-    import onnx
-    from onnx import TensorProto, helper
-
     from finmlops.monitoring import build_reference
 
-    graph = helper.make_graph(
-        [helper.make_node("Mul", ["features", "w"], ["scaled"]),
-         helper.make_node("ReduceMean", ["scaled"], ["mean"], axes=[1, 2], keepdims=0),
-         helper.make_node("Sigmoid", ["mean"], ["probability"])],
-        f"tiny_{arm}",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT,
-                                       ["batch", WINDOW, len(FEATURES)])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch"])],
-        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [], [ARMS[arm]])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    dest.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(dest / "model.onnx"))
     rng = np.random.default_rng(0)
-    ModelCard(variant=arm, target=["IBB"], window=WINDOW, feature_names=FEATURES,
-              data_version="test", weights_hash=f"hash-{arm}", trained_until="2018-12-31",
-              horizon=1, model_version=version,
-              aliases=["champion"] if arm == "baseline" else ["challenger"],
-              reference=build_reference(rng.normal(size=(400, len(FEATURES))), FEATURES,
-                                        predictions=rng.uniform(size=400))).write(dest)
-    return dest
+    reference = build_reference(rng.normal(size=(400, len(FEATURES))), FEATURES,
+                                predictions=rng.uniform(size=400))
+    return write_linear_model(dest, mean_weights(ARMS[arm], WINDOW, len(FEATURES)),
+                              variant=arm, feature_names=FEATURES, reference=reference,
+                              model_version=version,
+                              aliases=["champion"] if arm == "baseline" else ["challenger"])
 
 
 @dataclass

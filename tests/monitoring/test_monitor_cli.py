@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from finmlops.cli import monitor
 from finmlops.errors import DataValidationError, ModelNotFoundError
 from finmlops.models.export import model_card
+from model_support import mean_weights, write_linear_model
 
 COVID = ["--start", "2020-02-19", "--end", "2020-03-23"]
 
@@ -58,37 +59,18 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def write_model_dir(dest: Path, frame: pd.DataFrame, window: int = 3) -> Path:
     """A model over the full feature list, p = sigmoid(mean(x) / 10), with a reference (and
     the training predictions) built from the rows up to 2018."""
-    import onnx
-    from onnx import TensorProto, helper
-
     from finmlops.features import feature_names, make_windows, window_ends
     from finmlops.monitoring import build_reference
 
     names = feature_names("full", ["SPY"])
-    graph = helper.make_graph(
-        [helper.make_node("ReduceMean", ["features"], ["mean"], axes=[1, 2], keepdims=0),
-         helper.make_node("Mul", ["mean", "k"], ["z"]),
-         helper.make_node("Sigmoid", ["z"], ["probability"])],
-        "tiny_full",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT,
-                                       ["batch", window, len(names)])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch"])],
-        initializer=[helper.make_tensor("k", TensorProto.FLOAT, [], [0.1])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    dest.mkdir(parents=True)
-    onnx.save(model, str(dest / "model.onnx"))
     train = frame[frame["date"] <= "2018-12-31"].reset_index(drop=True)
     values = train[names].to_numpy(dtype="float64")
     x = make_windows(values, window_ends(train["ticker"].to_numpy(), window), window)
     p = 1.0 / (1.0 + np.exp(-0.1 * x.reshape(len(x), -1).mean(axis=1)))
-    card = {"format": 1, "variant": "baseline", "target": ["IBB"], "input_name": "features",
-            "output_name": "probability", "window": window, "feature_names": names,
-            "data_version": "bundled", "weights_hash": "h", "trained_until": "2018-12-31",
-            "horizon": 1,
-            "reference": build_reference(values, names, predictions=p, lengths=(20, 24))}
-    (dest / "model.json").write_text(json.dumps(card), encoding="utf-8")
-    return dest
+    return write_linear_model(
+        dest, mean_weights(0.1, window, len(names)), variant="baseline", feature_names=names,
+        data_version="bundled", weights_hash="h",
+        reference=build_reference(values, names, predictions=p, lengths=(20, 24)))
 
 
 def test_covid_crash_replay_drifts(cli: Any) -> None:

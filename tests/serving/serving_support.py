@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from finmlops.config import Settings, load_settings
-from finmlops.contracts import ModelCard
+from model_support import mean_weights, write_linear_model
 
 WINDOW = 4
 FEATURES = ["ret_1", "vol_5", "spy_ret_1"]
@@ -26,38 +26,18 @@ def expected_probability(arm: str, x: np.ndarray) -> np.ndarray:
 
 
 def write_model(dest: Path, arm: str, version: str = "1", reference: bool = False) -> Path:
-    """An exported model dir: sigmoid(w * mean(features) + b), input [-1, W, F]."""
-    import onnx
-    from onnx import TensorProto, helper
+    """An exported model dir of ``arm`` (:data:`ARMS`), input [-1, WINDOW, F]; ``reference``
+    puts a drift reference in its card."""
+    from finmlops.monitoring.drift import build_reference
 
     w, b = ARMS[arm]
-    graph = helper.make_graph(
-        [helper.make_node("Mul", ["features", "w"], ["scaled"]),
-         helper.make_node("ReduceMean", ["scaled"], ["mean"], axes=[1, 2], keepdims=0),
-         helper.make_node("Add", ["mean", "b"], ["z"]),
-         helper.make_node("Sigmoid", ["z"], ["probability"])],
-        f"tiny_{arm}",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", WINDOW,
-                                                                       len(FEATURES)])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch"])],
-        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [], [w]),
-                     helper.make_tensor("b", TensorProto.FLOAT, [], [b])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    dest.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(dest / "model.onnx"))
-    extra: dict[str, Any] = {}
+    drift = None
     if reference:
-        from finmlops.monitoring.drift import build_reference
-
         rng = np.random.default_rng(0)
-        extra["reference"] = build_reference(rng.normal(size=(500, len(FEATURES))), FEATURES)
-    ModelCard(variant=arm, target=["IBB"], window=WINDOW, feature_names=FEATURES,
-              data_version="test", weights_hash=f"hash-{arm}", trained_until="2018-12-31",
-              horizon=1, model_version=version, **extra).write(dest)
-    return dest
+        drift = build_reference(rng.normal(size=(500, len(FEATURES))), FEATURES)
+    return write_linear_model(dest, mean_weights(w, WINDOW, len(FEATURES)), variant=arm,
+                              feature_names=FEATURES, bias=b, model_version=version,
+                              reference=drift)
 
 
 def make_settings(home: Path, **overrides: Any) -> Settings:

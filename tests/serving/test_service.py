@@ -7,13 +7,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 from scipy.stats import chisquare
-from serving_support import expected_probability, infer_body, zeros
+from serving_support import expected_probability, infer_body, make_settings, zeros
 
 from finmlops.config import Settings
 from finmlops.ledger import Ledger, open_ledger
@@ -40,64 +41,180 @@ def metric(text: str, name: str) -> float:
                if line.startswith(name + "{") or line.startswith(name + " "))
 
 
-def test_every_v2_route(start_server: Callable[..., Any], settings_for: Callable[..., Settings]
-                        ) -> None:
-    h = start_server(settings_for())
-    with client(h) as c:
-        assert c.get("/v2/health/live").json() == {"live": True}
-        assert c.get("/v2/health/ready").json() == {"ready": True}
-        assert c.get("/v2").json()["name"] == "finmlops"
-        meta = c.get("/v2/models/baseline").json()
-        assert meta["versions"] == ["3"]
-        assert meta["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [-1, 4, 3]}]
-        assert meta["outputs"][0]["name"] == "probability"
-        assert c.get("/v2/models/baseline/versions/3").json() == meta
-        assert c.get("/v2/models/baseline/ready").json() == {"name": "baseline", "ready": True}
-        assert c.get("/v2/models/baseline/versions/3/ready").status_code == 200
-        exp = c.get("/v2/models/direction-ab").json()
-        assert exp["platform"] == "finmlops-experiment"
-        assert exp["parameters"]["candidates"][0] == {"name": "baseline", "weight": 70}
-        assert exp["parameters"]["version"] == 1
-        assert c.get("/v2/models/direction-ab/ready").json()["ready"] is True
-        x = np.random.default_rng(1).normal(size=(3, 4, 3)).astype(np.float32)
-        r = c.post("/v2/models/enhanced/versions/7/infer", json=infer_body(x, id="abc"))
-        assert r.status_code == 200
-        out = r.json()
-        assert (out["model_name"], out["model_version"], out["id"]) == ("enhanced", "7", "abc")
-        pid = out["parameters"]["prediction_id"]
-        assert out["parameters"] == {"arm": "enhanced", "prediction_id": pid,
-                                     "assignment": "direct"}
-        np.testing.assert_allclose(out["outputs"][0]["data"],
-                                   expected_probability("enhanced", x), rtol=1e-5)
-        assert r.headers["x-request-id"] == "abc" and r.headers["x-prediction-id"] == pid
-        assert r.headers["x-seldon-route"] == ":enhanced_7:"
-        r = c.post(EXP, json=infer_body(zeros()), headers={"x-request-id": "from-header"})
-        params = r.json()["parameters"]
-        assert r.json()["id"] == "from-header" and params["arm"] in ("baseline", "enhanced")
-        assert (params["experiment"], params["experiment_version"],
-                params["assignment"]) == ("direction-ab", 1, "random")
-        generated = c.post(EXP, json=infer_body(zeros())).json()
-        assert generated["id"] == generated["parameters"]["prediction_id"]
-        doc = c.get("/openapi.json").json()
-        assert doc["openapi"].startswith("3.1") and "/v2/models/{name}/infer" in doc["paths"]
-        for _ in range(5):
-            c.post("/v2/models/baseline/infer", json=infer_body(x))
-        text = c.get("/metrics").text
-        assert 'finmlops_requests_total{arm="enhanced",experiment="",model="enhanced"' in text
-        assert "finmlops_ready 1.0" in text and "finmlops_ledger_healthy 1.0" in text
-        assert 'finmlops_experiment_version{experiment="direction-ab"} 1.0' in text
-        assert metric(text, "finmlops_ledger_committed_total") == 8
-        assert 'finmlops_model_info{' in text and 'finmlops_experiment_weight_ratio{' in text
-        assert 'finmlops_data_last_bar_timestamp_seconds{dataset="test"} 1.5462144e+09' in text
-        # only baseline's model.json carries a drift reference
-        assert 'finmlops_drift_psi{feature="ret_1",model="baseline"}' in text
-        assert 'finmlops_drift_psi{feature="prediction"' not in text
-        assert 'model="enhanced"' not in "".join(
-            line for line in text.splitlines() if line.startswith("finmlops_drift"))
-    rows = ledger_of(h).predictions()
-    assert len(rows) == 20  # a 3-row batch is three predictions (8 requests)
-    direct = [r for r in rows if r["client_id"] == "abc"]
+@dataclass(frozen=True)
+class RouteTour:
+    """One pass over every V2 route on a server of its own, in this order: the GETs of
+    :data:`TOUR_GETS`, a 3-row infer on ``enhanced`` v7 (``id="abc"``), two experiment infers
+    (one with an ``x-request-id`` header, one with no id), the OpenAPI document, five
+    ``baseline`` infers, then ``/metrics`` — 8 requests, 20 rows."""
+
+    handle: Any
+    get: dict[str, httpx.Response]
+    x: np.ndarray
+    direct: httpx.Response
+    from_header: httpx.Response
+    generated: httpx.Response
+    openapi: httpx.Response
+    metrics: str
+
+
+TOUR_GETS = ("/v2/health/live", "/v2/health/ready", "/v2", "/v2/models/baseline",
+             "/v2/models/baseline/versions/3", "/v2/models/baseline/ready",
+             "/v2/models/baseline/versions/3/ready", "/v2/models/direction-ab",
+             "/v2/models/direction-ab/ready")
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory: pytest.TempPathFactory, models: dict[str, Any]
+         ) -> Iterator[RouteTour]:
+    from finmlops.serving import create_app, run_in_thread
+
+    settings = make_settings(tmp_path_factory.mktemp("tour"))
+    h = run_in_thread(create_app(settings, models=models), "127.0.0.1", 0)
+    try:
+        with client(h) as c:
+            get = {path: c.get(path) for path in TOUR_GETS}
+            x = np.random.default_rng(1).normal(size=(3, 4, 3)).astype(np.float32)
+            direct = c.post("/v2/models/enhanced/versions/7/infer", json=infer_body(x, id="abc"))
+            from_header = c.post(EXP, json=infer_body(zeros()),
+                                 headers={"x-request-id": "from-header"})
+            generated = c.post(EXP, json=infer_body(zeros()))
+            openapi = c.get("/openapi.json")
+            for _ in range(5):
+                c.post("/v2/models/baseline/infer", json=infer_body(x))
+            metrics = c.get("/metrics").text
+        yield RouteTour(h, get, x, direct, from_header, generated, openapi, metrics)
+    finally:
+        h.stop()
+
+
+def test_health_probes_answer_live_and_ready(tour: RouteTour) -> None:
+    assert tour.get["/v2/health/live"].json() == {"live": True}
+    assert tour.get["/v2/health/ready"].json() == {"ready": True}
+
+
+def test_server_metadata_names_finmlops(tour: RouteTour) -> None:
+    assert tour.get["/v2"].json()["name"] == "finmlops"
+
+
+def test_model_metadata_lists_versions_and_tensors(tour: RouteTour) -> None:
+    meta = tour.get["/v2/models/baseline"].json()
+    assert meta["versions"] == ["3"]
+    assert meta["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [-1, 4, 3]}]
+    assert meta["outputs"][0]["name"] == "probability"
+
+
+def test_a_model_version_has_the_model_metadata(tour: RouteTour) -> None:
+    assert tour.get["/v2/models/baseline/versions/3"].json() == \
+        tour.get["/v2/models/baseline"].json()
+
+
+def test_model_readiness_by_name_and_by_version(tour: RouteTour) -> None:
+    assert tour.get["/v2/models/baseline/ready"].json() == {"name": "baseline", "ready": True}
+    assert tour.get["/v2/models/baseline/versions/3/ready"].status_code == 200
+
+
+def test_the_experiment_is_described_like_a_model(tour: RouteTour) -> None:
+    exp = tour.get["/v2/models/direction-ab"].json()
+    assert exp["platform"] == "finmlops-experiment"
+    assert exp["parameters"]["candidates"][0] == {"name": "baseline", "weight": 70}
+    assert exp["parameters"]["version"] == 1
+    assert tour.get["/v2/models/direction-ab/ready"].json()["ready"] is True
+
+
+def test_a_model_version_infer_answers_as_that_version_directly(tour: RouteTour) -> None:
+    r = tour.direct
+    assert r.status_code == 200
+    out = r.json()
+    assert (out["model_name"], out["model_version"], out["id"]) == ("enhanced", "7", "abc")
+    assert out["parameters"] == {"arm": "enhanced",
+                                 "prediction_id": out["parameters"]["prediction_id"],
+                                 "assignment": "direct"}
+
+
+def test_a_model_version_infer_scores_with_that_model(tour: RouteTour) -> None:
+    np.testing.assert_allclose(tour.direct.json()["outputs"][0]["data"],
+                               expected_probability("enhanced", tour.x), rtol=1e-5)
+
+
+def test_an_answer_names_its_request_prediction_and_route_in_headers(tour: RouteTour) -> None:
+    r = tour.direct
+    assert r.headers["x-request-id"] == "abc"
+    assert r.headers["x-prediction-id"] == r.json()["parameters"]["prediction_id"]
+    assert r.headers["x-seldon-route"] == ":enhanced_7:"
+
+
+def test_an_experiment_infer_takes_its_id_from_the_request_id_header(tour: RouteTour) -> None:
+    assert tour.from_header.json()["id"] == "from-header"
+
+
+def test_an_experiment_infer_routes_at_random_to_a_candidate(tour: RouteTour) -> None:
+    params = tour.from_header.json()["parameters"]
+    assert params["arm"] in ("baseline", "enhanced")
+    assert (params["experiment"], params["experiment_version"],
+            params["assignment"]) == ("direction-ab", 1, "random")
+
+
+def test_a_request_without_an_id_is_answered_under_its_prediction_id(tour: RouteTour) -> None:
+    generated = tour.generated.json()
+    assert generated["id"] == generated["parameters"]["prediction_id"]
+
+
+def test_the_openapi_document_is_3_1_and_has_the_infer_route(tour: RouteTour) -> None:
+    doc = tour.openapi.json()
+    assert doc["openapi"].startswith("3.1") and "/v2/models/{name}/infer" in doc["paths"]
+
+
+def test_metrics_count_requests_by_arm_experiment_and_model(tour: RouteTour) -> None:
+    assert ('finmlops_requests_total{arm="enhanced",experiment="",model="enhanced"'
+            in tour.metrics)
+
+
+def test_metrics_report_readiness_and_ledger_health(tour: RouteTour) -> None:
+    assert "finmlops_ready 1.0" in tour.metrics
+    assert "finmlops_ledger_healthy 1.0" in tour.metrics
+
+
+def test_metrics_report_the_experiment_version(tour: RouteTour) -> None:
+    assert 'finmlops_experiment_version{experiment="direction-ab"} 1.0' in tour.metrics
+
+
+def test_metrics_count_one_ledger_commit_per_request(tour: RouteTour) -> None:
+    assert metric(tour.metrics, "finmlops_ledger_committed_total") == 8
+
+
+def test_metrics_describe_the_models_and_the_weights(tour: RouteTour) -> None:
+    assert 'finmlops_model_info{' in tour.metrics
+    assert 'finmlops_experiment_weight_ratio{' in tour.metrics
+
+
+def test_metrics_report_the_last_bar_of_the_models_data(tour: RouteTour) -> None:
+    assert ('finmlops_data_last_bar_timestamp_seconds{dataset="test"} 1.5462144e+09'
+            in tour.metrics)
+
+
+def test_drift_is_measured_only_for_a_model_whose_card_has_a_reference(
+        tour: RouteTour) -> None:
+    """Only baseline's model.json carries a drift reference (without predictions)."""
+    assert 'finmlops_drift_psi{feature="ret_1",model="baseline"}' in tour.metrics
+    assert 'finmlops_drift_psi{feature="prediction"' not in tour.metrics
+    assert 'model="enhanced"' not in "".join(
+        line for line in tour.metrics.splitlines() if line.startswith("finmlops_drift"))
+
+
+def test_each_row_of_a_batch_is_a_prediction_in_the_ledger(tour: RouteTour) -> None:
+    assert len(ledger_of(tour.handle).predictions()) == 20  # 3-row batches: 8 requests
+
+
+def test_a_batch_s_rows_are_numbered_under_its_prediction_id(tour: RouteTour) -> None:
+    pid = tour.direct.json()["parameters"]["prediction_id"]
+    direct = [r for r in ledger_of(tour.handle).predictions() if r["client_id"] == "abc"]
     assert [r["prediction_id"] for r in direct] == [pid, f"{pid}/1", f"{pid}/2"]
+
+
+def test_direct_traffic_is_recorded_outside_the_experiment(tour: RouteTour) -> None:
+    direct = [r for r in ledger_of(tour.handle).predictions() if r["client_id"] == "abc"]
+    assert len(direct) == 3
     assert all(r["assignment"] == "direct" and r["experiment"] is None for r in direct)
 
 

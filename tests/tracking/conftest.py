@@ -1,5 +1,5 @@
 """Fixtures: a real MLflow SQLite store per test (copied from one migrated template, so the
-schema migrations run once per session), tiny ONNX models built with onnx.helper, and one
+schema migrations run once per session), tiny ONNX models (model_support), and one
 real exported network (an LSTM DirectionModel through the project's own ONNX export)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from finmlops.config import Settings, VariantSettings
-from finmlops.contracts import ModelCard
 from finmlops.models import TrainedVariant
+from model_support import mean_weights, write_linear_model
 
 WINDOW, N_FEATURES = 4, 3
 FEATURES = [f"f{i}" for i in range(N_FEATURES)]
@@ -45,28 +45,9 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 def write_model_dir(path: Path, variant: str, bias: float = 0.0) -> Path:
     """An exported model dir: ``features`` FP32 [-1, W, F] -> ``probability`` FP32 [-1]
     (sigmoid of the mean plus ``bias``), and its model.json."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    path.mkdir(parents=True, exist_ok=True)
-    graph = helper.make_graph(
-        [helper.make_node("ReduceMean", ["features"], ["mean"], axes=[1, 2], keepdims=0),
-         helper.make_node("Add", ["mean", "bias"], ["shifted"]),
-         helper.make_node("Sigmoid", ["shifted"], ["probability"])],
-        f"tiny_{variant}",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", WINDOW,
-                                                                       N_FEATURES])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["batch"])],
-        initializer=[helper.make_tensor("bias", TensorProto.FLOAT, [], [bias])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path / "model.onnx"))
-    ModelCard(variant=variant, target=["IBB"], window=WINDOW, feature_names=FEATURES,
-              data_version="d" * 12, weights_hash=f"w-{variant}-{bias}",
-              trained_until="2018-12-31", horizon=1).write(path)
-    return path
+    return write_linear_model(path, mean_weights(1.0, WINDOW, N_FEATURES), variant=variant,
+                              feature_names=FEATURES, bias=bias, data_version="d" * 12,
+                              weights_hash=f"w-{variant}-{bias}")
 
 
 @pytest.fixture
