@@ -171,13 +171,26 @@ def test_several_workers_share_the_ledger_the_weights_and_the_counters(
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     replica = start_replica("w", tmp_path, model_root, url, {"ledger.poll_interval_s": 0.3},
                             workers=2)
+    def answer(r: httpx.Response) -> Any:
+        assert r.status_code == 200, f"{r.status_code}: {r.text}"  # the reason, if it fails
+        return r.json()
+
+    def both_ready(timeout: float = 30.0) -> None:
+        """20 answers in a row on new connections: both workers serve."""
+        deadline, streak = time.monotonic() + timeout, 0
+        while streak < 20:
+            assert time.monotonic() < deadline, "a worker never became ready"
+            r = httpx.get(f"{replica.url}/v2/health/ready")
+            streak = streak + 1 if r.status_code == 200 else 0
+
     try:
+        both_ready()  # the supervisor's first worker answers before the second has loaded
         # a prediction and at once its feedback on a new connection, whichever worker answers
         unknown = 0
         for i in range(100):
             with httpx.Client(base_url=replica.url) as c:
-                pid = c.post(EXP, json=infer_body(zeros(), parameters={
-                    "routing_key": f"W:{i}"})).json()["parameters"]["prediction_id"]
+                pid = answer(c.post(EXP, json=infer_body(zeros(), parameters={
+                    "routing_key": f"W:{i}"})))["parameters"]["prediction_id"]
             with httpx.Client(base_url=replica.url) as c:
                 got = c.post("/v2/feedback", json={"prediction_id": pid,
                                                    "realized_return": 0.01}).json()
@@ -196,16 +209,8 @@ def test_several_workers_share_the_ledger_the_weights_and_the_counters(
             out = set()
             for _ in range(n):
                 with httpx.Client(base_url=replica.url) as c:  # new connections: both workers
-                    out.add(c.post(EXP, json=infer_body(zeros())).json()["model_name"])
+                    out.add(answer(c.post(EXP, json=infer_body(zeros())))["model_name"])
             return out
-
-        def both_ready(timeout: float = 30.0) -> None:
-            """20 answers in a row on new connections: both workers serve."""
-            deadline, streak = time.monotonic() + timeout, 0
-            while streak < 20:
-                assert time.monotonic() < deadline, "a worker never became ready"
-                r = httpx.get(f"{replica.url}/v2/health/ready")
-                streak = streak + 1 if r.status_code == 200 else 0
 
         assert arms(40) == {"enhanced"}
         workers = children(replica.proc.pid)
