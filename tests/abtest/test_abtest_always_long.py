@@ -78,29 +78,29 @@ def test_always_long_earns_buy_and_hold_less_one_entry_cost(
     # falls in its served days only when it served that day.
     entry = c if (not shadow or served[days[0]] == "enhanced") else 0.0
     long_r = np.array([r[d] for d in long_days])
-    arms = summary["arms"]
-    assert arms["enhanced"]["n"] == len(long_days)
-    assert arms["enhanced"]["hits"] == int((long_r > 0).sum())
-    assert arms["enhanced"]["mean_return"] == pytest.approx(
+    arms = summary.arms
+    assert arms["enhanced"].n == len(long_days)
+    assert arms["enhanced"].hits == int((long_r > 0).sum())
+    assert arms["enhanced"].mean_return == pytest.approx(
         long_r.mean() - entry / len(long_days), **EXACT)
-    assert arms["baseline"]["n"] == len(flat_days)
-    assert arms["baseline"]["hits"] == sum(r[d] <= 0 for d in flat_days)
-    assert arms["baseline"]["mean_return"] == 0.0  # flat from the start: no trade, ever
+    assert arms["baseline"].n == len(flat_days)
+    assert arms["baseline"].hits == sum(r[d] <= 0 for d in flat_days)
+    assert arms["baseline"].mean_return == 0.0  # flat from the start: no trade, ever
 
-    paired = summary["paired_decision"]
+    paired = summary.paired_decision
     if not shadow:
         assert paired is None
         return
     everyday = np.array([r[d] for d in days])
     bh = buy_and_hold(everyday)
-    stats = paired["numbers"]["paired"]
-    assert stats["n"] == len(days)
-    assert stats["sum_diff"] == pytest.approx(bh.net.sum() - c, **EXACT)
-    assert stats["mean_diff"] == pytest.approx(everyday.mean() - c / len(days), **EXACT)
+    stats = paired.numbers.paired
+    assert stats.n == len(days)
+    assert stats.sum_diff == pytest.approx(bh.net.sum() - c, **EXACT)
+    assert stats.mean_diff == pytest.approx(everyday.mean() - c / len(days), **EXACT)
     # one ticker a day: the daily series is the per-request one; its mean is the estimate
-    assert paired["numbers"]["daily_diff"]["days"] == len(days)
-    assert paired["numbers"]["sequential"]["estimate"] == pytest.approx(
+    assert paired.numbers.daily_diff.days == len(days)
+    assert paired.numbers.sequential.estimate == pytest.approx(
         everyday.mean() - c / len(days), **EXACT)
-    totals = summary["timeline"]["paired"]["arms"]
-    assert totals["enhanced"]["sum_return"][-1] == pytest.approx(bh.net.sum() - c, **EXACT)
-    assert totals["baseline"]["sum_return"][-1] == 0.0
+    totals = summary.timeline.paired.arms
+    assert totals["enhanced"].sum_return[-1] == pytest.approx(bh.net.sum() - c, **EXACT)
+    assert totals["baseline"].sum_return[-1] == 0.0

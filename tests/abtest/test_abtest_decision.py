@@ -34,22 +34,22 @@ def test_clear_improvement_promotes(settings: Callable[..., Settings]) -> None:
     d = decide(arms(np.random.default_rng(0), 7000, 3000, 0.003), s.abtest, s.experiment)
     assert d.action == "promote"
     assert "enhanced beats baseline" in d.reason
-    assert d.numbers["sequential"]["lower"] > 0
-    assert d.numbers["net_return"]["p_value"] < 1e-6
-    assert set(d.to_dict()) == {"action", "reason", "numbers"}
+    assert d.numbers.sequential.lower > 0
+    assert d.numbers.net_return.p_value < 1e-6
+    assert set(d.to_json()) == {"action", "reason", "numbers"}
 
 
 def test_clear_loss_rolls_back(settings: Callable[..., Settings]) -> None:
     s = settings()
     d = decide(arms(np.random.default_rng(1), 7000, 3000, -0.003), s.abtest, s.experiment)
-    assert d.action == "rollback" and d.numbers["sequential"]["upper"] < 0
+    assert d.action == "rollback" and d.numbers.sequential.upper < 0
 
 
 def test_no_difference_continues(settings: Callable[..., Settings]) -> None:
     s = settings()
     d = decide(arms(np.random.default_rng(2), 700, 300, 0.0), s.abtest, s.experiment)
     assert d.action == "continue"
-    assert d.numbers["mde"]["net_return"] > 0
+    assert d.numbers.mde["net_return"] > 0
 
 
 def test_min_effect_holds_back_a_small_improvement(settings: Callable[..., Settings]) -> None:
@@ -90,21 +90,21 @@ def test_paired_decisions(settings: Callable[..., Settings]) -> None:
     d = decide_paired(stats, s.abtest, challenger="enhanced", reference="baseline",
                       daily_diff=good)
     assert d.action == "promote" and d.reason.startswith("paired:")
-    assert d.numbers["sequential"]["basis"] == PAIRED_DAILY_BASIS
+    assert d.numbers.sequential.basis == PAIRED_DAILY_BASIS
     hac = hac_estimate(good)
-    assert d.numbers["hac"] == {"method": "andrews-monahan", "lrv": hac.lrv, "rho": hac.rho,
-                                "bandwidth": hac.bandwidth, "days": 300}
-    assert d.numbers["daily_diff"]["std_error"] == pytest.approx((hac.lrv / 300) ** 0.5)
+    assert d.numbers.hac.to_json() == {"method": "andrews-monahan", "lrv": hac.lrv,
+                                       "rho": hac.rho, "bandwidth": hac.bandwidth, "days": 300}
+    assert d.numbers.daily_diff.std_error == pytest.approx((hac.lrv / 300) ** 0.5)
     bad = decide_paired(PairedStats(300, 20, 40, float(-good.sum()), float((good**2).sum())),
                         s.abtest, challenger="enhanced", reference="baseline")
-    assert bad.action == "rollback" and bad.numbers["sequential"]["basis"] == "requests (iid)"
+    assert bad.action == "rollback" and bad.numbers.sequential.basis == "requests (iid)"
     few = decide_paired(PairedStats(50, 5, 1, 0.1, 0.01), s.abtest, challenger="enhanced",
                         reference="baseline")
     assert few.action == "invalid"
     hit = decide_paired(PairedStats(2000, 300, 150, 0.0, 1.0),
                         settings(abtest__metric="hit_rate").abtest,
                         challenger="enhanced", reference="baseline")
-    assert hit.action == "promote" and hit.numbers["mcnemar"]["p_value"] < 1e-6
+    assert hit.action == "promote" and hit.numbers.mcnemar.p_value < 1e-6
 
 
 def test_numbers_are_json_clean(settings: Callable[..., Settings]) -> None:
@@ -113,7 +113,8 @@ def test_numbers_are_json_clean(settings: Callable[..., Settings]) -> None:
     s = settings()
     d = decide({"baseline": ArmStats(0, 0, 0.0, 0.0)}, s.abtest, s.experiment)
     assert d.action == "invalid"
-    json.dumps(d.to_dict(), allow_nan=False)
+    assert d.numbers.net_return.lower is None  # -inf: no evidence, null in JSON
+    json.dumps(d.to_json(), allow_nan=False)
 
 
 @pytest.mark.parametrize(("action", "expected"), [
@@ -136,7 +137,7 @@ def test_daily_paired_test_counts_days_not_requests(settings: Callable[..., Sett
     d = decide_paired(stats, s.abtest, challenger="enhanced", reference="baseline",
                       daily_diff=daily)
     assert d.action == "invalid" and "too few paired days: 60" in d.reason
-    assert d.numbers["sequential"]["basis"] == PAIRED_DAILY_BASIS
+    assert d.numbers.sequential.basis == PAIRED_DAILY_BASIS
     more = np.random.default_rng(6).normal(0.004, 0.002, 120)
     ok = decide_paired(stats, s.abtest, challenger="enhanced", reference="baseline",
                        daily_diff=more)
@@ -149,16 +150,16 @@ def test_split_decision_carries_fixed_n_and_always_valid_mdes(
     d = decide(arms(np.random.default_rng(2), 700, 300, 0.0), s.abtest, s.experiment,
                n_plan=500)
     n = d.numbers
-    for metric in ("net_return", "hit_rate"):
-        se = n[metric]["std_error"]
-        assert n["mde"][metric] == pytest.approx(mde(se))
-        assert n["mde_always_valid"][metric] == pytest.approx(always_valid_mde(se, 1000, 500))
-        assert n["mde_always_valid"][metric] > 1.3 * n["mde"][metric]
-        at_plan = n["mde_at_plan"]
-        assert at_plan["n"] == 500
+    for metric, test in (("net_return", n.net_return), ("hit_rate", n.hit_rate)):
+        se = test.std_error
+        assert n.mde[metric] == pytest.approx(mde(se))
+        assert n.mde_always_valid[metric] == pytest.approx(always_valid_mde(se, 1000, 500))
+        assert n.mde_always_valid[metric] > 1.3 * n.mde[metric]
+        at_plan = n.mde_at_plan
+        assert at_plan.n == 500
         # half the outcomes: standard error up by sqrt(2)
-        assert at_plan["fixed_n"][metric] == pytest.approx(mde(se * 2**0.5))
-        assert at_plan["always_valid"][metric] == pytest.approx(
+        assert at_plan.fixed_n[metric] == pytest.approx(mde(se * 2**0.5))
+        assert at_plan.always_valid[metric] == pytest.approx(
             always_valid_mde(se * 2**0.5, 500, 500))
 
 
@@ -170,8 +171,8 @@ def test_paired_decision_carries_the_mdes_of_its_daily_series(
     d = decide_paired(stats, s.abtest, challenger="enhanced", reference="baseline",
                       daily_diff=daily, n_plan=500)
     se = (hac_estimate(daily).lrv / 400) ** 0.5
-    assert d.numbers["mde"]["net_return"] == pytest.approx(mde(se))
-    assert d.numbers["mde_always_valid"]["net_return"] == pytest.approx(
+    assert d.numbers.mde["net_return"] == pytest.approx(mde(se))
+    assert d.numbers.mde_always_valid["net_return"] == pytest.approx(
         always_valid_mde(se, 400, 500))
 
 
@@ -187,7 +188,7 @@ def test_sample_ratio_is_checked_per_experiment_version(
     d = decide(stats, s.abtest, s.experiment, served_by_version=fine,
                weights_by_version=weights)
     assert d.action == "promote"
-    assert set(d.numbers["srm"]["versions"]) == {"1", "2"}
+    assert set(d.numbers.srm.versions) == {"1", "2"}
     pooled = decide(stats, s.abtest, s.experiment, served={"baseline": 12000, "enhanced": 8000})
     assert pooled.action == "invalid"
     skewed = {1: {"baseline": 7000, "enhanced": 3000}, 2: {"baseline": 5600, "enhanced": 4400}}

@@ -51,7 +51,7 @@ def test_always_valid_interval_is_wider_than_fixed_n() -> None:
 def test_no_variance_means_no_evidence() -> None:
     res = mixture_test(0.01, 0.0, n=100)
     assert res.p_value == 1.0
-    assert res.to_dict()["lower"] is None and res.to_dict()["upper"] is None
+    assert (res.lower, res.upper) == (-math.inf, math.inf)
 
 
 def test_tau2_scales_with_per_observation_variance_and_plan() -> None:

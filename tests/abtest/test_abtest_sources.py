@@ -139,15 +139,15 @@ def test_timelines_on_a_simulated_shadow_ledger(
     assert paired.n == 300 and len(days) == 300 and daily.shape == (300,)
     split = split_timeline(out, s.abtest, s.experiment, "enhanced", "baseline", n_plan=300)
     timeline = paired_timeline(out, s.abtest, "enhanced", "baseline", n_plan=300)
-    assert len(split["days"]) == len(timeline["days"]) == 300
-    assert split["action"][0] == "invalid"  # too few outcomes on day one
-    assert timeline["days_to_decision"] is not None and timeline["action"][-1] == "promote"
-    assert split["days_to_decision"] is None or (
-        split["days_to_decision"] > timeline["days_to_decision"])
-    assert all(np.diff(timeline["p_value"]) <= 0)  # running minimum
+    assert len(split.days) == len(timeline.days) == 300
+    assert split.action[0] == "invalid"  # too few outcomes on day one
+    assert timeline.days_to_decision is not None and timeline.action[-1] == "promote"
+    assert split.days_to_decision is None or (
+        split.days_to_decision > timeline.days_to_decision)
+    assert all(np.diff(timeline.p_value) <= 0)  # running minimum
     march = window_breakdown(out, dt.date(2019, 3, 1), dt.date(2019, 3, 29), "enhanced",
                              "baseline")
-    assert march is not None and march["days"] == 21 and march["paired"]["n"] == 21
+    assert march is not None and march.days == 21 and march.paired.n == 21
     assert window_breakdown(out, dt.date(2010, 1, 1), dt.date(2010, 2, 1), "enhanced",
                             "baseline") is None
 
@@ -175,16 +175,17 @@ def test_the_version_in_force_sets_the_arms_and_the_sample_ratio_check(
     assert set(ev.assignments) == {1, 2} and ev.served_in_force == ev.assignments[2]
     assert sum(ev.assignments[1].values()) == sum(ev.assignments[2].values()) == 300
     summary = analyse_evidence(ev, s)
-    assert summary["experiment_version"] == 2
-    assert summary["weights"] == {"1": {"baseline": 70.0, "enhanced": 30.0},
+    assert summary.experiment_version == 2
+    assert summary.weights == {"1": {"baseline": 70.0, "enhanced": 30.0},
                                   "2": {"baseline": 50.0, "enhanced": 50.0}}
-    assert summary["arms"]["enhanced"]["target_share"] == 0.5
-    assert summary["arms"]["enhanced"]["served"] == ev.assignments[2]["enhanced"]
-    srm = summary["decision"]["numbers"]["srm"]
-    assert srm["mismatch"] is False
+    assert summary.arms["enhanced"].target_share == 0.5
+    assert summary.arms["enhanced"].served == ev.assignments[2]["enhanced"]
+    assert summary.decision.numbers.arms == summary.arms  # the decision's arms: traffic too
+    srm = summary.decision.numbers.srm
+    assert srm.mismatch is False
     pooled = analyse_evidence(Evidence(even, 2, ev.outcomes, {2: ev.served}, ev.weights), s)
-    assert pooled["decision"]["action"] == "invalid"
-    assert pooled["decision"]["numbers"]["srm"]["mismatch"] is True
+    assert pooled.decision.action == "invalid"
+    assert pooled.decision.numbers.srm.mismatch is True
 
 
 def test_analysis_of_a_ledger_without_outcomes_is_invalid_and_json_clean(
@@ -196,9 +197,9 @@ def test_analysis_of_a_ledger_without_outcomes_is_invalid_and_json_clean(
         ev = evidence(make_ledger(rows, name=name), s)
         assert ev.outcomes.empty and sum(ev.served.values()) == len(rows)
         out = analyse_evidence(ev, s)
-        assert out["decision"]["action"] == "invalid"
-        assert out["paired_decision"] is None and out["stress_windows"] == {}
-        json.dumps(out, allow_nan=False)
+        assert out.decision.action == "invalid"
+        assert out.paired_decision is None and out.stress_windows == {}
+        json.dumps(out.to_json(), allow_nan=False)
 
 
 @st.composite

@@ -80,7 +80,7 @@ def test_two_proportion_z_matches_the_textbook() -> None:
 
 def test_empty_arms_give_no_evidence() -> None:
     res = mean_return_test(ArmStats(0, 0, 0.0, 0.0), ArmStats(5, 2, 0.1, 0.01))
-    assert res.p_value == 1.0 and res.to_dict()["lower"] is None
+    assert res.p_value == 1.0 and (res.lower, res.upper) == (-math.inf, math.inf)
 
 
 def test_srm_flags_a_skewed_split_and_passes_a_fair_one() -> None:
@@ -160,7 +160,7 @@ def test_one_version_is_the_single_segment_test() -> None:
     many = srm_by_version({3: counts}, {3: weights})
     assert (many.log_bayes_factor, many.p_value, many.mismatch, many.chi2) == (
         one.log_bayes_factor, one.p_value, one.mismatch, one.chi2)
-    assert many.versions["3"]["p_value"] == one.p_value
+    assert many.versions["3"].p_value == one.p_value
 
 
 def test_versions_are_tested_against_their_own_weights() -> None:
@@ -181,18 +181,18 @@ def test_one_skewed_version_is_a_mismatch_and_named() -> None:
     weights = {1: {"baseline": 70, "enhanced": 30}, 2: {"baseline": 50, "enhanced": 50}}
     res = srm_by_version(served, weights)
     assert res.mismatch
-    assert res.versions["2"]["p_value"] < 1e-10 < res.versions["1"]["p_value"]
+    assert res.versions["2"].p_value < 1e-10 < res.versions["1"].p_value
     # the product of the versions' Bayes factors is the combined one
     assert res.log_bayes_factor == pytest.approx(
-        sum(v["log_bayes_factor"] for v in res.versions.values()))
-    assert res.to_dict()["versions"]["2"]["counts"] == {"baseline": 5600, "enhanced": 4400}
+        sum(v.log_bayes_factor for v in res.versions.values()))
+    assert res.versions["2"].counts == {"baseline": 5600, "enhanced": 4400}
 
 
 def test_a_version_without_weights_is_an_error_and_without_traffic_is_no_evidence() -> None:
     with pytest.raises(ValueError, match="no target weights for experiment version"):
         srm_by_version({1: {"a": 5}, 2: {"a": 5}}, {1: {"a": 1, "b": 1}})
     res = srm_by_version({1: {"a": 500, "b": 500}}, {1: {"a": 1, "b": 1}, 2: {"a": 9, "b": 1}})
-    assert res.versions["2"]["log_bayes_factor"] == 0.0 and not res.mismatch
+    assert res.versions["2"].log_bayes_factor == 0.0 and not res.mismatch
     assert srm_concentration(N_PLAN) > 1
 
 

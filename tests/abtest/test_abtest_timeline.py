@@ -51,30 +51,30 @@ def test_per_arm_cumulatives_match_the_statistics(days: int, seed: int, shadow: 
     out = _frame(days, seed, shadow)
     s = Settings(abtest={"min_samples": 2})
     t = split_timeline(out, s.abtest, s.experiment, "enhanced", "baseline")
-    arms = t["arms"]
+    arms = t.arms
     assert set(arms) == {"baseline", "enhanced"}
     totals = arm_stats(out)
     for arm, c in arms.items():
-        assert all(len(v) == len(t["days"]) for v in c.values())
-        assert np.all(np.diff(c["n"]) >= 0) and np.all(np.diff(c["hits"]) >= 0)
+        assert all(len(v) == len(t.days) for v in c.to_json().values())
+        assert np.all(np.diff(c.n) >= 0) and np.all(np.diff(c.hits) >= 0)
         total = totals.get(arm)
-        assert c["n"][-1] == (total.n if total else 0)
-        assert c["hits"][-1] == (total.hits if total else 0)
-        assert c["sum_return"][-1] == pytest.approx(total.sum_return if total else 0.0)
-    assert t["n_challenger"] == arms["enhanced"]["n"]
-    assert t["n_reference"] == arms["baseline"]["n"]
+        assert c.n[-1] == (total.n if total else 0)
+        assert c.hits[-1] == (total.hits if total else 0)
+        assert c.sum_return[-1] == pytest.approx(total.sum_return if total else 0.0)
+    assert t.n_challenger == arms["enhanced"].n
+    assert t.n_reference == arms["baseline"].n
     e, r = arms["enhanced"], arms["baseline"]
-    est, _ = split_estimate(s.abtest.metric, e["n"], e["hits"], e["sum_return"], e["sum_sq"],
-                            r["n"], r["hits"], r["sum_return"], r["sum_sq"])
-    assert est == pytest.approx(t["estimate"])  # the same outcomes as the test
+    est, _ = split_estimate(s.abtest.metric, e.n, e.hits, e.sum_return, e.sum_sq,
+                            r.n, r.hits, r.sum_return, r.sum_sq)
+    assert est == pytest.approx(t.estimate)  # the same outcomes as the test
     p = paired_timeline(out, s.abtest, "enhanced", "baseline")
     if not shadow:
-        assert p["days"] == [] and "arms" not in p
+        assert p.days == [] and "arms" not in p.to_json()
         return
-    pe, pr = p["arms"]["enhanced"], p["arms"]["baseline"]
-    assert pe["n"] == pr["n"] == p["n"]  # every arm on every paired request
-    diff = np.asarray(pe["sum_return"]) - np.asarray(pr["sum_return"])
-    daily_total = np.cumsum(np.asarray(p["daily_diff"]) * np.diff([0, *p["n"]]))
+    pe, pr = p.arms["enhanced"], p.arms["baseline"]
+    assert pe.n == pr.n == p.n  # every arm on every paired request
+    diff = np.asarray(pe.sum_return) - np.asarray(pr.sum_return)
+    daily_total = np.cumsum(np.asarray(p.daily_diff) * np.diff([0, *p.n]))
     assert diff == pytest.approx(daily_total, abs=1e-12)
 
 
@@ -83,11 +83,11 @@ def test_window_totals_compound_and_differ_consistently() -> None:
     w = window_breakdown(out, dt.date(2020, 3, 1), dt.date(2020, 3, 20), "enhanced",
                          "baseline")
     assert w is not None
-    p = w["paired"]
-    assert p["total_return"] - p["total_return_reference"] == pytest.approx(p["total_diff"])
+    p = w.paired
+    assert p.total_return - p.total_return_reference == pytest.approx(p.total_diff)
     inside = out[out["day"] <= "2020-03-20"]
     daily = inside[inside["arm"] == "enhanced"].groupby("day")["net_return"].mean()
-    assert p["total_return"] == pytest.approx(float(np.prod(1 + daily) - 1))
+    assert p.total_return == pytest.approx(float(np.prod(1 + daily) - 1))
 
 
 def test_stress_totals_by_hand() -> None:
@@ -107,14 +107,14 @@ def test_stress_totals_by_hand() -> None:
                          "hit": r > 0, "net_return": r})
     w = window_breakdown(pd.DataFrame(rows), dt.date(2020, 3, 1), dt.date(2020, 3, 31),
                          "enhanced", "baseline")
-    assert w is not None and w["days"] == 3
-    assert w["served"]["baseline"]["total_return"] == pytest.approx(-0.01)
-    assert w["served"]["enhanced"]["total_return"] == pytest.approx(-0.05)
-    p = w["paired"]
-    assert p["total_return"] == pytest.approx(-0.11935)
-    assert p["total_return_reference"] == pytest.approx(0.188)
-    assert p["total_diff"] == pytest.approx(-0.11935 - 0.188)
-    assert p["mean_diff"] == pytest.approx((-0.2 - 0.25 + 0.22 + 0.04) / 4)
+    assert w is not None and w.days == 3
+    assert w.served["baseline"].total_return == pytest.approx(-0.01)
+    assert w.served["enhanced"].total_return == pytest.approx(-0.05)
+    p = w.paired
+    assert p.total_return == pytest.approx(-0.11935)
+    assert p.total_return_reference == pytest.approx(0.188)
+    assert p.total_diff == pytest.approx(-0.11935 - 0.188)
+    assert p.mean_diff == pytest.approx((-0.2 - 0.25 + 0.22 + 0.04) / 4)
 
 
 def _split_days(days: int, shares: list[float], seed: int, version: list[int] | None = None
@@ -138,15 +138,15 @@ def test_sample_ratio_timeline_is_a_running_always_valid_p() -> None:
     s = Settings(abtest={"min_samples": 20})
     fair = split_timeline(_split_days(300, [0.3] * 300, 1), s.abtest, s.experiment,
                           "enhanced", "baseline")
-    p = np.asarray(fair["srm_p"])
+    p = np.asarray(fair.srm_p)
     assert np.all(np.diff(p) <= 0) and p[-1] > s.abtest.srm_alpha
-    assert "invalid" not in fair["action"][30:]
+    assert "invalid" not in fair.action[30:]
     skew = split_timeline(_split_days(300, [0.3] * 100 + [0.6] * 200, 1), s.abtest,
                           s.experiment, "enhanced", "baseline")
-    q = np.asarray(skew["srm_p"])
+    q = np.asarray(skew.srm_p)
     assert q[99] > s.abtest.srm_alpha > q[-1]
     first = int(np.argmax(q < s.abtest.srm_alpha))
-    assert set(skew["action"][first:]) == {"invalid"}  # the running minimum keeps it
+    assert set(skew.action[first:]) == {"invalid"}  # the running minimum keeps it
 
 
 def test_sample_ratio_timeline_per_version() -> None:
@@ -158,12 +158,12 @@ def test_sample_ratio_timeline_per_version() -> None:
     weights = {1: {"baseline": 70, "enhanced": 30}, 2: {"baseline": 40, "enhanced": 60}}
     per_version = split_timeline(out, s.abtest, s.experiment, "enhanced", "baseline",
                                  weights_by_version=weights)
-    assert per_version["srm_p"][-1] > s.abtest.srm_alpha
+    assert per_version.srm_p[-1] > s.abtest.srm_alpha
     pooled = split_timeline(out, s.abtest, s.experiment, "enhanced", "baseline")
-    assert pooled["srm_p"][-1] < s.abtest.srm_alpha
+    assert pooled.srm_p[-1] < s.abtest.srm_alpha
     wrong = {1: weights[1], 2: {"baseline": 70, "enhanced": 30}}
     assert split_timeline(out, s.abtest, s.experiment, "enhanced", "baseline",
-                          weights_by_version=wrong)["srm_p"][-1] < s.abtest.srm_alpha
+                          weights_by_version=wrong).srm_p[-1] < s.abtest.srm_alpha
     with pytest.raises(ValueError, match="no target weights for experiment version"):
         split_timeline(out, s.abtest, s.experiment, "enhanced", "baseline",
                        weights_by_version={1: weights[1]})
@@ -229,15 +229,15 @@ def test_reported_p_value_ignores_the_days_before_the_gate() -> None:
     for t in (paired_timeline(_paired_days(diffs), s.abtest, "enhanced", "baseline"),
               split_timeline(_paired_days(diffs), s.abtest, s.experiment, "enhanced",
                              "baseline")):
-        p = np.asarray(t["p_value"])
+        p = np.asarray(t.p_value)
         assert np.all(np.diff(p) <= 0)
-        before = np.logical_and.accumulate([a == "invalid" for a in t["action"]])
+        before = np.logical_and.accumulate([a == "invalid" for a in t.action])
         assert before[2] and np.all(p[before] == 1.0)
     t = paired_timeline(_paired_days(diffs), s.abtest, "enhanced", "baseline")
-    assert t["p_value"][2] == 1.0 and t["action"][:49] == ["invalid"] * 49
+    assert t.p_value[2] == 1.0 and t.action[:49] == ["invalid"] * 49
     # with min_effect 0 the p-value and the decisions tell the same story
-    assert (t["p_value"][-1] < s.abtest.alpha) == (t["days_to_decision"] is not None)
-    assert t["p_value"][-1] > s.abtest.alpha
+    assert (t.p_value[-1] < s.abtest.alpha) == (t.days_to_decision is not None)
+    assert t.p_value[-1] > s.abtest.alpha
 
 
 @pytest.mark.parametrize("metric", ["net_return", "hit_rate"])
@@ -260,11 +260,11 @@ def test_paired_timeline_ends_where_the_paired_decision_is(metric: str) -> None:
                              "served": arm == served, "hit": bool(r > 0), "net_return": r})
     out = pd.DataFrame(rows)
     s = Settings(abtest={"min_samples": 100, "metric": metric})
-    served = out[out["served"]].groupby("arm").size().to_dict()
+    served = out[out.served].groupby("arm").size().to_dict()
     summary = analyse_outcomes(out, served, s)
-    t, d = summary["timeline"]["paired"], summary["paired_decision"]
-    assert d["numbers"]["sequential"]["basis"] == PAIRED_DAILY_BASIS
-    assert t["action"][-1] == d["action"]
-    assert t["lower"][-1] == pytest.approx(d["numbers"]["sequential"]["lower"])
-    assert t["upper"][-1] == pytest.approx(d["numbers"]["sequential"]["upper"])
-    assert t["action"][98] == "invalid" and t["action"][99] != "invalid"  # 100 days, not 300
+    t, d = summary.timeline.paired, summary.paired_decision
+    assert d.numbers.sequential.basis == PAIRED_DAILY_BASIS
+    assert t.action[-1] == d.action
+    assert t.lower[-1] == pytest.approx(d.numbers.sequential.lower)
+    assert t.upper[-1] == pytest.approx(d.numbers.sequential.upper)
+    assert t.action[98] == "invalid" and t.action[99] != "invalid"  # 100 days, not 300

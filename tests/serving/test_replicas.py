@@ -69,7 +69,7 @@ def replay_input(days: int, seed: int = 0) -> ReplayInput:
 def summary_of(ledger_url: str, settings: Settings) -> dict[str, Any]:
     led = open_ledger(ledger_url, create=False)
     try:
-        return analyse_evidence(read_evidence(led, settings), settings)
+        return analyse_evidence(read_evidence(led, settings), settings).to_json()
     finally:
         led.close()
 

@@ -6,7 +6,6 @@ from finmlops.abtest.analysis import analyse_evidence, analyse_ledger, analyse_o
 from finmlops.abtest.decision import (
     ACTIONS,
     PAIRED_DAILY_BASIS,
-    Decision,
     action_codes,
     arms_of,
     decide,
@@ -52,6 +51,7 @@ from finmlops.abtest.sources import (
 from finmlops.abtest.stats import (
     ArmStats,
     SRMResult,
+    SrmSegment,
     TestResult,
     fixed_n_power,
     hit_rate_test,
@@ -70,7 +70,6 @@ __all__ = [
     "N_PLAN",
     "PAIRED_DAILY_BASIS",
     "ArmStats",
-    "Decision",
     "Evidence",
     "HACEstimate",
     "HacMethod",
@@ -80,6 +79,7 @@ __all__ = [
     "ReplayResult",
     "SRMResult",
     "SequentialResult",
+    "SrmSegment",
     "TestResult",
     "action_codes",
     "always_valid_mde",

@@ -27,24 +27,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from finmlops.abtest.hac import HacMethod, hac_estimate, hac_prefix
-from finmlops.abtest.paired import (
-    PairedStats,
-    daily_diff_test,
-    iid_diff_test,
-    mcnemar,
-    paired_to_dict,
-)
+from finmlops.abtest.paired import PairedStats, daily_diff_test, iid_diff_test, mcnemar
 from finmlops.abtest.sequential import N_PLAN, always_valid_mde, mixture_arrays, mixture_tau2
 from finmlops.abtest.stats import (
     ArmStats,
     SRMResult,
+    TestResult,
     hit_rate_test,
     mde,
     mean_return_test,
@@ -52,22 +47,23 @@ from finmlops.abtest.stats import (
     srm_test,
 )
 from finmlops.config import ABTestSettings, ExperimentSettings
-from finmlops.files import json_safe
+from finmlops.contracts.abtest import (
+    Action,
+    ArmNumbers,
+    DailyDiffNumbers,
+    DecisionNumbers,
+    DecisionRecord,
+    HacNumbers,
+    MdeAtPlan,
+    PairedNumbers,
+    SequentialNumbers,
+    SrmNumbers,
+    SrmVersion,
+    TestNumbers,
+)
 
-Action = Literal["promote", "rollback", "continue", "invalid"]
 ACTIONS: tuple[Action, ...] = ("continue", "promote", "rollback", "invalid")
 """Index = the integer code used by the vectorised functions."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: Action
-    reason: str
-    numbers: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "reason": self.reason,
-                "numbers": json_safe(self.numbers)}
 
 
 def arms_of(experiment: ExperimentSettings, challenger: str | None = None) -> tuple[str, str]:
@@ -101,18 +97,40 @@ def action_codes(lower: ArrayLike, upper: ArrayLike, min_effect: float = 0.0) ->
     return np.where(lo > min_effect, 1, np.where(hi < 0, 2, 0)).astype(np.int64)
 
 
-def _arm_numbers(s: ArmStats, alpha: float) -> dict[str, Any]:
+def _arm_numbers(s: ArmStats, alpha: float) -> ArmNumbers:
     from scipy import stats as sps
 
     z = float(sps.norm.ppf(1 - alpha / 2))
     if s.n == 0:
-        return {"n": 0, "hits": 0}
+        return ArmNumbers(n=0, hits=0)
     p = s.hit_rate
     se_p = math.sqrt(p * (1 - p) / s.n)
     se_m = math.sqrt(s.variance / s.n)
-    return {"n": s.n, "hits": s.hits, "hit_rate": p, "hit_rate_ci": [p - z * se_p, p + z * se_p],
-            "mean_return": s.mean, "mean_return_ci": [s.mean - z * se_m, s.mean + z * se_m],
-            "sd_return": math.sqrt(s.variance)}
+    return ArmNumbers(n=s.n, hits=s.hits, hit_rate=p, hit_rate_ci=[p - z * se_p, p + z * se_p],
+                      mean_return=s.mean, mean_return_ci=[s.mean - z * se_m, s.mean + z * se_m],
+                      sd_return=math.sqrt(s.variance))
+
+
+def _test_numbers(r: TestResult) -> TestNumbers:
+    return TestNumbers(**asdict(r))
+
+
+def _srm_numbers(srm: SRMResult) -> SrmNumbers:
+    """The sample-ratio test as a decision reports it (per version: no chi-square statistic)."""
+    versions = {v: SrmVersion(counts=seg.counts, expected_share=seg.expected_share,
+                              log_bayes_factor=seg.log_bayes_factor, p_value=seg.p_value,
+                              chi2_p_value=seg.chi2_p_value)
+                for v, seg in srm.versions.items()}
+    return SrmNumbers(counts=srm.counts, expected_share=srm.expected_share,
+                      log_bayes_factor=srm.log_bayes_factor, p_value=srm.p_value,
+                      mismatch=srm.mismatch, chi2=srm.chi2, chi2_p_value=srm.chi2_p_value,
+                      versions=versions)
+
+
+def _paired_numbers(stats: PairedStats) -> PairedNumbers:
+    return PairedNumbers(n=stats.n, b=stats.b, c=stats.c, sum_diff=stats.sum_diff,
+                         sum_sq_diff=stats.sum_sq_diff, mean_diff=stats.mean_diff,
+                         hit_diff=stats.hit_diff)
 
 
 def _verdict(code: int, metric: str, lower: float, upper: float, min_effect: float,
@@ -127,19 +145,27 @@ def _verdict(code: int, metric: str, lower: float, upper: float, min_effect: flo
     return "continue", f"no decision yet on {metric}: {ci} includes {bound}"
 
 
-def _mde_numbers(se: Mapping[str, float], n: float, n_plan: int, alpha: float
-                 ) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Mdes:
+    """Fixed-n and always-valid minimum detectable effects per metric, now and at plan."""
+
+    now: dict[str, float]
+    always_valid: dict[str, float]
+    at_plan: MdeAtPlan
+
+
+def _mde_numbers(se: Mapping[str, float], n: float, n_plan: int, alpha: float) -> _Mdes:
     """Fixed-n and always-valid MDEs per metric now (standard errors ``se`` after ``n``
     observations) and at ``n_plan`` (the standard error scaled by ``sqrt(n / n_plan)``)."""
     scale = math.sqrt(n / n_plan) if n > 0 else math.nan
-    return {
-        "mde": {k: mde(v, alpha) for k, v in se.items()},
-        "mde_always_valid": {k: always_valid_mde(v, n, n_plan, alpha) for k, v in se.items()},
-        "mde_at_plan": {"n": n_plan,
-                        "fixed_n": {k: mde(v * scale, alpha) for k, v in se.items()},
-                        "always_valid": {k: always_valid_mde(v * scale, n_plan, n_plan, alpha)
-                                         for k, v in se.items()}},
-    }
+    return _Mdes(
+        now={k: mde(v, alpha) for k, v in se.items()},
+        always_valid={k: always_valid_mde(v, n, n_plan, alpha) for k, v in se.items()},
+        at_plan=MdeAtPlan(n=n_plan,
+                          fixed_n={k: mde(v * scale, alpha) for k, v in se.items()},
+                          always_valid={k: always_valid_mde(v * scale, n_plan, n_plan, alpha)
+                                        for k, v in se.items()}),
+    )
 
 
 def _srm(abtest: ABTestSettings, experiment: ExperimentSettings,
@@ -158,8 +184,8 @@ def _srm_reason(srm: SRMResult, alpha: float) -> str:
     share = ", ".join(f"{a} {c}" for a, c in srm.counts.items())
     where = ""
     if len(srm.versions) > 1:
-        worst = min(srm.versions, key=lambda v: srm.versions[v]["p_value"])
-        where = f"; most off: version {worst} (p={srm.versions[worst]['p_value']:.2g})"
+        worst = min(srm.versions, key=lambda v: srm.versions[v].p_value)
+        where = f"; most off: version {worst} (p={srm.versions[worst].p_value:.2g})"
     return (f"sample ratio mismatch (always-valid p={srm.p_value:.2g} < {alpha:g}): "
             f"served {share}{where}")
 
@@ -168,7 +194,7 @@ def decide(stats: Mapping[str, ArmStats], abtest: ABTestSettings,
            experiment: ExperimentSettings, *, served: Mapping[str, int] | None = None,
            served_by_version: Mapping[Any, Mapping[str, int]] | None = None,
            weights_by_version: Mapping[Any, Mapping[str, float]] | None = None,
-           challenger: str | None = None, n_plan: int = N_PLAN) -> Decision:
+           challenger: str | None = None, n_plan: int = N_PLAN) -> DecisionRecord:
     """Decide the split experiment from per-arm sufficient statistics (served outcomes).
 
     The sample-ratio check reads ``served`` (requests served per arm, default: the outcome
@@ -185,35 +211,37 @@ def decide(stats: Mapping[str, ArmStats], abtest: ABTestSettings,
     srm = _srm(abtest, experiment, counts, served_by_version, weights_by_version, n_plan)
     empty = ArmStats(0, 0, 0.0, 0.0)
     s1, s0 = stats.get(chal, empty), stats.get(ref, empty)
-    numbers: dict[str, Any] = {
-        "metric": abtest.metric, "alpha": alpha, "min_effect": abtest.min_effect,
-        "challenger": chal, "reference": ref,
-        "arms": {a: _arm_numbers(s, alpha) for a, s in sorted(stats.items())},
-        "srm": srm.to_dict(),
-    }
+    arms = {a: _arm_numbers(s, alpha) for a, s in sorted(stats.items())}
     if srm.mismatch:
-        return Decision("invalid", _srm_reason(srm, abtest.srm_alpha), numbers)
+        return DecisionRecord(
+            action="invalid", reason=_srm_reason(srm, abtest.srm_alpha),
+            numbers=DecisionNumbers(metric=abtest.metric, alpha=alpha,
+                                    min_effect=abtest.min_effect, challenger=chal,
+                                    reference=ref, arms=arms, srm=_srm_numbers(srm)))
     hit = hit_rate_test(s1, s0, alpha)
     mean = mean_return_test(s1, s0, alpha)
-    numbers["hit_rate"] = hit.to_dict()
-    numbers["net_return"] = mean.to_dict()
-    numbers.update(_mde_numbers({"hit_rate": hit.std_error, "net_return": mean.std_error},
-                                s1.n + s0.n, n_plan, alpha))
+    mdes = _mde_numbers({"hit_rate": hit.std_error, "net_return": mean.std_error},
+                        s1.n + s0.n, n_plan, alpha)
     est, var = split_estimate(abtest.metric, s1.n, s1.hits, s1.sum_return, s1.sum_sq_return,
                               s0.n, s0.hits, s0.sum_return, s0.sum_sq_return)
     tau2 = mixture_tau2(var, s1.n + s0.n, n_plan, alpha)
     _log_lr, p, lo, hi = mixture_arrays(est, var, tau2, alpha)
-    numbers["sequential"] = {"estimate": float(est), "variance": float(var), "tau2": float(tau2),
-                             "n_plan": n_plan, "p_value": float(p), "lower": float(lo),
-                             "upper": float(hi)}
+    numbers = DecisionNumbers(
+        metric=abtest.metric, alpha=alpha, min_effect=abtest.min_effect, challenger=chal,
+        reference=ref, arms=arms, srm=_srm_numbers(srm), hit_rate=_test_numbers(hit),
+        net_return=_test_numbers(mean), mde=mdes.now, mde_always_valid=mdes.always_valid,
+        mde_at_plan=mdes.at_plan,
+        sequential=SequentialNumbers(estimate=float(est), variance=float(var),
+                                     tau2=float(tau2), n_plan=n_plan, p_value=float(p),
+                                     lower=float(lo), upper=float(hi)))
     short = [f"{a} has {s.n}" for a, s in ((chal, s1), (ref, s0)) if s.n < abtest.min_samples]
     if short:
-        return Decision("invalid", f"too few outcomes: {', '.join(short)} "
-                        f"(need {abtest.min_samples} per arm)", numbers)
+        return DecisionRecord(action="invalid", reason=f"too few outcomes: {', '.join(short)} "
+                              f"(need {abtest.min_samples} per arm)", numbers=numbers)
     code = int(action_codes(lo, hi, abtest.min_effect))
     action, reason = _verdict(code, abtest.metric, float(lo), float(hi), abtest.min_effect,
                               alpha, chal, ref)
-    return Decision(action, reason, numbers)
+    return DecisionRecord(action=action, reason=reason, numbers=numbers)
 
 
 def paired_sequential(daily_diff: ArrayLike, alpha: float = 0.05, n_plan: int = N_PLAN,
@@ -232,12 +260,12 @@ def paired_sequential(daily_diff: ArrayLike, alpha: float = 0.05, n_plan: int = 
 
 
 PAIRED_DAILY_BASIS = "days (HAC)"
-"""``numbers["sequential"]["basis"]`` of a paired decision made on the daily series."""
+"""``numbers.sequential.basis`` of a paired decision made on the daily series."""
 
 
 def decide_paired(stats: PairedStats, abtest: ABTestSettings, *, challenger: str,
                   reference: str, daily_diff: ArrayLike | None = None,
-                  daily_hit_diff: ArrayLike | None = None, n_plan: int = N_PLAN) -> Decision:
+                  daily_hit_diff: ArrayLike | None = None, n_plan: int = N_PLAN) -> DecisionRecord:
     """Decide from paired (shadow-scored) outcomes.
 
     Each metric uses its daily series (``daily_diff`` of net returns, ``daily_hit_diff`` of
@@ -246,16 +274,13 @@ def decide_paired(stats: PairedStats, abtest: ABTestSettings, *, challenger: str
     what the variance is estimated from: days for a daily series, else paired outcomes.
     """
     alpha = abtest.alpha
-    numbers: dict[str, Any] = {
-        "metric": abtest.metric, "alpha": alpha, "min_effect": abtest.min_effect,
-        "challenger": challenger, "reference": reference, "paired": paired_to_dict(stats),
-        "mcnemar": mcnemar(stats, alpha).to_dict(), "iid_diff": iid_diff_test(stats,
-                                                                             alpha).to_dict(),
-    }
     daily = None if daily_diff is None else np.asarray(daily_diff, float)
     daily_hit = None if daily_hit_diff is None else np.asarray(daily_hit_diff, float)
+    parts: dict[str, DailyDiffNumbers | HacNumbers] = {}
+    """What the daily series allow (a part left out is left out of the JSON)."""
     if daily is not None and daily.size >= 2:
-        numbers["daily_diff"] = {**daily_diff_test(daily, alpha).to_dict(), "days": daily.size}
+        parts["daily_diff"] = DailyDiffNumbers(**asdict(daily_diff_test(daily, alpha)),
+                                               days=daily.size)
     series = daily_hit if abtest.metric == "hit_rate" else daily
     observed = (stats.n, "paired outcomes") if series is None else (int(series.size),
                                                                      "paired days")
@@ -264,8 +289,8 @@ def decide_paired(stats: PairedStats, abtest: ABTestSettings, *, challenger: str
         est, p, lo, hi = est_a[-1], p_a[-1], lo_a[-1], hi_a[-1]
         h = hac_estimate(series)
         n_obs, var = float(series.size), h.lrv / series.size
-        numbers["hac"] = {"method": "andrews-monahan", "lrv": h.lrv, "rho": h.rho,
-                          "bandwidth": h.bandwidth, "days": int(series.size)}
+        parts["hac"] = HacNumbers(method="andrews-monahan", lrv=h.lrv, rho=h.rho,
+                                  bandwidth=h.bandwidth, days=int(series.size))
         basis = PAIRED_DAILY_BASIS
     elif abtest.metric == "hit_rate":
         est = stats.hit_diff if stats.n else 0.0
@@ -279,18 +304,24 @@ def decide_paired(stats: PairedStats, abtest: ABTestSettings, *, challenger: str
         tau2 = mixture_tau2(var, stats.n, n_plan, alpha)
         _, p, lo, hi = mixture_arrays(est, var, tau2, alpha)
         n_obs, basis = float(stats.n), "requests (iid)"
-    numbers["sequential"] = {"estimate": float(est), "p_value": float(p), "lower": float(lo),
-                             "upper": float(hi), "basis": basis, "n_plan": n_plan}
-    numbers.update(_mde_numbers({abtest.metric: math.sqrt(max(float(var), 0.0))}, n_obs,
-                                n_plan, alpha))
+    mdes = _mde_numbers({abtest.metric: math.sqrt(max(float(var), 0.0))}, n_obs, n_plan,
+                        alpha)
+    numbers = DecisionNumbers(
+        metric=abtest.metric, alpha=alpha, min_effect=abtest.min_effect, challenger=challenger,
+        reference=reference, paired=_paired_numbers(stats),
+        mcnemar=_test_numbers(mcnemar(stats, alpha)),
+        iid_diff=_test_numbers(iid_diff_test(stats, alpha)), **parts,
+        mde=mdes.now, mde_always_valid=mdes.always_valid, mde_at_plan=mdes.at_plan,
+        sequential=SequentialNumbers(estimate=float(est), p_value=float(p), lower=float(lo),
+                                     upper=float(hi), basis=basis, n_plan=n_plan))
     count, what = observed
     if count < abtest.min_samples:
-        return Decision("invalid", f"too few {what}: {count} "
-                        f"(need {abtest.min_samples})", numbers)
+        return DecisionRecord(action="invalid", reason=f"too few {what}: {count} "
+                              f"(need {abtest.min_samples})", numbers=numbers)
     code = int(action_codes(lo, hi, abtest.min_effect))
     action, reason = _verdict(code, abtest.metric, float(lo), float(hi), abtest.min_effect,
                               alpha, challenger, reference)
-    return Decision(action, f"paired: {reason}", numbers)
+    return DecisionRecord(action=action, reason=f"paired: {reason}", numbers=numbers)
 
 
 def weights_after(action: str, experiment: ExperimentSettings, challenger: str,

@@ -9,8 +9,7 @@ returns are autocorrelated (volatility clusters, positions persist).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -124,10 +123,3 @@ def iid_diff_test(stats: PairedStats, alpha: float = 0.05) -> TestResult:
     mean = stats.mean_diff
     se = math.sqrt(stats.var_diff / n)
     return _t_test(mean, se, n, alpha)
-
-
-def paired_to_dict(stats: PairedStats) -> dict[str, Any]:
-    out = asdict(stats)
-    out.update(mean_diff=stats.mean_diff if stats.n else None, hit_diff=stats.hit_diff
-               if stats.n else None)
-    return out

@@ -20,14 +20,12 @@ The experiment can therefore be looked at every day without inflating the error 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-
-from finmlops.files import json_safe
 
 N_PLAN = 500
 """Default sample size (outcomes, or days for the paired test) the mixture is tuned for."""
@@ -44,9 +42,6 @@ class SequentialResult:
     p_value: float
     lower: float
     upper: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(json_safe(asdict(self)))
 
 
 def mixture_tau2(variance: ArrayLike, n: ArrayLike, n_plan: int = N_PLAN,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,6 @@ from scipy import stats as sps
 from scipy.special import gammaln
 
 from finmlops.abtest.sequential import N_PLAN
-from finmlops.files import json_safe
 
 POWER = 0.8
 """Power at which minimum detectable effects are quoted."""
@@ -77,9 +76,6 @@ class TestResult:
     upper: float
     df: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return dict(json_safe(asdict(self)))
-
 
 def _z(alpha: float) -> float:
     return float(sps.norm.ppf(1 - alpha / 2))
@@ -136,6 +132,22 @@ def fixed_n_power(effect: float, std_error: float, alpha: float = 0.05) -> float
 
 
 @dataclass(frozen=True)
+class SrmSegment:
+    """One segment's sample-ratio numbers (a version, or all the traffic): counts and shares
+    over the weighted arms, log Bayes factor and its p-value, the chi-square test."""
+
+    counts: dict[str, int]
+    expected_share: dict[str, float]
+    log_bayes_factor: float
+    p_value: float
+    chi2: float
+    chi2_p_value: float
+    df: int
+    total: int
+    """Assignments to arms with a positive weight."""
+
+
+@dataclass(frozen=True)
 class SRMResult:
     """Sample-ratio mismatch: served counts against the configured weights, always-valid.
 
@@ -154,10 +166,7 @@ class SRMResult:
     mismatch: bool
     chi2: float
     chi2_p_value: float
-    versions: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(json_safe(asdict(self)))
+    versions: dict[str, SrmSegment] = field(default_factory=dict)
 
 
 def srm_concentration(n_plan: int = N_PLAN, alpha: float = 0.001) -> float:
@@ -195,7 +204,7 @@ def srm_log_bf(counts: ArrayLike, shares: ArrayLike, concentration: float
 
 
 def _segment(counts: Mapping[str, int], weights: Mapping[str, float], n_plan: int,
-             alpha: float) -> dict[str, Any]:
+             alpha: float) -> SrmSegment:
     """One segment's numbers: counts and shares over the weighted arms, log BF, chi-square."""
     arms = sorted(weights)
     total_w = float(sum(weights[a] for a in arms))
@@ -214,9 +223,8 @@ def _segment(counts: Mapping[str, int], weights: Mapping[str, float], n_plan: in
         log_bf = float(srm_log_bf(f_obs, th, srm_concentration(n_plan, alpha)))
         chi2 = float(((f_obs - th * total) ** 2 / (th * total)).sum())
         chi2_p = float(sps.chi2.sf(chi2, len(live) - 1))
-    return {"counts": obs, "expected_share": share, "log_bayes_factor": log_bf,
-            "p_value": _p_from_log_bf(log_bf), "chi2": chi2, "chi2_p_value": chi2_p,
-            "df": max(len(live) - 1, 0), "total": total}
+    return SrmSegment(obs, share, log_bf, _p_from_log_bf(log_bf), chi2, chi2_p,
+                      max(len(live) - 1, 0), total)
 
 
 def _p_from_log_bf(log_bf: float) -> float:
@@ -230,8 +238,8 @@ def srm_test(counts: Mapping[str, int], weights: Mapping[str, float],
     Arms with weight 0 must have no traffic: any count there is a mismatch.
     """
     seg = _segment(counts, weights, n_plan, alpha)
-    return SRMResult(seg["counts"], seg["expected_share"], seg["log_bayes_factor"],
-                     seg["p_value"], seg["p_value"] < alpha, seg["chi2"], seg["chi2_p_value"])
+    return SRMResult(seg.counts, seg.expected_share, seg.log_bayes_factor, seg.p_value,
+                     seg.p_value < alpha, seg.chi2, seg.chi2_p_value)
 
 
 def _version_order(v: Any) -> tuple[int, float, str]:
@@ -261,19 +269,17 @@ def srm_by_version(served: Mapping[Any, Mapping[str, int]],
             for v in sorted(weights, key=_version_order)}
     counts: dict[str, int] = {}
     expected: dict[str, float] = {}
-    grand = sum(s["total"] for s in segs.values())
+    grand = sum(s.total for s in segs.values())
     for seg in segs.values():
-        for arm, c in seg["counts"].items():
+        for arm, c in seg.counts.items():
             counts[arm] = counts.get(arm, 0) + c
-        for arm, sh in seg["expected_share"].items():
-            expected[arm] = expected.get(arm, 0.0) + (sh * seg["total"] / grand if grand
+        for arm, sh in seg.expected_share.items():
+            expected[arm] = expected.get(arm, 0.0) + (sh * seg.total / grand if grand
                                                       else sh / len(segs))
-    log_bf = float(sum(s["log_bayes_factor"] for s in segs.values()))
-    chi2 = float(sum(s["chi2"] for s in segs.values()))
-    df = sum(s["df"] for s in segs.values())
+    log_bf = float(sum(s.log_bayes_factor for s in segs.values()))
+    chi2 = float(sum(s.chi2 for s in segs.values()))
+    df = sum(s.df for s in segs.values())
     chi2_p = (0.0 if not math.isfinite(chi2) else float(sps.chi2.sf(chi2, df)) if df else 1.0)
     p = _p_from_log_bf(log_bf)
-    versions = {v: {k: s[k] for k in ("counts", "expected_share", "log_bayes_factor",
-                                      "p_value", "chi2_p_value")} for v, s in segs.items()}
     return SRMResult(dict(sorted(counts.items())), dict(sorted(expected.items())), log_bf, p,
-                     p < alpha, chi2, chi2_p, versions)
+                     p < alpha, chi2, chi2_p, segs)

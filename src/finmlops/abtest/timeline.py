@@ -32,6 +32,13 @@ from finmlops.abtest.sequential import N_PLAN, mixture_arrays, mixture_tau2, run
 from finmlops.abtest.sources import arm_stats, paired_frame
 from finmlops.abtest.stats import srm_concentration, srm_log_bf
 from finmlops.config import ABTestSettings, ExperimentSettings
+from finmlops.contracts.abtest import (
+    ArmCumulative,
+    StressArm,
+    StressPaired,
+    StressWindowResult,
+    Timeline,
+)
 
 
 def _first_decision(codes: NDArray[np.int64]) -> int | None:
@@ -68,19 +75,19 @@ def _srm_p(served: pd.DataFrame, days: list[str], experiment: ExperimentSettings
 
 
 def _arm_cumulative(rows: pd.DataFrame, days: list[str], arms: list[str]
-                    ) -> dict[str, dict[str, list[Any]]]:
+                    ) -> dict[str, ArmCumulative]:
     """Per arm, cumulative ``n``, ``hits``, ``sum_return`` and ``sum_sq`` after each day."""
     g = rows.assign(r2=rows["net_return"] ** 2).groupby(["day", "arm"]).agg(
         n=("hit", "size"), h=("hit", "sum"), s=("net_return", "sum"), q=("r2", "sum"))
     g = g.reindex(pd.MultiIndex.from_product([days, arms]), fill_value=0)
-    out: dict[str, dict[str, list[Any]]] = {}
+    out: dict[str, ArmCumulative] = {}
     for arm in arms:
         per = g.xs(arm, level=1)
-        out[arm] = {
-            "n": np.cumsum(per["n"].to_numpy(dtype=np.int64)).tolist(),
-            "hits": np.cumsum(per["h"].to_numpy(dtype=np.int64)).tolist(),
-            "sum_return": np.cumsum(per["s"].to_numpy(dtype=float)).tolist(),
-            "sum_sq": np.cumsum(per["q"].to_numpy(dtype=float)).tolist()}
+        out[arm] = ArmCumulative(
+            n=np.cumsum(per["n"].to_numpy(dtype=np.int64)).tolist(),
+            hits=np.cumsum(per["h"].to_numpy(dtype=np.int64)).tolist(),
+            sum_return=np.cumsum(per["s"].to_numpy(dtype=float)).tolist(),
+            sum_sq=np.cumsum(per["q"].to_numpy(dtype=float)).tolist())
     return out
 
 
@@ -88,7 +95,7 @@ def split_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings,
                    experiment: ExperimentSettings, challenger: str, reference: str,
                    n_plan: int = N_PLAN, *,
                    weights_by_version: Mapping[Any, Mapping[str, float]] | None = None
-                   ) -> dict[str, Any]:
+                   ) -> Timeline:
     """The split test (served outcomes only) after each day.
 
     With ``weights_by_version`` and a ``config_version`` column in ``outcomes``, the
@@ -97,7 +104,7 @@ def split_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings,
     served = outcomes[outcomes["served"]]
     days = sorted(set(served["day"]))
     if not days:
-        return {"days": [], "days_to_decision": None}
+        return Timeline(days=[], days_to_decision=None)
     live = [name for name, w in experiment.weights.items() if w > 0]
     arms = sorted(set(served["arm"]) | set(live))
     g = served.assign(r2=served["net_return"] ** 2).groupby(["day", "arm"]).agg(
@@ -117,16 +124,16 @@ def split_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings,
     codes = action_codes(lo, hi, abtest.min_effect)
     enough = (n1 >= abtest.min_samples) & (n0 >= abtest.min_samples)
     codes = np.where(~enough | (srm_p < abtest.srm_alpha), 3, codes)
-    return {"days": days, "n_challenger": n1.astype(int).tolist(),
-            "n_reference": n0.astype(int).tolist(), "estimate": est.tolist(),
-            "p_value": running_min(p, enough).tolist(), "lower": lo.tolist(),
-            "upper": hi.tolist(), "srm_p": srm_p.tolist(),
-            "action": [ACTIONS[c] for c in codes], "days_to_decision": _first_decision(codes),
-            "arms": _arm_cumulative(served, days, arms)}
+    return Timeline(days=days, n_challenger=n1.astype(int).tolist(),
+                    n_reference=n0.astype(int).tolist(), estimate=est.tolist(),
+                    p_value=running_min(p, enough).tolist(), lower=lo.tolist(),
+                    upper=hi.tolist(), srm_p=srm_p.tolist(),
+                    action=[ACTIONS[c] for c in codes], days_to_decision=_first_decision(codes),
+                    arms=_arm_cumulative(served, days, arms))
 
 
 def paired_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings, challenger: str,
-                    reference: str, n_plan: int = N_PLAN) -> dict[str, Any]:
+                    reference: str, n_plan: int = N_PLAN) -> Timeline:
     """The paired test (every request both arms scored) after each day.
 
     ``arms`` holds every arm's counterfactual cumulative outcomes over the paired requests
@@ -134,7 +141,7 @@ def paired_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings, challenger: 
     """
     j = paired_frame(outcomes, challenger, reference)
     if j.empty:
-        return {"days": [], "days_to_decision": None}
+        return Timeline(days=[], days_to_decision=None)
     j = j.assign(diff=j["net_return"] - j["net_return_ref"],
                  hdiff=j["hit"].astype(float) - j["hit_ref"].astype(float))
     daily = j.groupby("day", sort=True).agg(diff=("diff", "mean"), n=("diff", "size"),
@@ -148,12 +155,11 @@ def paired_timeline(outcomes: pd.DataFrame, abtest: ABTestSettings, challenger: 
     codes = np.where(enough, action_codes(lo, hi, abtest.min_effect), 3)
     days = [str(d) for d in daily.index]
     rows = outcomes[outcomes["request_id"].isin(set(j["request_id"]))]
-    return {"days": days, "n": n.astype(int).tolist(),
-            "daily_diff": daily["diff"].tolist(), "estimate": np.asarray(est).tolist(),
-            "p_value": running_min(p, enough).tolist(), "lower": np.asarray(lo).tolist(),
-            "upper": np.asarray(hi).tolist(), "action": [ACTIONS[c] for c in codes],
-            "days_to_decision": _first_decision(codes),
-            "arms": _arm_cumulative(rows, days, sorted(str(a) for a in set(rows["arm"])))}
+    return Timeline(days=days, n=n.astype(int).tolist(), daily_diff=daily["diff"].tolist(),
+                    estimate=np.asarray(est).tolist(), p_value=running_min(p, enough).tolist(),
+                    lower=np.asarray(lo).tolist(), upper=np.asarray(hi).tolist(),
+                    action=[ACTIONS[c] for c in codes], days_to_decision=_first_decision(codes),
+                    arms=_arm_cumulative(rows, days, sorted(str(a) for a in set(rows["arm"]))))
 
 
 def _compounded(day: pd.Series, returns: pd.Series) -> float:
@@ -163,7 +169,7 @@ def _compounded(day: pd.Series, returns: pd.Series) -> float:
 
 
 def window_breakdown(outcomes: pd.DataFrame, start: dt.date, end: dt.date, challenger: str,
-                     reference: str) -> dict[str, Any] | None:
+                     reference: str) -> StressWindowResult | None:
     """Per-arm numbers inside a date window (e.g. a stress period), or None if no day is in it.
 
     Totals compound (see the module docstring); ``total_diff`` is the difference of the two
@@ -179,18 +185,17 @@ def window_breakdown(outcomes: pd.DataFrame, start: dt.date, end: dt.date, chall
     arms = {}
     for a, s in arm_stats(inside).items():
         rows = served[served["arm"] == a]
-        arms[a] = {"n": s.n, "hit_rate": s.hit_rate, "mean_return": s.mean,
-                   "total_return": _compounded(rows["day"], rows["net_return"])}
-    out: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat(),
-                           "days": int(inside["day"].nunique()), "served": arms}
+        arms[a] = StressArm(n=s.n, hit_rate=s.hit_rate, mean_return=s.mean,
+                            total_return=_compounded(rows["day"], rows["net_return"]))
+    window = {"start": start.isoformat(), "end": end.isoformat(),
+              "days": int(inside["day"].nunique()), "served": arms}
     j = paired_frame(inside, challenger, reference)
-    if not j.empty:
-        d = (j["net_return"] - j["net_return_ref"]).to_numpy(float)
-        total = _compounded(j["day"], j["net_return"])
-        total_ref = _compounded(j["day"], j["net_return_ref"])
-        out["paired"] = {"n": len(j), "mean_diff": float(d.mean()),
-                         "total_diff": total - total_ref,
-                         "hit_rate": float(j["hit"].mean()),
-                         "hit_rate_reference": float(j["hit_ref"].mean()),
-                         "total_return": total, "total_return_reference": total_ref}
-    return out
+    if j.empty:
+        return StressWindowResult(**window)
+    d = (j["net_return"] - j["net_return_ref"]).to_numpy(float)
+    total = _compounded(j["day"], j["net_return"])
+    total_ref = _compounded(j["day"], j["net_return_ref"])
+    return StressWindowResult(**window, paired=StressPaired(
+        n=len(j), mean_diff=float(d.mean()), total_diff=total - total_ref,
+        hit_rate=float(j["hit"].mean()), hit_rate_reference=float(j["hit_ref"].mean()),
+        total_return=total, total_return_reference=total_ref))

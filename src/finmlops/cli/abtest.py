@@ -31,6 +31,7 @@ from finmlops.cli._common import (
 
 if TYPE_CHECKING:
     from finmlops.config import Settings
+    from finmlops.contracts import AbtestSummary
 
 UrlOption = Annotated[str | None, typer.Option(
     "--url", help="Base URL of a running V2 service (default: start one in-process).")]
@@ -63,10 +64,14 @@ def replay_cmd(
                  "abtest.replay_end": date_option(end, "--end")}
     settings = settings_from(ctx, overrides)
     if url is None:
+        from pathlib import Path
+
+        from finmlops.report import read_abtest
+
         state = run_stage(settings, "abtest", as_json)
-        summary = _load_json(state.abtest.path if state.abtest else "")
+        summary = read_abtest(Path(state.abtest.path if state.abtest else ""))
         if as_json:
-            print_json(summary)
+            print_json(summary.to_json())
             return
         _print_status(summary)
         return
@@ -138,7 +143,7 @@ def status_cmd(
     settings = settings_from(ctx)
     summary = _analyse(settings, ledger_url)
     if as_json:
-        print_json(summary)
+        print_json(summary.to_json())
         return
     _print_status(summary)
 
@@ -159,7 +164,6 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Print the decision and its numbers; with --apply, carry it out."""
-        from finmlops.contracts import AbtestSummary
         from finmlops.errors import ConfigError
         from finmlops.pipeline import apply_decision, choose_decision, propose_decision
 
@@ -167,7 +171,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--test must be auto, split or paired, not {test!r}")
         settings = settings_from(ctx)
         url = ledger_url or default_ledger(settings)
-        chosen = choose_decision(AbtestSummary.model_validate(_analyse(settings, url)), test)
+        chosen = choose_decision(_analyse(settings, url), test)
         out: dict[str, Any] = {"test": chosen.test, "decision": chosen.to_json()}
         if apply and settings.gitops.enabled:
             out["proposed"] = propose_decision(settings, chosen, actor=actor or _user(),
@@ -201,19 +205,6 @@ def register(app: typer.Typer) -> None:
 _user = current_user
 
 
-def _load_json(path: str) -> dict[str, Any]:
-    import json
-    from pathlib import Path
-
-    from finmlops.errors import StoreError
-
-    try:
-        data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {path}: {exc}") from None
-    return data
-
-
 def _replay_remote(settings: Settings, url: str, as_json: bool, seldon: bool = False,
                    per_row: bool = False) -> dict[str, Any]:
     """Replay against a running service, with a progress bar on the terminal."""
@@ -237,14 +228,14 @@ def default_ledger(settings: Settings) -> str:
     return of_home(settings)
 
 
-def _analyse(settings: Settings, ledger_url: str | None) -> dict[str, Any]:
+def _analyse(settings: Settings, ledger_url: str | None) -> AbtestSummary:
     from finmlops.abtest import analyse_ledger
+    from finmlops.contracts.abtest import LedgerSource
     from finmlops.ledger import redact
 
     url = ledger_url or default_ledger(settings)
-    summary = analyse_ledger(settings, url)
-    summary["source"] = {"kind": "ledger", "url": redact(url)}
-    return summary
+    source = LedgerSource(kind="ledger", url=redact(url))
+    return analyse_ledger(settings, url).model_copy(update={"source": source})
 
 
 def _num(v: Any, pct: bool = False) -> str:
@@ -261,46 +252,43 @@ def _ci(pair: Any, pct: bool = False) -> str:
     return f" [{_num(pair[0], pct)}, {_num(pair[1], pct)}]"
 
 
-def _print_status(summary: dict[str, Any]) -> None:
+def _print_status(summary: AbtestSummary) -> None:
     from rich.table import Table
 
     c = console()
-    table = Table(title=f"experiment {summary['experiment']}: {summary['challenger']} vs "
-                        f"{summary['reference']} on {summary['metric']}", title_justify="left")
+    table = Table(title=f"experiment {summary.experiment}: {summary.challenger} vs "
+                        f"{summary.reference} on {summary.metric}", title_justify="left")
     for col in ("arm", "n", "hit rate [CI]", "mean net return [CI]", "share / target"):
         table.add_column(col, justify="left" if col == "arm" else "right")
-    for arm, a in summary["arms"].items():
-        table.add_row(arm, str(a.get("n", 0)),
-                      _num(a.get("hit_rate"), True) + _ci(a.get("hit_rate_ci"), True),
-                      _num(a.get("mean_return")) + _ci(a.get("mean_return_ci")),
-                      f"{_num(a.get('share'), True)} / {_num(a.get('target_share'), True)}")
+    for arm, a in summary.arms.items():
+        table.add_row(arm, str(a.n), _num(a.hit_rate, True) + _ci(a.hit_rate_ci, True),
+                      _num(a.mean_return) + _ci(a.mean_return_ci),
+                      f"{_num(a.share, True)} / {_num(a.target_share, True)}")
     c.print(table)
-    d = summary["decision"]
-    n = d["numbers"]
-    if "net_return" in n:
-        h, m, seq = n["hit_rate"], n["net_return"], n["sequential"]
-        c.print(f"hit rate diff {_num(h['estimate'], True)}{_ci([h['lower'], h['upper']], True)}"
-                f" p={_num(h['p_value'])}; net return diff {_num(m['estimate'])}"
-                f"{_ci([m['lower'], m['upper']])} p={_num(m['p_value'])} (Welch)")
-        c.print(f"always-valid p={_num(seq['p_value'])}, confidence sequence"
-                f"{_ci([seq['lower'], seq['upper']])}; MDE (80% power) fixed-n / always-valid: "
-                f"net return {_num(n['mde']['net_return'])} / "
-                f"{_num(n['mde_always_valid']['net_return'])}, hit rate "
-                f"{_num(n['mde']['hit_rate'], True)} / "
-                f"{_num(n['mde_always_valid']['hit_rate'], True)}")
-    srm = n.get("srm", {})
-    c.print(f"sample ratio: p={_num(srm.get('p_value'))}"
-            f"{' [red]MISMATCH[/]' if srm.get('mismatch') else ''}")
-    c.print(f"[bold]split decision: {d['action']}[/] — {d['reason']}")
-    p = summary.get("paired_decision")
-    if p:
-        pn = p["numbers"]
-        seq = pn["sequential"]
-        c.print(f"paired: n={pn['paired']['n']}, McNemar p={_num(pn['mcnemar']['p_value'])}, "
-                f"mean diff {_num(pn['paired']['mean_diff'])}, always-valid "
-                f"p={_num(seq['p_value'])}{_ci([seq['lower'], seq['upper']])} ({seq['basis']})")
-        c.print(f"[bold]paired decision: {p['action']}[/] — {p['reason']}")
-    days = summary.get("days_to_decision")
-    if days:
-        c.print(f"days to a decision: split {days['split'] or 'not yet'}, "
-                f"paired {days['paired'] or ('not yet' if p else '-')}")
+    d = summary.decision
+    n = d.numbers
+    if n.net_return and n.hit_rate and n.sequential and n.mde and n.mde_always_valid:
+        h, m, seq = n.hit_rate, n.net_return, n.sequential
+        c.print(f"hit rate diff {_num(h.estimate, True)}{_ci([h.lower, h.upper], True)}"
+                f" p={_num(h.p_value)}; net return diff {_num(m.estimate)}"
+                f"{_ci([m.lower, m.upper])} p={_num(m.p_value)} (Welch)")
+        c.print(f"always-valid p={_num(seq.p_value)}, confidence sequence"
+                f"{_ci([seq.lower, seq.upper])}; MDE (80% power) fixed-n / always-valid: "
+                f"net return {_num(n.mde['net_return'])} / "
+                f"{_num(n.mde_always_valid['net_return'])}, hit rate "
+                f"{_num(n.mde['hit_rate'], True)} / "
+                f"{_num(n.mde_always_valid['hit_rate'], True)}")
+    srm = n.srm
+    c.print(f"sample ratio: p={_num(srm.p_value if srm else None)}"
+            f"{' [red]MISMATCH[/]' if srm and srm.mismatch else ''}")
+    c.print(f"[bold]split decision: {d.action}[/] — {d.reason}")
+    p = summary.paired_decision
+    if p and p.numbers.paired and p.numbers.mcnemar and p.numbers.sequential:
+        pn, seq = p.numbers.paired, p.numbers.sequential
+        c.print(f"paired: n={pn.n}, McNemar p={_num(p.numbers.mcnemar.p_value)}, "
+                f"mean diff {_num(pn.mean_diff)}, always-valid "
+                f"p={_num(seq.p_value)}{_ci([seq.lower, seq.upper])} ({seq.basis})")
+        c.print(f"[bold]paired decision: {p.action}[/] — {p.reason}")
+    days = summary.days_to_decision
+    c.print(f"days to a decision: split {days.split or 'not yet'}, "
+            f"paired {days.paired or ('not yet' if p else '-')}")

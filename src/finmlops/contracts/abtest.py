@@ -3,15 +3,23 @@ report and the cluster's daily job read (docs/CONTRACTS.md, "abtest.json")."""
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from finmlops.contracts._base import Contract
 
 Action = Literal["promote", "rollback", "continue", "invalid"]
-Number = float | None
-"""A figure that is ``null`` in JSON when it is not finite (or not defined yet)."""
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+Number = Annotated[float | None, AfterValidator(_finite)]
+"""A figure that is ``null`` in JSON when it is not finite (or not defined yet): the analysis
+hands in NaN and infinities as they come out of the statistics, and the model holds ``None``."""
 
 
 class TestNumbers(Contract):
@@ -113,14 +121,16 @@ class HacNumbers(Contract):
 
 class DecisionNumbers(Contract):
     """Everything a decision rests on. The split test fills ``arms`` .. ``sequential`` (an
-    ``invalid`` decision stops after ``srm``); the paired test ``paired`` .. ``hac``."""
+    ``invalid`` decision stops after ``srm``); the paired test ``paired`` .. ``hac``.
+    :func:`finmlops.abtest.decide` gives each arm's outcomes (:class:`ArmNumbers`); the
+    summary adds their traffic (:class:`ArmSummary`)."""
 
     metric: str
     alpha: float
     min_effect: float
     challenger: str
     reference: str
-    arms: dict[str, ArmSummary] | None = None
+    arms: dict[str, ArmSummary | ArmNumbers] | None = None
     srm: SrmNumbers | None = None
     hit_rate: TestNumbers | None = None
     net_return: TestNumbers | None = None

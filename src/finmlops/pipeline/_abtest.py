@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from finmlops.config import Settings
-from finmlops.contracts import AbtestSummary, ModelCard, RunState
+from finmlops.contracts import ModelCard, ReplaySummary, RunState
 from finmlops.errors import StageError
 from finmlops.files import write_json
 from finmlops.pipeline.runner import RunContext, StageResult
@@ -94,23 +94,22 @@ def run(ctx: RunContext) -> StageResult:
     t0 = time.perf_counter()
     summary = serve_and_replay(s, models, data, ledger_url, run_id, progress)
     ctx.progress("deciding")
-    result = analyse_ledger(s, ledger_url)
-    result["replay"] = {**summary, "start": start.isoformat(),
-                        "end": (end.isoformat() if end else None), "ledger": ledger_url,
-                        "run_id": run_id, "seconds_total": round(time.perf_counter() - t0, 3)}
-    AbtestSummary.model_validate(result)  # what the report and the CLI read, checked here
+    replayed = ReplaySummary(**summary, start=start.isoformat(),
+                             end=end.isoformat() if end else None, ledger=ledger_url,
+                             run_id=run_id, seconds_total=round(time.perf_counter() - t0, 3))
+    result = analyse_ledger(s, ledger_url).model_copy(update={"replay": replayed})
     path = run_dir / "abtest.json"
-    write_json(path, result, sort_keys=True)
-    decision = result["decision"]["action"]
-    days = result["days_to_decision"]
-    line = (f"{decision} after {summary['requests']} requests over {summary['days']} days: "
-            f"{result['decision']['reason']}")
-    if result.get("paired_decision"):
+    write_json(path, result.to_json(), sort_keys=True)
+    decision = result.decision.action
+    days = result.days_to_decision
+    line = (f"{decision} after {replayed.requests} requests over {replayed.days} days: "
+            f"{result.decision.reason}")
+    if result.paired_decision:
         def reached(n: int | None) -> str:
             return "not reached" if n is None else f"{n} days"
 
-        line += (f"; paired: {result['paired_decision']['action']} (decision: split "
-                 f"{reached(days['split'])}, paired {reached(days['paired'])})")
+        line += (f"; paired: {result.paired_decision.action} (decision: split "
+                 f"{reached(days.split)}, paired {reached(days.paired)})")
     return StageResult(summary=line, outputs={"abtest": {"decision": decision,
                                                          "path": str(path)}})
 
