@@ -48,6 +48,24 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{url} never became ready")
 
 
+def analyse(home: Path) -> dict[str, object]:
+    """The experiment's decision from the replayed ledger (every prediction, outcome and
+    shadow score of 500 tickers x 250 days; the paired test averages each day's differences
+    across tickers into one HAC observation), timed."""
+    from finmlops.abtest import analyse_ledger
+    from finmlops.config import load_settings
+
+    settings = load_settings(home / "finmlops.yaml", environ={})
+    t0 = time.perf_counter()
+    summary = analyse_ledger(settings, settings.ledger_url)
+    seconds = time.perf_counter() - t0
+    paired = summary.paired_decision
+    return {"analysis_s": round(seconds, 1), "analysis_days": summary.days,
+            "split_decision": summary.decision.action,
+            "paired_decision": paired.action if paired is not None else None,
+            "paired_reason": paired.reason if paired is not None else None}
+
+
 def main() -> int:
     if not available():
         print(skip_message())
@@ -106,11 +124,13 @@ def main() -> int:
                          "feedback": result.feedback, "seconds": round(result.seconds, 1),
                          "predictions_per_s": round(rate),
                          "full_replay_s": round(n / rate, 1), "target_s": 60.0})
+            if per_row:
+                analysis = analyse(home)
             shutil.rmtree(home, ignore_errors=True)
         rows[0]["speedup"] = 1.0
         rows[1]["speedup"] = round(rows[1]["predictions_per_s"] / rows[0]["predictions_per_s"],
                                    1)
-    meta = {"tickers": len(set(data_all.tickers)), "days": DAYS, "predictions": n,
+    meta = {**analysis, "tickers": len(set(data_all.tickers)), "days": DAYS, "predictions": n,
             "baseline_days": BASELINE_DAYS,
             "shadow": True, "workers": 1}
     write_results("universe_replay", rows, meta)
