@@ -28,6 +28,7 @@ from finmlops.tracking import (
     resolve,
     sync_aliases,
 )
+from ledger_support import experiment_in_force
 
 VERSIONS = st.sampled_from(["1", "2", "3", "4"])
 
@@ -129,18 +130,6 @@ def cli_home(registry: Callable[..., Settings], tmp_path: Path) -> tuple[Setting
     return settings, cfg
 
 
-def _in_force(settings: Settings) -> tuple[int, dict[str, int], str]:
-    from finmlops.ledger import open_ledger
-
-    ledger = open_ledger(settings.ledger_url, create=False)
-    try:
-        v = ledger.experiment(settings.experiment.name)
-    finally:
-        ledger.close()
-    assert v is not None
-    return v.version, {c.name: c.weight for c in v.config.candidates}, v.source
-
-
 def test_promotion_apply_moves_aliases_and_weights_once(
         cli_home: tuple[Settings, Path], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,20 +141,20 @@ def test_promotion_apply_moves_aliases_and_weights_once(
     applied = json.loads(capsys.readouterr().out)
     assert applied["changed"] and (out / "changed").read_text() == "true"
     assert _aliases(settings)[CHAMPION] == "2"
-    version, weights, source = _in_force(settings)
+    version, weights, source = experiment_in_force(settings)
     assert (weights, source) == ({"baseline": 30, "enhanced": 70}, "gitops")
     # Again: nothing changes (a sync without a promotion runs the hook too).
     assert main(["--config", str(cfg), "--outputs", str(out), "promotion", "apply",
                  "--file", str(record)]) == 0
     assert "already in force" in capsys.readouterr().out
     assert (out / "changed").read_text() == "false"
-    assert _in_force(settings)[0] == version
+    assert experiment_in_force(settings)[0] == version
     # The record a revert restores puts the earlier state back, as a new ledger version.
     assert main(["--config", str(cfg), "promotion", "apply", "--file",
                  str(_record(tmp_path, _state("1", (70, 30))))]) == 0
     assert _aliases(settings)[CHAMPION] == "1" and PREVIOUS_CHAMPION not in _aliases(settings)
-    assert _in_force(settings)[0] == version + 1
-    assert _in_force(settings)[1] == {"baseline": 70, "enhanced": 30}
+    assert experiment_in_force(settings)[0] == version + 1
+    assert experiment_in_force(settings)[1] == {"baseline": 70, "enhanced": 30}
 
 
 def test_promotion_apply_of_the_seed_and_of_a_foreign_record(

@@ -4,7 +4,9 @@ A module of its own (not conftest) so test modules can import it by a unique nam
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +71,19 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
             pass
         assert time.monotonic() < deadline, "service never became ready"
         time.sleep(0.05)
+
+
+def asgi_calls(app: Any) -> Iterator[Callable[..., Any]]:
+    """For a module-scoped fixture: ``call(method, path, **httpx kwargs)``, one request
+    through the ASGI app (no socket), on one event loop for the module as a server has."""
+    import httpx
+
+    loop = asyncio.new_event_loop()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://asgi")
+
+    def send(method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return loop.run_until_complete(client.request(method, path, **kwargs))
+
+    yield send
+    loop.run_until_complete(client.aclose())
+    loop.close()

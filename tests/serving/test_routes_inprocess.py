@@ -4,14 +4,13 @@ red test names the rule that broke; the real server keeps its own tests (test_se
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from serving_support import expected_probability, infer_body, make_settings, zeros
+from serving_support import asgi_calls, expected_probability, infer_body, make_settings, zeros
 
 from finmlops.serving import RestApp
 
@@ -35,18 +34,8 @@ def app(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture(scope="module")
 def call(app: RestApp) -> Iterator[Call]:
-    """``call(method, path, **httpx kwargs)``: one request through the ASGI app, on one
-    event loop for the module (as a server has)."""
-    loop = asyncio.new_event_loop()
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    client = httpx.AsyncClient(transport=transport, base_url="http://asgi")
-
-    def send(method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return loop.run_until_complete(client.request(method, path, **kwargs))
-
-    yield send
-    loop.run_until_complete(client.aclose())
-    loop.close()
+    """``call(method, path, **httpx kwargs)``: one request through the ASGI app."""
+    yield from asgi_calls(app)
 
 
 def _bad(**change: Any) -> dict[str, Any]:

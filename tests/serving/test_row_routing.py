@@ -4,7 +4,6 @@ one app in-process for the module, its ledger read back after each answer."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,14 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from serving_support import FEATURES, WINDOW, expected_probability, infer_body, make_settings
+from serving_support import (
+    FEATURES,
+    WINDOW,
+    asgi_calls,
+    expected_probability,
+    infer_body,
+    make_settings,
+)
 
 from finmlops.serving import RestApp
 
@@ -37,16 +43,8 @@ def app(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture(scope="module")
 def call(app: RestApp) -> Iterator[Call]:
-    loop = asyncio.new_event_loop()
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
-                               base_url="http://asgi")
-
-    def send(method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return loop.run_until_complete(client.request(method, path, **kwargs))
-
-    yield send
-    loop.run_until_complete(client.aclose())
-    loop.close()
+    """``call(method, path, **httpx kwargs)``: one request through the ASGI app."""
+    yield from asgi_calls(app)
 
 
 def rows(n: int, seed: int) -> tuple[np.ndarray, list[str]]:

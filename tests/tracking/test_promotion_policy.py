@@ -14,6 +14,7 @@ from finmlops.errors import StageError
 from finmlops.models import TrainedVariant
 from finmlops.pipeline import Chosen, apply_decision, choose_decision
 from finmlops.tracking import history, log_training, register, resolve
+from ledger_support import experiment_in_force
 
 MakeTrained = Callable[..., TrainedVariant]
 NUMBERS = DecisionNumbers(metric="net_return", alpha=0.05, min_effect=0.0,
@@ -53,18 +54,6 @@ def home(settings: Settings, make_trained: MakeTrained) -> Settings:
     return settings
 
 
-def _in_force(settings: Settings) -> tuple[int, dict[str, int], str]:
-    from finmlops.ledger import open_ledger
-
-    ledger = open_ledger(settings.ledger_url, create=False)
-    try:
-        v = ledger.experiment(settings.experiment.name)
-    finally:
-        ledger.close()
-    assert v is not None
-    return v.version, v.config.weights, v.source
-
-
 def test_the_decision_acted_on_follows_the_test() -> None:
     split, paired = _decision("continue", "split"), _decision("promote", "paired")
     both = _summary(split, paired)
@@ -86,7 +75,7 @@ def test_continue_changes_nothing(home: Settings) -> None:
                                  "note": "nothing to apply"}
     assert not applied.changed
     assert len(history(home)) == events
-    assert _in_force(home) == (1, {"baseline": 70, "enhanced": 30}, "config")
+    assert experiment_in_force(home) == (1, {"baseline": 70, "enhanced": 30}, "config")
 
 
 def test_promote_swaps_champion_and_weights_once(home: Settings) -> None:
@@ -94,7 +83,7 @@ def test_promote_swaps_champion_and_weights_once(home: Settings) -> None:
     first = apply_decision(home, chosen, actor="lead", ledger_url=home.ledger_url)
     assert first.changed and first.experiment is not None and first.experiment.published
     assert first.to_json()["champion"] == "2"
-    assert _in_force(home) == (2, {"baseline": 30, "enhanced": 70}, "decide")
+    assert experiment_in_force(home) == (2, {"baseline": 30, "enhanced": 70}, "decide")
     assert resolve(home, "champion").version == "2"
     audit = history(home)[-1]
     assert audit["actor"] == "lead" and audit["decision"]["test"] == "paired"
@@ -103,7 +92,7 @@ def test_promote_swaps_champion_and_weights_once(home: Settings) -> None:
     again = apply_decision(home, chosen, actor="lead", ledger_url=home.ledger_url)
     assert not again.changed and again.experiment is not None
     assert not again.experiment.published and again.experiment.version.version == 2
-    assert _in_force(home)[:2] == (2, {"baseline": 30, "enhanced": 70})
+    assert experiment_in_force(home)[:2] == (2, {"baseline": 30, "enhanced": 70})
 
 
 def test_rollback_of_a_promoted_challenger_hands_the_reference_everything(
@@ -115,11 +104,11 @@ def test_rollback_of_a_promoted_challenger_hands_the_reference_everything(
     assert back.changed and back.to_json()["champion"] == "1"
     assert resolve(home, "champion").version == "1"
     assert resolve(home, "2").tags["rolled_back"] == "true"
-    version, weights, source = _in_force(home)
+    version, weights, source = experiment_in_force(home)
     assert (version, weights, source) == (3, {"baseline": 100, "enhanced": 0}, "decide")
     again = apply_decision(home, Chosen("paired", _decision("rollback", "enhanced loses")),
                            actor="t", ledger_url=home.ledger_url)
-    assert not again.changed and _in_force(home)[0] == 3
+    assert not again.changed and experiment_in_force(home)[0] == 3
 
 
 def test_through_git_a_promotion_is_declared_not_carried_out(
@@ -161,4 +150,4 @@ def test_through_git_a_promotion_is_declared_not_carried_out(
     assert proposed.to_json()["weights"] == {"baseline": 30, "enhanced": 70}
     assert proposed.to_json()["declared"] == planned.aliases
     assert resolve(home, "champion").version == "1"  # the registry waits for the sync
-    assert _in_force(home)[0] == 1
+    assert experiment_in_force(home)[0] == 1

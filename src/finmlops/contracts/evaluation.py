@@ -12,11 +12,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
 from finmlops.config import EvaluationSettings, StressWindow
 from finmlops.contracts._base import Contract
-from finmlops.errors import StageError
 
 Number = float | None
 """A figure that is ``null`` in JSON where it is undefined or not finite."""
@@ -274,15 +273,5 @@ class EvaluationFile(Contract):
 
 
 def read_evaluation(path: Path) -> EvaluationFile:
-    """The evaluate stage's ``evaluation.json``, validated once; a file this version does not
-    write is one line naming the stage that rewrites it."""
-    if not path.is_file():
-        raise StageError(f"evaluation not found at {path}: run `finmlops run --only evaluate` "
-                         "again")
-    try:
-        return EvaluationFile.model_validate_json(path.read_bytes())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the file"
-        raise StageError(f"{path} is not an evaluation this finmlops reads ({where}: "
-                         f"{first['msg']}): run `finmlops run --only evaluate` again") from None
+    """The evaluate stage's ``evaluation.json``, validated once."""
+    return EvaluationFile.read_stage_file(path, "evaluation", "evaluate")

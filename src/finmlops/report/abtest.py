@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from finmlops.contracts import AbtestSummary, ArmSummary, DecisionRecord, TestNumbers
-from finmlops.errors import StageError
 from finmlops.report._abtest_charts import over_time, sequential_chart
 from finmlops.report._abtest_values import (
     ACTION_COLORS,
@@ -36,18 +33,8 @@ from finmlops.report._abtest_values import (
 
 
 def read_abtest(path: Path) -> AbtestSummary:
-    """The abtest stage's ``abtest.json``, validated once; a file this version does not
-    write is one line naming the stage that rewrites it."""
-    if not path.is_file():
-        raise StageError(f"A/B result not found at {path}: run `finmlops run --only abtest` "
-                         "again")
-    try:
-        return AbtestSummary.model_validate_json(path.read_bytes())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the file"
-        raise StageError(f"{path} is not an A/B result this finmlops reads ({where}: "
-                         f"{first['msg']}): run `finmlops run --only abtest` again") from None
+    """The abtest stage's ``abtest.json``, validated once."""
+    return AbtestSummary.read_stage_file(path, "A/B result", "abtest")
 
 
 # --- parts -----------------------------------------------------------------------------------
