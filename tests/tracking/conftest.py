@@ -56,15 +56,15 @@ def tiny_shape() -> tuple[int, int]:
     return WINDOW, N_FEATURES
 
 
-@pytest.fixture
-def make_trained(tmp_path: Path) -> Callable[..., TrainedVariant]:
-    """A TrainedVariant-like result with real files, without running any training."""
+def trained_under(base: Path) -> Callable[..., TrainedVariant]:
+    """``make(variant, settings, ...)``: a TrainedVariant-like result with real files under
+    ``base``, without running any training."""
     import pandas as pd
 
     def make(variant: str, settings: Settings, bias: float = 0.0,
              data_version: str = "d" * 12, accuracy: float = 0.54,
              model_dir: Path | None = None) -> TrainedVariant:
-        root = tmp_path / "trained" / f"{variant}-{bias}-{data_version}"
+        root = base / "trained" / f"{variant}-{bias}-{data_version}"
         if model_dir is None:
             model_dir = write_model_dir(root / "model", variant, bias)
         root.mkdir(parents=True, exist_ok=True)
@@ -86,6 +86,19 @@ def make_trained(tmp_path: Path) -> Callable[..., TrainedVariant]:
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_factory() -> Callable[[Path], Callable[..., TrainedVariant]]:
+    """:func:`trained_under`, for module-scoped fixtures (it is a pure function of its root)."""
+    return trained_under
+
+
+@pytest.fixture
+def make_trained(tmp_path: Path) -> Callable[..., TrainedVariant]:
+    """A TrainedVariant-like result with real files in tmp_path, without running any
+    training."""
+    return trained_under(tmp_path)
 
 
 @pytest.fixture(scope="session")

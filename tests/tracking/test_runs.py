@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,46 +44,120 @@ def _artifacts(client: Any, run_id: str, path: str | None = None) -> set[str]:
     return out
 
 
-def test_training_run_records_config_metrics_and_files(
-        settings: Settings, make_trained: MakeTrained, tiny_shape: tuple[int, int]) -> None:
-    trained = make_trained("baseline", settings)
+@dataclass(frozen=True)
+class LoggedTraining:
+    """One baseline training logged to a real MLflow store, in a home of its own."""
+
+    settings: Settings
+    trained: TrainedVariant
+    run_id: str
+    client: Any
+    run: Any
+
+    @property
+    def logged_model(self) -> Any:
+        """The run's one LoggedModel: the model itself."""
+        (output,) = self.run.outputs.model_outputs
+        return self.client.get_logged_model(output.model_id)
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path,
+           trained_factory: Callable[[Path], MakeTrained]) -> LoggedTraining:
+    home = tmp_path_factory.mktemp("logged") / "home"
+    home.mkdir()
+    shutil.copyfile(mlflow_template, home / "mlflow.db")
+    settings = Settings(home=home)
+    trained = trained_factory(home.parent)("baseline", settings)
     run_id = log_training(settings, trained, public_dict(settings))
     client = configure(settings).client
-    run = client.get_run(run_id)
+    return LoggedTraining(settings, trained, run_id, client, client.get_run(run_id))
 
-    assert run.info.status == "FINISHED"
-    assert run.info.experiment_id == configure(settings).experiment_id
-    params = run.data.params
+
+def test_the_training_run_finishes_in_the_projects_experiment(logged: LoggedTraining) -> None:
+    assert logged.run.info.status == "FINISHED"
+    assert logged.run.info.experiment_id == configure(logged.settings).experiment_id
+
+
+def test_the_seed_is_a_param_under_its_config_path_and_as_seed(logged: LoggedTraining) -> None:
+    params = logged.run.data.params
     assert params["train.seed"] == "42" and params["seed"] == "42"
-    assert params["variant.window"] == str(settings.train.variants["baseline"].window)
+
+
+def test_the_variants_own_settings_are_params_under_variant(logged: LoggedTraining) -> None:
+    expected = str(logged.settings.train.variants["baseline"].window)
+    assert logged.run.data.params["variant.window"] == expected
+
+
+def test_the_whole_config_is_params_by_dotted_path(logged: LoggedTraining) -> None:
+    """Other variants' settings too; lists as JSON."""
+    params = logged.run.data.params
     assert params["train.variants.enhanced.architecture"] == "gru"
-    assert params["data_version"] == trained.data_version
-    assert re.fullmatch(r"[0-9a-f]{40}|unknown", params["git_commit"])
     assert params["features.target"] == '["IBB"]'
 
-    tags = run.data.tags
-    assert (tags["variant"], tags["weights_hash"]) == ("baseline", trained.weights_hash)
-    assert tags["data_version"] == trained.data_version and len(tags["config_hash"]) == 16
 
-    metrics = run.data.metrics
+def test_the_data_version_is_a_param(logged: LoggedTraining) -> None:
+    assert logged.run.data.params["data_version"] == logged.trained.data_version
+
+
+def test_the_git_commit_is_a_param(logged: LoggedTraining) -> None:
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown", logged.run.data.params["git_commit"])
+
+
+def test_tags_name_the_variant_and_its_weights(logged: LoggedTraining) -> None:
+    tags = logged.run.data.tags
+    assert (tags["variant"], tags["weights_hash"]) == ("baseline", logged.trained.weights_hash)
+
+
+def test_tags_name_the_data_version_and_a_config_hash(logged: LoggedTraining) -> None:
+    tags = logged.run.data.tags
+    assert tags["data_version"] == logged.trained.data_version and len(tags["config_hash"]) == 16
+
+
+def test_metrics_hold_the_models_and_the_naive_baselines(logged: LoggedTraining) -> None:
+    metrics = logged.run.data.metrics
     assert metrics["accuracy"] == pytest.approx(0.54)
     assert metrics["naive.always_up.accuracy"] == pytest.approx(0.53)
-    folds = client.get_metric_history(run_id, "fold.accuracy")
+
+
+def test_fold_metrics_are_steps_by_fold(logged: LoggedTraining) -> None:
+    folds = logged.client.get_metric_history(logged.run_id, "fold.accuracy")
     assert sorted((m.step, m.value) for m in folds) == [(0, 0.5), (1, 0.58)]
 
-    # The run keeps what is not the model, once each; the model is the run's LoggedModel.
-    assert _artifacts(client, run_id) == {"features.json", "oos/oos.parquet"}
-    (output,) = run.outputs.model_outputs
-    logged = client.get_logged_model(output.model_id)
-    assert (logged.status.value, logged.source_run_id, logged.name) == (
-        "READY", run_id, "baseline")
-    assert logged.tags["weights_hash"] == trained.weights_hash
-    files = {f.path for f in client.list_logged_model_artifacts(output.model_id)}
+
+def test_the_run_keeps_what_is_not_the_model_once_each(logged: LoggedTraining) -> None:
+    assert _artifacts(logged.client, logged.run_id) == {"features.json", "oos/oos.parquet"}
+
+
+def test_the_model_is_the_runs_ready_logged_model_named_for_the_variant(
+        logged: LoggedTraining) -> None:
+    model = logged.logged_model
+    assert (model.status.value, model.source_run_id, model.name) == (
+        "READY", logged.run_id, "baseline")
+
+
+def test_the_logged_model_is_tagged_with_its_weights_hash(logged: LoggedTraining) -> None:
+    assert logged.logged_model.tags["weights_hash"] == logged.trained.weights_hash
+
+
+def test_the_logged_model_holds_the_model_files(logged: LoggedTraining) -> None:
+    files = {f.path for f in logged.client.list_logged_model_artifacts(
+        logged.logged_model.model_id)}
     assert {"MLmodel", "model.onnx", "model.json", "input_example.json"} <= files
+
+
+def test_the_logged_model_holds_no_run_files(logged: LoggedTraining) -> None:
+    files = {f.path for f in logged.client.list_logged_model_artifacts(
+        logged.logged_model.model_id)}
     assert not any(f.endswith((".parquet", "result.json")) for f in files)
-    local = Path(mlflow_artifacts(logged.artifact_location, settings.home / "dl"))
+
+
+def test_the_signature_is_the_tensor_contract(logged: LoggedTraining,
+                                              tiny_shape: tuple[int, int]) -> None:
     from mlflow.models import Model
 
+    local = Path(mlflow_artifacts(logged.logged_model.artifact_location,
+                                  logged.settings.home / "dl"))
     signature = Model.load(str(local / "MLmodel")).signature
     assert signature.inputs.to_dict() == [
         {"type": "tensor", "name": "features",
