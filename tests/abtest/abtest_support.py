@@ -1,15 +1,20 @@
 """Builders for the A/B tests (a uniquely named module, so test files can import it): requests
 as the service commits them, written into a real experiment ledger through
 :meth:`~finmlops.ledger.Ledger.record` and :meth:`~finmlops.ledger.Ledger.apply_feedback` —
-never with SQL of their own — and a simulation whose planted effect is skill."""
+never with SQL of their own — a simulation whose planted effect is skill, and the ledger
+and CLI builders the fixtures root in a directory (tmp_path, or a module's own)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from finmlops.config import Settings
 from finmlops.ledger import Assignment, Feedback, Served, open_ledger
@@ -118,3 +123,46 @@ def simulate_rows(days: int = 300, seed: int = 0, shadow: bool = True, skill: fl
             probs = {served: probs[served]}
         rows.append(Row(day, served, probs, float(market[k])))
     return rows
+
+
+def ledger_maker(root: Path, default: Settings) -> Callable[..., str]:
+    """``make(rows, name=..., config=...)`` -> the URL of a SQLite ledger in ``root``
+    holding ``rows`` (:func:`write_ledger`); ``config`` (default: ``default``) seeds its
+    experiment version."""
+
+    def make(rows: Sequence[Row], name: str = "ledger.db", config: Settings | None = None
+             ) -> str:
+        url = f"sqlite:///{(root / name).resolve()}"
+        write_ledger(url, rows, config or default)
+        return url
+
+    return make
+
+
+def cli_in(root: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[Any, Path]]:
+    """``cli(*args, **config)`` -> (result, config path): ``finmlops abtest *args`` with a
+    config file rooted in ``root`` (``section__key=value`` keyword arguments), run from
+    ``root`` with no ``FINMLOPS_`` variable in the environment."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from finmlops.cli import app
+
+    monkeypatch.chdir(root)
+    for key in [k for k in os.environ if k.startswith("FINMLOPS_")]:
+        monkeypatch.delenv(key)
+
+    def invoke(*args: str, **config: Any) -> tuple[Any, Path]:
+        cfg = root / "finmlops.yaml"
+        tree: dict[str, Any] = {"home": str(root / "home")}
+        for dotted, value in config.items():
+            node = tree
+            *parents, leaf = dotted.split("__")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        cfg.write_text(yaml.safe_dump(tree), "utf-8")
+        result = CliRunner().invoke(app, ["--config", str(cfg), "abtest", *args])
+        return result, cfg
+
+    return invoke

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,7 +13,7 @@ from typing import Any, Self
 
 import numpy as np
 import pytest
-from abtest_support import Row, simulate_rows, write_ledger
+from abtest_support import Row, cli_in, ledger_maker, simulate_rows
 
 from finmlops.config import Settings
 from model_support import write_linear_model
@@ -30,14 +29,7 @@ def make_ledger(tmp_path: Path, settings: Callable[..., Settings]) -> Callable[.
     """``make_ledger(rows, name=..., config=...)`` -> the URL of a SQLite ledger in tmp_path
     holding ``rows``, written through the ledger's own API (see abtest_support); ``config``
     (default: the default settings) seeds its experiment version."""
-
-    def make(rows: Sequence[Row], name: str = "ledger.db", config: Settings | None = None
-             ) -> str:
-        url = f"sqlite:///{(tmp_path / name).resolve()}"
-        write_ledger(url, rows, config or settings())
-        return url
-
-    return make
+    return ledger_maker(tmp_path, settings())
 
 
 class JsonHandler(BaseHTTPRequestHandler):
@@ -158,26 +150,4 @@ def tiny_model() -> Callable[..., Path]:
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[Any, Path]]:
     """``cli(*args, **config)`` -> (result, config path): ``finmlops abtest *args`` with a
     config file rooted in tmp_path (``section__key=value`` keyword arguments)."""
-    import yaml
-    from typer.testing import CliRunner
-
-    from finmlops.cli import app
-
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in os.environ if k.startswith("FINMLOPS_")]:
-        monkeypatch.delenv(key)
-
-    def invoke(*args: str, **config: Any) -> tuple[Any, Path]:
-        cfg = tmp_path / "finmlops.yaml"
-        tree: dict[str, Any] = {"home": str(tmp_path / "home")}
-        for dotted, value in config.items():
-            node = tree
-            *parents, leaf = dotted.split("__")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = value
-        cfg.write_text(yaml.safe_dump(tree), "utf-8")
-        result = CliRunner().invoke(app, ["--config", str(cfg), "abtest", *args])
-        return result, cfg
-
-    return invoke
+    return cli_in(tmp_path, monkeypatch)

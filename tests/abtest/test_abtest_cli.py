@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from abtest_support import Row
+from abtest_support import Row, cli_in, ledger_maker, simulate_rows
 
 from finmlops.config import Settings, load_settings
 from finmlops.errors import ConfigError, StoreError
@@ -278,65 +279,206 @@ def test_in_process_replay_then_status_reads_that_replays_ledger(
     assert status["arms"] == summary["arms"]
 
 
-@pytest.mark.integration
-@pytest.mark.slow
-def test_decide_apply_acts_on_the_arms_versions_and_is_idempotent(
-        cli: Callable[..., Any], make_ledger: Callable[..., str],
-        sim_rows: Callable[..., list[Row]], tmp_path: Path,
-        tiny_model: Callable[..., Path]) -> None:
+@dataclass(frozen=True)
+class AppliedDecisions:
     """A retrained baseline (v3) holds the ``challenger`` alias, yet the experiment's winner
-    is the enhanced arm (v2): that is what gets promoted, once, however often it is applied —
-    in MLflow and in the ledger's experiment versions (a second swap of weights would hand
-    the traffic back). When the promoted arm later loses, the reference's version is
-    champion again and the loser gets no traffic, once."""
+    is the enhanced arm (v2): ``decide --apply`` on a ledger it wins, twice, then on one it
+    loses, twice — with what the registry and the ledgers held after each pair."""
+
+    settings: Settings
+    aliases_before: dict[str, str]
+    promoting: list[Any]
+    """The CliRunner results of the two applies on the winning ledger."""
+    promoted_weights: list[dict[str, float]]
+    aliases_promoted: dict[str, str]
+    history_promoted: list[dict[str, Any]]
+    rolling_back: list[Any]
+    """The CliRunner results of the two applies on the losing ledger."""
+    rolled_back_weights: list[dict[str, float]]
+    aliases_rolled_back: dict[str, str]
+    rolled_back_tags: dict[str, str]
+    history_rolled_back: list[dict[str, Any]]
+
+    @property
+    def promotions(self) -> list[dict[str, Any]]:
+        return [json.loads(r.output)["applied"] for r in self.promoting]
+
+    @property
+    def rollbacks(self) -> list[dict[str, Any]]:
+        return [json.loads(r.output) for r in self.rolling_back]
+
+
+def apply_twice(cli: Callable[..., Any], ledger_url: str) -> list[Any]:
+    return [cli("decide", "--json", "--apply", "--actor", "lead", "--ledger-url", ledger_url)[0]
+            for _ in range(2)]
+
+
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory: pytest.TempPathFactory,
+            tiny_model: Callable[..., Path]) -> AppliedDecisions:
     from finmlops.config import public_dict
     from finmlops.models import TrainedVariant
     from finmlops.tracking import history, list_models, log_training, resolve
     from finmlops.tracking import register as register_version
 
-    _, cfg = cli("--help")
-    settings = load_settings(cfg, environ={})
-    dirs = register_two_versions(settings, tmp_path, tiny_model)
-    retrained = TrainedVariant(
-        variant="baseline", settings=settings.train.variants["baseline"],
-        model_dir=dirs["baseline"], oos_path=tmp_path / "models" / "baseline-oos.parquet",
-        fold_metrics=[], metrics={"accuracy": 0.5}, baselines={}, weights_hash="w-retrained",
-        data_version="d" * 12, feature_names=["ret_1", "vol_5"], seconds=1.0)
-    register_version(settings, log_training(settings, retrained, public_dict(settings)),
-                     "baseline", "d" * 12)
+    root = tmp_path_factory.mktemp("applied")
+    with pytest.MonkeyPatch.context() as mp:
+        cli = cli_in(root, mp)
+        make_ledger = ledger_maker(root, Settings(home=root))
+        _, cfg = cli("--help")
+        settings = load_settings(cfg, environ={})
+        dirs = register_two_versions(settings, root, tiny_model)
+        retrained = TrainedVariant(
+            variant="baseline", settings=settings.train.variants["baseline"],
+            model_dir=dirs["baseline"], oos_path=root / "models" / "baseline-oos.parquet",
+            fold_metrics=[], metrics={"accuracy": 0.5}, baselines={},
+            weights_hash="w-retrained", data_version="d" * 12,
+            feature_names=["ret_1", "vol_5"], seconds=1.0)
+        register_version(settings, log_training(settings, retrained, public_dict(settings)),
+                         "baseline", "d" * 12)
 
-    def aliases() -> dict[str, str]:
-        return {a: row["version"] for row in list_models(settings) for a in row["aliases"]}
+        def aliases() -> dict[str, str]:
+            return {a: row["version"] for row in list_models(settings) for a in row["aliases"]}
 
-    assert aliases()["challenger"] == "3" and aliases()["champion"] == "1"
-    win = make_ledger(sim_rows(days=300, seed=1, skill=0.5), name="win.db")
-    outs = []
-    for _ in range(2):
-        result, _ = cli("decide", "--json", "--apply", "--actor", "lead", "--ledger-url", win)
+        aliases_before = aliases()
+        win = make_ledger(simulate_rows(days=300, seed=1, skill=0.5), name="win.db")
+        promoting = apply_twice(cli, win)
+        promoted = (weights_of(win), aliases(), history(settings))
+        lose = make_ledger(simulate_rows(days=300, seed=1, skill=-0.5), name="lose.db")
+        rolling_back = apply_twice(cli, lose)
+        return AppliedDecisions(
+            settings, aliases_before, promoting, [w for *_, w in promoted[0]], promoted[1],
+            promoted[2], rolling_back, [w for *_, w in weights_of(lose)], aliases(),
+            dict(resolve(settings, "2").tags), history(settings))
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_retrained_baseline_is_challenger_beside_the_first_champion(
+        applied: AppliedDecisions) -> None:
+    assert applied.aliases_before["challenger"] == "3" and applied.aliases_before[
+        "champion"] == "1"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_every_apply_on_the_winning_ledger_succeeds(applied: AppliedDecisions) -> None:
+    for result in applied.promoting:
         assert result.exit_code == 0, result.output
-        outs.append(json.loads(result.output)["applied"])
-    assert outs[0]["changed"] is True and outs[0]["champion"] == "2"
-    assert outs[1]["changed"] is False and outs[1]["champion"] == "2"
-    assert [o["experiment"]["published"] for o in outs] == [True, False]
-    assert outs[1]["experiment"]["version"] == 2
-    assert [w for *_, w in weights_of(win)] == [{"baseline": 70, "enhanced": 30},
-                                                {"baseline": 30, "enhanced": 70}]
-    assert aliases()["champion"] == "2" and aliases()["previous-champion"] == "1"
-    promotions = [e for e in history(settings) if e["action"] == "promote"]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_every_apply_on_the_losing_ledger_succeeds(applied: AppliedDecisions) -> None:
+    for result in applied.rolling_back:
+        assert result.exit_code == 0, result.output
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_first_apply_promotes_the_winning_arms_version(applied: AppliedDecisions) -> None:
+    first = applied.promotions[0]
+    assert first["changed"] is True and first["champion"] == "2"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_applying_the_promotion_again_changes_nothing(applied: AppliedDecisions) -> None:
+    second = applied.promotions[1]
+    assert second["changed"] is False and second["champion"] == "2"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_only_the_first_promotion_publishes_an_experiment_version(
+        applied: AppliedDecisions) -> None:
+    assert [o["experiment"]["published"] for o in applied.promotions] == [True, False]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_repeated_promotion_reports_the_version_in_force(
+        applied: AppliedDecisions) -> None:
+    assert applied.promotions[1]["experiment"]["version"] == 2
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_promotion_swaps_the_arms_weights_once(applied: AppliedDecisions) -> None:
+    """A second swap of weights would hand the traffic back."""
+    assert applied.promoted_weights == [{"baseline": 70, "enhanced": 30},
+                                        {"baseline": 30, "enhanced": 70}]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_promoted_version_is_champion_and_the_old_one_previous_champion(
+        applied: AppliedDecisions) -> None:
+    assert applied.aliases_promoted["champion"] == "2"
+    assert applied.aliases_promoted["previous-champion"] == "1"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_promotion_is_in_the_history_once(applied: AppliedDecisions) -> None:
+    promotions = [e for e in applied.history_promoted if e["action"] == "promote"]
     assert len(promotions) == 1
-    assert promotions[0]["decision"]["versions"] == {"enhanced": "2", "baseline": "3"}
 
-    lose = make_ledger(sim_rows(days=300, seed=1, skill=-0.5), name="lose.db")
-    for attempt in range(2):
-        result, _ = cli("decide", "--json", "--apply", "--actor", "lead", "--ledger-url", lose)
-        assert result.exit_code == 0, result.output
-        out = json.loads(result.output)
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_recorded_promotion_names_each_arms_version(applied: AppliedDecisions) -> None:
+    (promotion,) = [e for e in applied.history_promoted if e["action"] == "promote"]
+    assert promotion["decision"]["versions"] == {"enhanced": "2", "baseline": "3"}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_promoted_arm_that_loses_is_rolled_back_at_every_apply(
+        applied: AppliedDecisions) -> None:
+    for out in applied.rollbacks:
         assert out["decision"]["action"] == "rollback"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_only_the_first_rollback_changes_the_registry(applied: AppliedDecisions) -> None:
+    for attempt, out in enumerate(applied.rollbacks):
         assert out["applied"]["changed"] is (attempt == 0)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_only_the_first_rollback_publishes_an_experiment_version(
+        applied: AppliedDecisions) -> None:
+    for attempt, out in enumerate(applied.rollbacks):
         assert out["applied"]["experiment"]["published"] is (attempt == 0)
-    assert [w for *_, w in weights_of(lose)] == [{"baseline": 70, "enhanced": 30},
-                                                 {"baseline": 100, "enhanced": 0}]
-    assert aliases()["champion"] == "3"  # the baseline arm's version serves again
-    assert resolve(settings, "2").tags["rolled_back"] == "true"
-    actions = [e["action"] for e in history(settings)]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_rollback_gives_the_loser_no_traffic_once(applied: AppliedDecisions) -> None:
+    assert applied.rolled_back_weights == [{"baseline": 70, "enhanced": 30},
+                                           {"baseline": 100, "enhanced": 0}]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_rollback_makes_the_reference_arms_version_champion_again(
+        applied: AppliedDecisions) -> None:
+    assert applied.aliases_rolled_back["champion"] == "3"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_rolled_back_version_is_tagged(applied: AppliedDecisions) -> None:
+    assert applied.rolled_back_tags["rolled_back"] == "true"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_history_holds_each_registration_promotion_and_rollback_once(
+        applied: AppliedDecisions) -> None:
+    actions = [e["action"] for e in applied.history_rolled_back]
     assert actions == ["register"] * 3 + ["promote", "promote", "rollback"]
+
