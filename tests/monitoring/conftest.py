@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from monitoring_support import ARMS, Service, write_model
+from monitoring_support import ARMS, Service, running_service, write_model
 
 
 @pytest.fixture(scope="session")
@@ -36,19 +36,5 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def service(tmp_path: Path, models: dict[str, Path]) -> Iterator[Service]:
     """A real service (shadow scoring on, so paired series exist) on a free loopback port."""
-    import httpx
-
-    from finmlops.config import Settings
-    from finmlops.serving import create_app, run_in_thread
-
-    # summaries every 0.2 s: the finmlops_ledger_* gauges follow the ledger within the test
-    settings = Settings(home=tmp_path, experiment={"shadow": True},
-                        ledger={"summary_interval_s": 0.2})
-    app = create_app(settings, models)
-    handle = run_in_thread(app, "127.0.0.1", 0, timeout=60)
-    client = httpx.Client(base_url=handle.url, timeout=30)
-    try:
-        yield Service(handle.url, handle.port, settings.ledger_url, client, app, settings)
-    finally:
-        client.close()
-        handle.stop()
+    with running_service(tmp_path, models) as service:
+        yield service

@@ -1,10 +1,12 @@
 """Helpers of the monitoring tests (a uniquely named module, so test files can import it):
-asset paths, PromQL name extraction, tiny ONNX models, and traffic against a live service."""
+asset paths, PromQL name extraction, tiny ONNX models, a live service and traffic against it."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,28 @@ class Service:
     client: Any
     app: Any
     settings: Any
+
+
+@contextmanager
+def running_service(home: Path, models: dict[str, Path]) -> Iterator[Service]:
+    """A real service (shadow scoring on, so paired series exist) on a free loopback port,
+    its ledger in ``home``."""
+    import httpx
+
+    from finmlops.config import Settings
+    from finmlops.serving import create_app, run_in_thread
+
+    # summaries every 0.2 s: the finmlops_ledger_* gauges follow the ledger within the test
+    settings = Settings(home=home, experiment={"shadow": True},
+                        ledger={"summary_interval_s": 0.2})
+    app = create_app(settings, models)
+    handle = run_in_thread(app, "127.0.0.1", 0, timeout=60)
+    client = httpx.Client(base_url=handle.url, timeout=30)
+    try:
+        yield Service(handle.url, handle.port, settings.ledger_url, client, app, settings)
+    finally:
+        client.close()
+        handle.stop()
 
 
 def traffic(client: Any, n: int, seed: int = 0, shift: float = 0.0,
