@@ -66,11 +66,20 @@ def train_settings() -> Callable[..., TrainSettings]:
     return make
 
 
-@pytest.fixture
-def stage_settings(settings: Callable[..., Settings]) -> Settings:
+def settings_for_stages(home: Path) -> Settings:
     """Pipeline settings for the features + train stages on a short bundled span."""
-    return settings(
-        data__start="2008-01-01", data__end="2014-12-31",
-        train__variants=SMALL_VARIANTS, train__min_train_years=3, train__cutoff="2012-12-31",
-        train__torch_threads=1,
-    )
+    return Settings(home=home, data={"start": "2008-01-01", "end": "2014-12-31"},
+                    train={"variants": SMALL_VARIANTS, "min_train_years": 3,
+                           "cutoff": "2012-12-31", "torch_threads": 1})
+
+
+@pytest.fixture(scope="session")
+def stage_settings_in() -> Callable[[Path], Settings]:
+    """:func:`settings_for_stages`, for module-scoped fixtures (a pure function of the home)."""
+    return settings_for_stages
+
+
+@pytest.fixture
+def stage_settings(tmp_path: Path) -> Settings:
+    """Pipeline settings for the features + train stages on a short bundled span."""
+    return settings_for_stages(tmp_path)
