@@ -14,6 +14,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from experiment_support import experiment_in_force
 from finmlops.cli import main
 from finmlops.config import ExperimentSettings, Settings
 from finmlops.deploy import PromotionFile, PromotionState
@@ -28,7 +29,6 @@ from finmlops.tracking import (
     resolve,
     sync_aliases,
 )
-from ledger_support import experiment_in_force
 
 VERSIONS = st.sampled_from(["1", "2", "3", "4"])
 

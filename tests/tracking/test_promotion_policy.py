@@ -8,13 +8,13 @@ from collections.abc import Callable
 
 import pytest
 
+from experiment_support import experiment_in_force
 from finmlops.config import Settings, public_dict
 from finmlops.contracts import AbtestSummary, Action, DecisionNumbers, DecisionRecord
 from finmlops.errors import StageError
 from finmlops.models import TrainedVariant
 from finmlops.pipeline import Chosen, apply_decision, choose_decision
 from finmlops.tracking import history, log_training, register, resolve
-from ledger_support import experiment_in_force
 
 MakeTrained = Callable[..., TrainedVariant]
 NUMBERS = DecisionNumbers(metric="net_return", alpha=0.05, min_effect=0.0,
