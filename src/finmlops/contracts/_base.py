@@ -31,8 +31,13 @@ class Contract(BaseModel):
         try:
             return cls.model_validate_json(path.read_bytes())
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "the file"
             raise StageError(f"{path} is not {'an' if what[0] in 'AEIOUaeiou' else 'a'} "
-                             f"{what} this finmlops reads ({where}: {first['msg']}): "
+                             f"{what} this finmlops reads ({first_problem(exc)}): "
                              f"{rerun}") from None
+
+
+def first_problem(exc: ValidationError) -> str:
+    """``where: what`` of a file's first validation problem (``where`` a dotted key)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "the file"
+    return f"{where}: {first['msg']}"

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ConfigDict, ValidationError
 
-from finmlops.contracts._base import Contract
+from finmlops.contracts._base import Contract, first_problem
 from finmlops.errors import ConfigError, ModelNotFoundError
 from finmlops.files import write_text
 
@@ -72,8 +72,6 @@ class ModelCard(Contract):
         try:
             return cls.model_validate_json(path.read_bytes())
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "the file"
-            raise ConfigError(f"{path} is not a model card ({where}: {first['msg']})") from None
+            raise ConfigError(f"{path} is not a model card ({first_problem(exc)})") from None
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc}") from None
