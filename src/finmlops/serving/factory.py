@@ -18,6 +18,7 @@ from finmlops.serving.runtime import discover
 SETTINGS_ENV = "_FINMLOPS_SERVE_SETTINGS"
 MODELS_ENV = "_FINMLOPS_SERVE_MODELS"
 CONFIG_ENV = "_FINMLOPS_SERVE_CONFIG"
+WORKERS_ENV = "_FINMLOPS_SERVE_WORKERS"
 
 
 def create_app(settings: Settings, models: Mapping[str, Path] | None = None,
@@ -74,6 +75,7 @@ def app_from_env() -> RestApp:
         return load_settings(config)
 
     app = create_app(settings, models, settings_loader=reload_settings)
+    app.serve_when_loaded = os.environ.get(WORKERS_ENV, "1") != "1"
     # A serving process: everything imported so far is long-lived, so keep it out of the
     # cyclic collector's scans and collect the youngest generation less often (shorter,
     # rarer pauses; p99 at c16 ~4.1 ms vs ~4.7 ms in bench_serving conditions).

@@ -67,6 +67,10 @@ SERVER_NAME = "finmlops"
 _NOT_READY = b'{"error":"not ready"}'
 
 
+WORKER_START_TIMEOUT_S = 120.0
+"""How long a worker of several waits for its models and ledger before it takes connections
+anyway (then answering 503 until ready, as a lone process does)."""
+
 class RestApp:
     """The ASGI callable; build it with :func:`finmlops.serving.create_app`."""
 
@@ -83,6 +87,11 @@ class RestApp:
         self._openapi_for: tuple[str, ...] | None = None
         self.grpc: Any = None
         """The gRPC service once started (``serve.grpc_port``); ``grpc.port`` is its port."""
+        self.serve_when_loaded = False
+        """One of several workers on a shared socket (``serve --workers N``): the lifespan
+        startup waits for the models and the ledger, so this worker takes no connection it
+        could only refuse while the others serve (a restarted worker included). A lone
+        process starts at once and answers its probes while it loads."""
 
     # Used by tests and the in-process server helper.
     @property
@@ -117,6 +126,9 @@ class RestApp:
             if message["type"] == "lifespan.startup":
                 try:
                     self.start()
+                    if self.serve_when_loaded:
+                        await asyncio.get_running_loop().run_in_executor(
+                            None, self.wait_loaded, WORKER_START_TIMEOUT_S)
                     self._install_sighup()
                     await self._start_grpc()
                 except Exception as exc:

@@ -150,6 +150,7 @@ def serve(settings: Settings, models: Mapping[str, Path] | None = None, *,
     if config_path is not None:
         os.environ[factory.CONFIG_ENV] = str(config_path)
     n = workers or settings.serve.workers
+    os.environ[factory.WORKERS_ENV] = str(n)
     if n > 1:
         _multiprocess_metrics(settings)
     s = settings.serve
