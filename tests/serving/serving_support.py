@@ -87,3 +87,15 @@ def asgi_calls(app: Any) -> Iterator[Callable[..., Any]]:
     yield send
     loop.run_until_complete(client.aclose())
     loop.close()
+
+
+def started_app(home: Path, models: dict[str, Path], **overrides: Any) -> Iterator[Any]:
+    """For a module-scoped fixture: ``create_app`` on settings under ``home`` (dotted
+    ``overrides``), started and stopped once, as its lifespan does."""
+    from finmlops.serving import create_app
+
+    rest = create_app(make_settings(home, **overrides), models)
+    rest.start()
+    assert rest.wait_loaded(30), "the models did not load"
+    yield rest
+    rest.stop()

@@ -10,7 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-from serving_support import asgi_calls, expected_probability, infer_body, make_settings, zeros
+from serving_support import (
+    asgi_calls,
+    expected_probability,
+    infer_body,
+    started_app,
+    zeros,
+)
 
 from finmlops.serving import RestApp
 
@@ -21,15 +27,9 @@ Call = Callable[..., httpx.Response]
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory,
         models: dict[str, Path]) -> Iterator[RestApp]:
-    """One app for the module (started and stopped once, as its lifespan does)."""
-    from finmlops.serving import create_app
-
-    home = tmp_path_factory.mktemp("inprocess")
-    rest = create_app(make_settings(home, **{"serve.max_body_bytes": 2048}), models)
-    rest.start()
-    assert rest.wait_loaded(30), "the models did not load"
-    yield rest
-    rest.stop()
+    """One app for the module, its bodies capped at 2 KiB."""
+    yield from started_app(tmp_path_factory.mktemp("inprocess"), models,
+                           **{"serve.max_body_bytes": 2048})
 
 
 @pytest.fixture(scope="module")

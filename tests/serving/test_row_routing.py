@@ -17,7 +17,7 @@ from serving_support import (
     asgi_calls,
     expected_probability,
     infer_body,
-    make_settings,
+    started_app,
 )
 
 from finmlops.serving import RestApp
@@ -30,15 +30,8 @@ Call = Callable[..., httpx.Response]
 def app(tmp_path_factory: pytest.TempPathFactory,
         models: dict[str, Path]) -> Iterator[RestApp]:
     """The experiment 70/30 with shadow scoring and a 50% mirror to the challenger."""
-    from finmlops.serving import create_app
-
-    home = tmp_path_factory.mktemp("rows")
-    rest = create_app(make_settings(home, **{
-        "experiment.mirror": {"name": "challenger", "percent": 50}}), models)
-    rest.start()
-    assert rest.wait_loaded(30), "the models did not load"
-    yield rest
-    rest.stop()
+    yield from started_app(tmp_path_factory.mktemp("rows"), models,
+                           **{"experiment.mirror": {"name": "challenger", "percent": 50}})
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,6 @@ __all__ = [
     "retrain_cron",
     "search_template",
     "training_template",
-    "workflow_objects",
 ]
 
 DATA_TEMPLATE = "finmlops-data"
@@ -340,8 +339,3 @@ def search_template(settings: Settings, workers: int = 4) -> Manifest:
                     with_param="{{workflow.parameters.workers}}")
              >> summary())
     return to_dict(wt)
-
-
-def workflow_objects(settings: Settings) -> list[Manifest]:
-    return [data_template(settings), training_template(settings), daily_cron(settings),
-            retrain_cron(settings), promotion_template(settings), search_template(settings)]
